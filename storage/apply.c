@@ -1,0 +1,894 @@
+/* The state machine: applies one committed command as one RocksDB write batch, together with
+ * the applied index, the request-id record and an audit entry. Deterministic: every input comes
+ * from the entry or the current state, never from a clock, an RNG or the network. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "storage/kv_impl.h"
+#include "storage/mp.h"
+
+#define REJECTED 1 /* a business rule refused the command: not an error */
+
+struct apply {
+    struct kv *kv;
+    rocksdb_writebatch_t *b;
+    const struct kv_cmd *cmd;
+    char reason[CMN_ERRMSG_SIZE];
+    char summary[1024];
+    char errmsg[CMN_ERRMSG_SIZE]; /* I/O or decoding errors while reading the state */
+};
+
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        int rv_ = (expr);                                                                          \
+        if (rv_ != 0)                                                                              \
+            return rv_;                                                                            \
+    } while (0)
+
+static int reject(struct apply *a, const char *fmt, ...) CMN_PRINTF(2, 3);
+static int reject(struct apply *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->reason, sizeof a->reason, fmt, ap);
+    va_end(ap);
+    return REJECTED;
+}
+
+static void summarize(struct apply *a, const char *fmt, ...) CMN_PRINTF(2, 3);
+static void summarize(struct apply *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->summary, sizeof a->summary, fmt, ap);
+    va_end(ap);
+}
+
+typedef int (*pack_fn)(msgpack_packer *pk, const void *rec);
+
+static int put_packed(struct apply *a, int cf, const char *key, size_t klen, pack_fn fn,
+                      const void *rec)
+{
+    struct cmn_buf buf;
+    cmn_buf_init(&buf, cf == CF_CA || cf == CF_META || cf == CF_CERTS);
+    msgpack_packer pk;
+    kv_packer_init(&pk, &buf);
+    int rv = fn(&pk, rec);
+    if (rv == 0)
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[cf], key, klen, (const char *)buf.data,
+                                  buf.len);
+    cmn_buf_fini(&buf);
+    return rv;
+}
+
+static int pack_cert(msgpack_packer *pk, const void *r)
+{
+    return kv_cert_pack(pk, r);
+}
+static int pack_node(msgpack_packer *pk, const void *r)
+{
+    return kv_node_pack(pk, r);
+}
+static int pack_ca(msgpack_packer *pk, const void *r)
+{
+    return kv_issuing_ca_pack(pk, r);
+}
+static int pack_revoked(msgpack_packer *pk, const void *r)
+{
+    return kv_revoked_pack(pk, r);
+}
+static int pack_replacement(msgpack_packer *pk, const void *r)
+{
+    return kv_replacement_pack(pk, r);
+}
+static int pack_audit(msgpack_packer *pk, const void *r)
+{
+    return kv_audit_pack(pk, r);
+}
+
+/* Reads a certificate; 0, CMN_ENOTFOUND or an error (which is in a->errmsg). */
+static int load_cert(struct apply *a, const char *tp, struct kv_cert *out)
+{
+    return kv__get_record(a->kv, CF_CERTS, tp, KV_THUMB_LEN, kv__unpack_cert, out, a->errmsg);
+}
+
+static bool actor_is_admin(const struct kv_cmd *c)
+{
+    return kv_clearance_is_admin(c->actor_clearance);
+}
+
+static bool actor_manages_certs(const struct kv_cmd *c)
+{
+    return actor_is_admin(c) || c->actor_clearance == KV_CL_OPERATOR;
+}
+
+static int need_cert_clearance(struct apply *a)
+{
+    if (!actor_manages_certs(a->cmd))
+        return reject(a, "Insufficient security clearance: %s cannot manage certificates",
+                      kv_clearance_name(a->cmd->actor_clearance));
+    return 0;
+}
+
+static int need_admin(struct apply *a)
+{
+    if (!actor_is_admin(a->cmd))
+        return reject(a, "Insufficient security clearance: ClusterAdmin access is required, not %s",
+                      kv_clearance_name(a->cmd->actor_clearance));
+    return 0;
+}
+
+static void pkph_key(const struct kv_cert *c, char *key, size_t *klen)
+{
+    size_t n = strlen(c->pkph);
+    memcpy(key, c->pkph, n);
+    key[n] = '\0';
+    memcpy(key + n + 1, c->thumbprint, KV_THUMB_LEN);
+    *klen = n + 1 + KV_THUMB_LEN;
+}
+
+static void serial_key(const char *serial, char *key)
+{
+    size_t i = 0;
+    for (; serial[i]; i++)
+        key[i] = (char)(serial[i] >= 'a' && serial[i] <= 'f' ? serial[i] - 32 : serial[i]);
+    key[i] = '\0';
+}
+
+/* Removes a registration and its index entries. */
+static int cert_remove(struct apply *a, const struct kv_cert *c)
+{
+    char key[KV_PKPH_MAX + 2 + KV_THUMB_LEN];
+    size_t klen;
+    rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_CERTS], c->thumbprint, KV_THUMB_LEN);
+    pkph_key(c, key, &klen);
+    rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_BY_PKPH], key, klen);
+    if (c->serial[0]) {
+        /* Serials are unique per issuer only: drop the index only if it points here. */
+        char sk[KV_SERIAL_MAX + 1], *err = NULL;
+        size_t vlen = 0;
+        serial_key(c->serial, sk);
+        char *v = rocksdb_get_cf(a->kv->db, a->kv->ropts, a->kv->cf[CF_BY_SERIAL], sk, strlen(sk),
+                                 &vlen, &err);
+        if (err != NULL)
+            return kv__rdb_fail(a->errmsg, err, "read serial index");
+        if (v != NULL && vlen == KV_THUMB_LEN && memcmp(v, c->thumbprint, KV_THUMB_LEN) == 0)
+            rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_BY_SERIAL], sk, strlen(sk));
+        rocksdb_free(v);
+    }
+    return 0;
+}
+
+static int cert_insert(struct apply *a, const struct kv_cert *c)
+{
+    char key[KV_PKPH_MAX + 2 + KV_THUMB_LEN];
+    size_t klen;
+    TRY(put_packed(a, CF_CERTS, c->thumbprint, KV_THUMB_LEN, pack_cert, c));
+    pkph_key(c, key, &klen);
+    rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_BY_PKPH], key, klen, "", 0);
+    if (c->serial[0]) {
+        char sk[KV_SERIAL_MAX + 1];
+        serial_key(c->serial, sk);
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_BY_SERIAL], sk, strlen(sk), c->thumbprint,
+                                  KV_THUMB_LEN);
+    }
+    return 0;
+}
+
+/* Records the revocation of a certificate the cluster CA issued, for the CRL and OCSP. */
+static int cert_revoke(struct apply *a, const struct kv_cert *c, int reason)
+{
+    if (!c->ca_issued || c->serial[0] == '\0')
+        return 0;
+    struct kv_revoked r = {.revoked_ms = a->cmd->time_ms, .reason = reason};
+    serial_key(c->serial, r.serial);
+    memcpy(r.thumbprint, c->thumbprint, sizeof r.thumbprint);
+    return put_packed(a, CF_REVOKED, r.serial, strlen(r.serial), pack_revoked, &r);
+}
+
+static bool in_list(const char (*list)[KV_THUMB_LEN + 1], size_t n, const char *tp)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], tp) == 0)
+            return true;
+    return false;
+}
+
+static const char *lower_clearance_msg(const struct kv_cmd *c)
+{
+    return kv_clearance_name(c->actor_clearance);
+}
+
+/* ---- PutCertificates ---- */
+
+static int check_collection(struct apply *a, const struct kv_cert *certs, size_t n)
+{
+    const struct kv_cert *p = &certs[0];
+    if (p->primary[0] != '\0')
+        return reject(a, "the first certificate of a collection must be its primary");
+    if (p->n_secondaries != n - 1)
+        return reject(a, "the primary must list the other %zu certificates as secondaries", n - 1);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(certs[i].primary, p->thumbprint) != 0 ||
+            strcmp(p->secondaries[i - 1], certs[i].thumbprint) != 0)
+            return reject(a, "certificate %s is not a secondary of %s", certs[i].thumbprint,
+                          p->thumbprint);
+        if (certs[i].n_secondaries != 0)
+            return reject(a, "a secondary cannot have secondaries");
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(certs[i].thumbprint, certs[j].thumbprint) == 0)
+                return reject(a, "certificate %s appears twice", certs[i].thumbprint);
+    }
+    return 0;
+}
+
+static bool cmd_has_thumb(const struct kv_cert *certs, size_t n, const char *tp)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(certs[i].thumbprint, tp) == 0)
+            return true;
+    return false;
+}
+
+/* Keeps the newest SAME_PKPH_KEEP registrations sharing the new certificate's pinning hash. */
+static int prune_same_pkph(struct apply *a, const struct kv_cert *fresh, size_t n_fresh)
+{
+    struct kv_cert *olds = NULL;
+    size_t n_old = 0;
+    TRY(kv_cert_by_pkph(a->kv, fresh[0].pkph, &olds, &n_old, a->errmsg));
+    /* Candidates: the stored ones not replaced by this command, plus the new ones. */
+    size_t total = 0;
+    const struct kv_cert **all = calloc(n_old + n_fresh, sizeof *all);
+    if (all == NULL) {
+        kv_cert_free_array(olds, n_old);
+        return CMN_ENOMEM;
+    }
+    for (size_t i = 0; i < n_old; i++)
+        if (!cmd_has_thumb(fresh, n_fresh, olds[i].thumbprint))
+            all[total++] = &olds[i];
+    for (size_t i = 0; i < n_fresh; i++)
+        if (strcmp(fresh[i].pkph, fresh[0].pkph) == 0)
+            all[total++] = &fresh[i];
+    /* Newest NotAfter first, thumbprint as the tie-break: the same order on every node. */
+    for (size_t i = 1; i < total; i++) {
+        for (size_t j = i; j > 0; j--) {
+            const struct kv_cert *x = all[j - 1], *y = all[j];
+            bool swap = x->not_after < y->not_after ||
+                        (x->not_after == y->not_after && strcmp(x->thumbprint, y->thumbprint) > 0);
+            if (!swap)
+                break;
+            all[j - 1] = y;
+            all[j] = x;
+        }
+    }
+    int rv = 0;
+    for (size_t i = SAME_PKPH_KEEP; i < total && rv == 0; i++)
+        if (!cmd_has_thumb(fresh, n_fresh, all[i]->thumbprint))
+            rv = cert_remove(a, all[i]);
+    free(all);
+    kv_cert_free_array(olds, n_old);
+    return rv;
+}
+
+static int apply_put(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    const struct kv_cert *certs = c->u.put.certs;
+    size_t n = c->u.put.n;
+    TRY(need_cert_clearance(a));
+    for (size_t i = 0; i < n; i++) {
+        char why[CMN_ERRMSG_SIZE];
+        if (kv_cert_validate(&certs[i], why) != 0)
+            return reject(a, "%s", why);
+        if (strcmp(certs[i].thumbprint, certs[0].thumbprint) != 0 &&
+            certs[i].clearance != certs[0].clearance)
+            return reject(a, "the certificates of a collection share one clearance");
+    }
+    TRY(check_collection(a, certs, n));
+    if (kv_clearance_is_admin(certs[0].clearance) && !actor_is_admin(c))
+        return reject(a,
+                      "Cannot register the certificate '%s' with '%s' security clearance because "
+                      "the current client certificate being used has a lower clearance: %s",
+                      certs[0].name, kv_clearance_name(certs[0].clearance), lower_clearance_msg(c));
+    for (size_t i = 0; i < n; i++) {
+        const struct kv_cert *nc = &certs[i];
+        if (nc->ca_issued && nc->serial[0]) {
+            char sk[KV_SERIAL_MAX + 1];
+            struct kv_revoked r;
+            serial_key(nc->serial, sk);
+            int rv = kv_revoked_get(a->kv, sk, &r, a->errmsg);
+            if (rv == 0)
+                return reject(a, "the certificate with serial %s was revoked; revocation is final",
+                              sk);
+            if (rv != CMN_ENOTFOUND)
+                return rv;
+        }
+        struct kv_cert old;
+        int rv = load_cert(a, nc->thumbprint, &old);
+        if (rv == CMN_ENOTFOUND)
+            continue;
+        if (rv != 0)
+            return rv;
+        if (old.primary[0] && !cmd_has_thumb(certs, n, old.primary)) {
+            rv = reject(a,
+                        "Certificate %s is part of the collection of %s: delete that collection "
+                        "first",
+                        nc->thumbprint, old.primary);
+        } else if (kv_clearance_is_admin(old.clearance) && !actor_is_admin(c)) {
+            rv = reject(a,
+                        "Cannot replace the certificate '%s' with '%s' security clearance because "
+                        "the current client certificate being used has a lower clearance: %s",
+                        old.name, kv_clearance_name(old.clearance), lower_clearance_msg(c));
+        } else {
+            /* Secondaries the new registration no longer lists go with the old primary. */
+            for (size_t j = 0; j < old.n_secondaries && rv == 0; j++) {
+                if (cmd_has_thumb(certs, n, old.secondaries[j]))
+                    continue;
+                struct kv_cert sec;
+                int r2 = load_cert(a, old.secondaries[j], &sec);
+                if (r2 == 0) {
+                    rv = cert_remove(a, &sec);
+                    kv_cert_fini(&sec);
+                } else if (r2 != CMN_ENOTFOUND) {
+                    rv = r2;
+                }
+            }
+            if (rv == 0)
+                rv = cert_remove(a, &old);
+        }
+        kv_cert_fini(&old);
+        if (rv != 0)
+            return rv;
+    }
+    for (size_t i = 0; i < n; i++)
+        TRY(cert_insert(a, &certs[i]));
+    if (c->u.put.same_pkph)
+        TRY(prune_same_pkph(a, certs, n));
+    summarize(a, "registered '%s' (%s) as %s%s", certs[0].name, certs[0].thumbprint,
+              kv_clearance_name(certs[0].clearance), n > 1 ? " with its collection" : "");
+    return 0;
+}
+
+/* ---- EditCertificate ---- */
+
+static int apply_edit(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    char tp[KV_THUMB_LEN + 1];
+    TRY(need_cert_clearance(a));
+    if (kv_thumb_norm(c->u.edit.thumbprint, tp) != 0)
+        return reject(a, "'%s' is not a thumbprint", c->u.edit.thumbprint);
+    if (c->u.edit.name == NULL || c->u.edit.name[0] == '\0')
+        return reject(a, "Name is a required field in the certificate definition");
+    struct kv_cert cert;
+    int rv = load_cert(a, tp, &cert);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a,
+                      "Cannot edit permissions for certificate with thumbprint '%s'. It doesn't "
+                      "exist in the cluster.",
+                      tp);
+    if (rv != 0)
+        return rv;
+    if (!actor_is_admin(c) &&
+        (kv_clearance_is_admin(cert.clearance) || kv_clearance_is_admin(c->u.edit.clearance))) {
+        rv = reject(a,
+                    "Cannot edit the certificate '%s'. It has '%s' security clearance while the "
+                    "current client certificate being used has a lower clearance: %s",
+                    cert.name,
+                    kv_clearance_name(kv_clearance_is_admin(cert.clearance) ? cert.clearance
+                                                                            : c->u.edit.clearance),
+                    lower_clearance_msg(c));
+        goto out;
+    }
+    struct kv_cert upd = cert;
+    upd.name = c->u.edit.name;
+    upd.clearance = c->u.edit.clearance;
+    upd.perms = c->u.edit.perms;
+    upd.n_perms = c->u.edit.n_perms;
+    if (c->u.edit.delete_twofa)
+        upd.twofa_key = NULL;
+    else if (c->u.edit.twofa_key)
+        upd.twofa_key = c->u.edit.twofa_key;
+    for (size_t i = 0; i < upd.n_perms; i++) {
+        if (upd.perms[i].db[0] == '\0') {
+            rv = reject(a, "empty database name in Permissions");
+            goto out;
+        }
+    }
+    rv = put_packed(a, CF_CERTS, tp, KV_THUMB_LEN, pack_cert, &upd);
+    summarize(a, "edited '%s' (%s): %s, %zu database permissions%s", upd.name, tp,
+              kv_clearance_name(upd.clearance), upd.n_perms,
+              c->u.edit.delete_twofa ? ", two-factor removed"
+                                     : (c->u.edit.twofa_key ? ", two-factor set" : ""));
+out:
+    kv_cert_fini(&cert);
+    return rv;
+}
+
+/* ---- DeleteCertificates / PurgeExpired ---- */
+
+/* A set of certificates to remove, each loaded once. */
+struct doomed {
+    struct kv_cert *certs;
+    size_t n, cap;
+};
+
+static bool doomed_has(const struct doomed *d, const char *tp)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->certs[i].thumbprint, tp) == 0)
+            return true;
+    return false;
+}
+
+static struct kv_cert *doomed_slot(struct doomed *d)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        struct kv_cert *p = realloc(d->certs, cap * sizeof *p);
+        if (p == NULL)
+            return NULL;
+        d->certs = p;
+        d->cap = cap;
+    }
+    return &d->certs[d->n];
+}
+
+/* Adds a primary and its secondaries. */
+static int doom_collection(struct apply *a, struct doomed *d, const struct kv_cert *primary)
+{
+    if (doomed_has(d, primary->thumbprint))
+        return 0;
+    struct kv_cert *slot = doomed_slot(d);
+    if (slot == NULL || kv_cert_copy(slot, primary) != 0)
+        return CMN_ENOMEM;
+    d->n++;
+    for (size_t i = 0; i < primary->n_secondaries; i++) {
+        if (doomed_has(d, primary->secondaries[i]))
+            continue;
+        slot = doomed_slot(d);
+        if (slot == NULL)
+            return CMN_ENOMEM;
+        int rv = load_cert(a, primary->secondaries[i], slot);
+        if (rv == CMN_ENOTFOUND)
+            continue;
+        if (rv != 0)
+            return rv;
+        d->n++;
+    }
+    return 0;
+}
+
+static int remove_doomed(struct apply *a, struct doomed *d, bool revoke, int reason)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        TRY(cert_remove(a, &d->certs[i]));
+        if (revoke)
+            TRY(cert_revoke(a, &d->certs[i], reason));
+    }
+    return 0;
+}
+
+static int delete_check(struct apply *a, const struct kv_cert *cert)
+{
+    const struct kv_cmd *c = a->cmd;
+    if (strcmp(cert->thumbprint, c->actor) == 0)
+        return reject(a, "Cannot delete %s because it's the current client certificate being used",
+                      cert->name);
+    if (kv_clearance_is_admin(cert->clearance) && !actor_is_admin(c))
+        return reject(a,
+                      "Cannot delete the certificate '%s' with '%s' security clearance because the "
+                      "current client certificate being used has a lower clearance: %s",
+                      cert->name, kv_clearance_name(cert->clearance), lower_clearance_msg(c));
+    return 0;
+}
+
+static int apply_delete(struct apply *a, struct doomed *d)
+{
+    const struct kv_cmd *c = a->cmd;
+    TRY(need_cert_clearance(a));
+    for (size_t i = 0; i < c->u.del.n; i++) {
+        char tp[KV_THUMB_LEN + 1];
+        if (kv_thumb_norm(c->u.del.thumbprints[i], tp) != 0)
+            return reject(a, "'%s' is not a thumbprint", c->u.del.thumbprints[i]);
+        struct kv_cert cert;
+        int rv = load_cert(a, tp, &cert);
+        if (rv == CMN_ENOTFOUND)
+            return reject(a, "Certificate %s doesn't exist in the cluster", tp);
+        if (rv != 0)
+            return rv;
+        if (cert.primary[0] && !in_list(c->u.del.thumbprints, c->u.del.n, cert.primary))
+            rv = reject(a,
+                        "Cannot delete the certificate '%s' with thumbprint '%s'. You need to "
+                        "delete the primary certificate of the collection: %s",
+                        cert.name, tp, cert.primary);
+        else if (cert.primary[0] == '\0')
+            rv = doom_collection(a, d, &cert);
+        kv_cert_fini(&cert);
+        if (rv != 0)
+            return rv;
+    }
+    for (size_t i = 0; i < d->n; i++)
+        TRY(delete_check(a, &d->certs[i]));
+    TRY(remove_doomed(a, d, true, c->u.del.reason));
+    summarize(a, "deleted and revoked '%s' (%s)%s", d->certs[0].name, d->certs[0].thumbprint,
+              d->n > 1 ? " with its collection" : "");
+    if (c->u.del.n > 1)
+        summarize(a, "deleted and revoked %zu certificates", d->n);
+    return 0;
+}
+
+struct purge_scan {
+    struct apply *a;
+    struct doomed *d;
+    int64_t now_s;
+};
+
+static int purge_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
+                      char *errmsg)
+{
+    struct purge_scan *s = ctx;
+    msgpack_unpacked u;
+    TRY(kv_mp_unpack(v, vlen, &u, errmsg));
+    struct kv_cert cert;
+    int rv = kv_cert_unpack(&u.data, &cert, errmsg);
+    msgpack_unpacked_destroy(&u);
+    if (rv != 0)
+        return rv;
+    if (cert.primary[0] == '\0' && cert.not_after < s->now_s)
+        rv = doom_collection(s->a, s->d, &cert);
+    kv_cert_fini(&cert);
+    return rv;
+}
+
+static int apply_purge(struct apply *a, struct doomed *d)
+{
+    TRY(need_cert_clearance(a));
+    struct purge_scan s = {.a = a, .d = d, .now_s = a->cmd->time_ms / 1000};
+    TRY(kv__scan(a->kv, NULL, CF_CERTS, "", 0, purge_item, &s, a->errmsg));
+    TRY(remove_doomed(a, d, false, 0));
+    summarize(a, "purged %zu expired certificates", d->n);
+    return 0;
+}
+
+/* ---- cluster records ---- */
+
+static bool valid_tag(const char *t)
+{
+    size_t n = strlen(t);
+    if (n < 1 || n > KV_TAG_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (t[i] < 'A' || t[i] > 'Z')
+            return false;
+    return true;
+}
+
+static int apply_set_ca(struct apply *a)
+{
+    const struct kv_issuing_ca *ca = &a->cmd->u.set_ca;
+    TRY(need_admin(a));
+    if (ca->cert_len == 0 || ca->key_der.len == 0)
+        return reject(a, "the issuing CA needs a certificate and a private key");
+    struct kv_issuing_ca cur;
+    int rv = kv__get_record(a->kv, CF_CA, "issuing", 7, kv__unpack_ca, &cur, a->errmsg);
+    if (rv == 0) {
+        bool same = cur.cert_len == ca->cert_len && memcmp(cur.cert_der, ca->cert_der,
+                                                           ca->cert_len) == 0;
+        kv_issuing_ca_fini(&cur);
+        if (!same)
+            return reject(a, "The cluster already has an issuing CA");
+        summarize(a, "issuing CA unchanged");
+        return 0;
+    }
+    if (rv != CMN_ENOTFOUND)
+        return rv;
+    TRY(put_packed(a, CF_CA, "issuing", 7, pack_ca, ca));
+    summarize(a, "set the issuing CA");
+    return 0;
+}
+
+struct node_scan {
+    const struct kv_node *n;
+    bool clash;
+};
+
+static int node_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
+                     char *errmsg)
+{
+    struct node_scan *s = ctx;
+    msgpack_unpacked u;
+    TRY(kv_mp_unpack(v, vlen, &u, errmsg));
+    struct kv_node other;
+    int rv = kv_node_unpack(&u.data, &other, errmsg);
+    msgpack_unpacked_destroy(&u);
+    if (rv != 0)
+        return rv;
+    if (strcmp(other.tag, s->n->tag) != 0 && strcasecmp(other.thumbprint, s->n->thumbprint) == 0)
+        s->clash = true;
+    kv_node_fini(&other);
+    return 0;
+}
+
+static int apply_put_node(struct apply *a)
+{
+    const struct kv_node *n = &a->cmd->u.node;
+    TRY(need_admin(a));
+    if (!valid_tag(n->tag))
+        return reject(a, "node tag '%s' must be 1 to 4 upper-case letters", n->tag);
+    if (n->server_url == NULL || n->server_url[0] == '\0')
+        return reject(a, "node %s needs a server URL", n->tag);
+    if (!cmn_is_hex(n->thumbprint, KV_THUMB_LEN))
+        return reject(a, "node %s needs its certificate thumbprint", n->tag);
+    struct node_scan s = {.n = n};
+    TRY(kv__scan(a->kv, NULL, CF_NODES, "", 0, node_item, &s, a->errmsg));
+    if (s.clash)
+        return reject(a, "another node already uses certificate %s", n->thumbprint);
+    TRY(put_packed(a, CF_NODES, n->tag, strlen(n->tag), pack_node, n));
+    summarize(a, "node %s at %s", n->tag, n->server_url);
+    return 0;
+}
+
+static int apply_remove_node(struct apply *a)
+{
+    const char *tag = a->cmd->u.node.tag;
+    TRY(need_admin(a));
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(a->kv->db, a->kv->ropts, a->kv->cf[CF_NODES], tag, strlen(tag), &vlen,
+                             &err);
+    if (err != NULL)
+        return kv__rdb_fail(a->errmsg, err, "read node");
+    if (v == NULL)
+        return reject(a, "node %s is not in the cluster", tag);
+    rocksdb_free(v);
+    rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_NODES], tag, strlen(tag));
+    summarize(a, "removed node %s", tag);
+    return 0;
+}
+
+/* ---- server-certificate replacement ---- */
+
+static int apply_replace_install(struct apply *a)
+{
+    const struct kv_replacement *r = &a->cmd->u.replace;
+    TRY(need_admin(a));
+    if (r->pfx.len == 0 || !cmn_is_hex(r->thumbprint, KV_THUMB_LEN))
+        return reject(a, "a replacement needs the new certificate and its thumbprint");
+    struct kv_replacement doc = *r;
+    doc.n_confirmed = doc.n_replaced = 0;
+    doc.confirmed = doc.replaced = NULL;
+    TRY(put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), pack_replacement,
+                   &doc));
+    summarize(a, "server certificate replacement %s -> %s started%s", r->old_thumbprint,
+              r->thumbprint, r->replace_immediately ? " (replace immediately)" : "");
+    return 0;
+}
+
+static int add_tag(char (**list)[KV_TAG_MAX + 1], size_t *n, const char *tag)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i], tag) == 0)
+            return 0;
+    char(*p)[KV_TAG_MAX + 1] = realloc(*list, (*n + 1) * sizeof *p);
+    if (p == NULL)
+        return CMN_ENOMEM;
+    snprintf(p[*n], sizeof p[*n], "%s", tag);
+    *list = p;
+    (*n)++;
+    return 0;
+}
+
+static int apply_replace_confirm(struct apply *a, bool replaced)
+{
+    const struct kv_cmd *c = a->cmd;
+    TRY(need_admin(a));
+    if (!valid_tag(c->u.confirm.tag))
+        return reject(a, "'%s' is not a node tag", c->u.confirm.tag);
+    struct kv_replacement doc;
+    int rv = kv__get_record(a->kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
+                            kv__unpack_replacement, &doc, a->errmsg);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, "no server certificate replacement is in progress");
+    if (rv != 0)
+        return rv;
+    if (strcasecmp(doc.thumbprint, c->u.confirm.thumbprint) != 0) {
+        rv = reject(a, "the replacement in progress is for %s, not %s", doc.thumbprint,
+                    c->u.confirm.thumbprint);
+    } else {
+        rv = replaced ? add_tag(&doc.replaced, &doc.n_replaced, c->u.confirm.tag)
+                      : add_tag(&doc.confirmed, &doc.n_confirmed, c->u.confirm.tag);
+        if (rv == 0)
+            rv = put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
+                            pack_replacement, &doc);
+        summarize(a, "node %s %s server certificate %s", c->u.confirm.tag,
+                  replaced ? "switched to" : "received", doc.thumbprint);
+    }
+    kv_replacement_fini(&doc);
+    return rv;
+}
+
+/* ---- the entry point ---- */
+
+static int execute(struct apply *a, struct doomed *d)
+{
+    switch (a->cmd->type) {
+    case KV_CMD_PUT_CERTS:
+        return apply_put(a);
+    case KV_CMD_EDIT_CERT:
+        return apply_edit(a);
+    case KV_CMD_DELETE_CERTS:
+        return apply_delete(a, d);
+    case KV_CMD_PURGE_EXPIRED:
+        return apply_purge(a, d);
+    case KV_CMD_SET_ISSUING_CA:
+        return apply_set_ca(a);
+    case KV_CMD_PUT_NODE:
+        return apply_put_node(a);
+    case KV_CMD_REMOVE_NODE:
+        return apply_remove_node(a);
+    case KV_CMD_REPLACE_INSTALL:
+        return apply_replace_install(a);
+    case KV_CMD_REPLACE_RECEIVED:
+        return apply_replace_confirm(a, false);
+    case KV_CMD_REPLACE_REPLACED:
+        return apply_replace_confirm(a, true);
+    case KV_CMD_AUDIT:
+        TRY(need_admin(a));
+        summarize(a, "%s", a->cmd->u.audit.event);
+        return 0;
+    }
+    return reject(a, "unknown command type");
+}
+
+/* The outcome kept per request id, so that a retried proposal is not applied twice. */
+static int put_request(struct apply *a, const char *rid, uint64_t index, bool rejected)
+{
+    struct cmn_buf buf;
+    cmn_buf_init(&buf, false);
+    msgpack_packer pk;
+    kv_packer_init(&pk, &buf);
+    int rv = msgpack_pack_map(&pk, 3) ? CMN_ENOMEM : 0;
+    if (rv == 0)
+        rv = kv__pk_u64(&pk, "idx", index);
+    if (rv == 0)
+        rv = kv__pk_bool(&pk, "rej", rejected);
+    if (rv == 0)
+        rv = kv__pk_str(&pk, "why", rejected ? a->reason : "");
+    if (rv == 0)
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_REQUESTS], rid, strlen(rid),
+                                  (const char *)buf.data, buf.len);
+    cmn_buf_fini(&buf);
+    return rv;
+}
+
+struct request_outcome {
+    uint64_t index;
+    bool rejected;
+    char *why;
+};
+
+static int request_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
+{
+    struct request_outcome *o = ctx;
+    switch (f) {
+    case 0:
+        return kv__get_u64(v, "idx", &o->index, errmsg);
+    case 1:
+        return kv__get_bool(v, "rej", &o->rejected, errmsg);
+    default:
+        return kv__get_str(v, "why", CMN_ERRMSG_SIZE, &o->why, errmsg);
+    }
+}
+
+static int unpack_request(const msgpack_object *o, void *out, char *errmsg)
+{
+    static const char *const f[] = {"idx", "rej", "why"};
+    return kv__walk_map(o, "request", f, 3, 7, request_field, out, errmsg);
+}
+
+static int write_audit(struct apply *a, uint64_t index, int type, bool rejected)
+{
+    const struct kv_cmd *c = a->cmd;
+    struct kv_audit e = {
+        .index = index,
+        .time_ms = c ? c->time_ms : 0,
+        .type = type,
+        .request_id = c ? c->request_id : NULL,
+        .rejected = rejected,
+        .summary = rejected ? a->reason : a->summary,
+    };
+    if (c)
+        memcpy(e.actor, c->actor, sizeof e.actor);
+    uint8_t key[8];
+    cmn_be64_put(key, index);
+    return put_packed(a, CF_AUDIT, (const char *)key, 8, pack_audit, &e);
+}
+
+int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
+             char *errmsg)
+{
+    memset(res, 0, sizeof *res);
+    res->index = index;
+    if (index <= kv->applied) {
+        res->skipped = true;
+        return 0;
+    }
+    struct apply a = {.kv = kv};
+    struct kv_cmd cmd;
+    struct doomed d = {0};
+    int rv = 0;
+    bool rejected = false;
+    a.b = rocksdb_writebatch_create();
+
+    char why[CMN_ERRMSG_SIZE] = "";
+    int drv = kv_cmd_decode(entry, len, &cmd, why);
+    if (drv != 0) {
+        /* A malformed entry must not stall every node: record it as rejected and move on. */
+        rejected = true;
+        reject(&a, "malformed command: %.200s", why);
+        rv = write_audit(&a, index, len ? ((const uint8_t *)entry)[0] : 0, true);
+        goto commit;
+    }
+    a.cmd = &cmd;
+    if (cmd.request_id != NULL && cmd.request_id[0] != '\0') {
+        struct request_outcome prev = {0};
+        rv = kv__get_record(kv, CF_REQUESTS, cmd.request_id, strlen(cmd.request_id),
+                            unpack_request, &prev, a.errmsg);
+        if (rv == 0) {
+            res->duplicate = true;
+            res->rejected = prev.rejected;
+            snprintf(res->reason, sizeof res->reason, "%s", prev.why ? prev.why : "");
+            free(prev.why);
+            goto commit; /* only the applied index moves */
+        }
+        free(prev.why);
+        if (rv != CMN_ENOTFOUND)
+            goto fail;
+        rv = 0;
+    }
+    rv = execute(&a, &d);
+    if (rv == REJECTED) {
+        rejected = true;
+        rocksdb_writebatch_clear(a.b); /* nothing of a rejected command is kept */
+        rv = 0;
+    }
+    if (rv != 0)
+        goto fail;
+    rv = write_audit(&a, index, cmd.type, rejected);
+    if (rv == 0 && cmd.request_id != NULL && cmd.request_id[0] != '\0')
+        rv = put_request(&a, cmd.request_id, index, rejected);
+
+commit:
+    if (rv != 0)
+        goto fail;
+    {
+        uint8_t idx[8];
+        cmn_be64_put(idx, index);
+        rocksdb_writebatch_put_cf(a.b, kv->cf[CF_META], META_APPLIED, strlen(META_APPLIED),
+                                  (const char *)idx, 8);
+    }
+    rv = kv__write(kv, a.b, a.errmsg);
+    if (rv != 0)
+        goto fail;
+    kv->applied = index;
+    if (!res->duplicate) {
+        res->rejected = rejected;
+        snprintf(res->reason, sizeof res->reason, "%s", rejected ? a.reason : "");
+    }
+    goto out;
+fail:
+    cmn_fail(errmsg, rv, "storage: apply %llu: %s", (unsigned long long)index,
+             a.errmsg[0] ? a.errmsg : cmn_strerror(rv));
+out:
+    for (size_t i = 0; i < d.n; i++)
+        kv_cert_fini(&d.certs[i]);
+    free(d.certs);
+    if (drv == 0)
+        kv_cmd_fini(&cmd);
+    rocksdb_writebatch_destroy(a.b);
+    return rv;
+}

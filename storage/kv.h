@@ -1,0 +1,96 @@
+/* The replicated trust state in RocksDB: apply committed commands (one write batch each, with
+ * the applied index), answer the node's queries, take and restore snapshots. No libuv: the
+ * caller decides which thread runs what. One writer at a time; queries may run concurrently
+ * with it (RocksDB is thread-safe). */
+#ifndef CORVID_STORAGE_KV_H
+#define CORVID_STORAGE_KV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "storage/cmd.h"
+#include "storage/model.h"
+
+struct kv;
+
+/* The outcome of applying one entry, handed back to the proposer. */
+struct kv_result {
+    uint64_t index;
+    bool skipped;   /* index at or below the applied index: nothing was done */
+    bool duplicate; /* its request id was applied before: the earlier outcome is reported */
+    bool rejected;  /* invalid for the current state; reason says why; nothing changed */
+    char reason[CMN_ERRMSG_SIZE];
+};
+
+/* Opens (creating if needed) the store in directory `dir` (created 0700). */
+int kv_open(const char *dir, struct kv **out, char *errmsg) CMN_MUST_CHECK;
+void kv_close(struct kv *kv);
+
+uint64_t kv_applied_index(const struct kv *kv);
+
+/* Applies the committed entry at `index`. Returns 0 whenever the entry was dealt with, including
+ * a malformed or rejected command (see res); an error only when the store could not be written
+ * (CMN_EIO), in which case nothing changed and the same index may be applied again. */
+int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
+             char *errmsg) CMN_MUST_CHECK;
+
+/* ---- queries (answers are the caller's to free) ---- */
+
+/* By thumbprint in any case. CMN_ENOTFOUND when not registered. */
+int kv_cert_get(struct kv *kv, const char *thumbprint, struct kv_cert *out,
+                char *errmsg) CMN_MUST_CHECK;
+/* Every registration with this public-key pinning hash, newest NotAfter first. */
+int kv_cert_by_pkph(struct kv *kv, const char *pkph, struct kv_cert **out, size_t *n,
+                    char *errmsg) CMN_MUST_CHECK;
+/* By serial (hex, any case). CMN_ENOTFOUND when none. */
+int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out,
+                      char *errmsg) CMN_MUST_CHECK;
+/* A page of registrations ordered by thumbprint: primaries only unless with_secondaries. */
+int kv_cert_list(struct kv *kv, bool with_secondaries, size_t start, size_t page_size,
+                 struct kv_cert **out, size_t *n, char *errmsg) CMN_MUST_CHECK;
+/* Counts registrations (primaries and secondaries). */
+int kv_cert_count(struct kv *kv, size_t *n, char *errmsg) CMN_MUST_CHECK;
+
+int kv_revoked_list(struct kv *kv, struct kv_revoked **out, size_t *n,
+                    char *errmsg) CMN_MUST_CHECK;
+int kv_revoked_get(struct kv *kv, const char *serial, struct kv_revoked *out,
+                   char *errmsg) CMN_MUST_CHECK;
+
+int kv_node_list(struct kv *kv, struct kv_node **out, size_t *n, char *errmsg) CMN_MUST_CHECK;
+void kv_node_free_array(struct kv_node *nodes, size_t n);
+
+/* CMN_ENOTFOUND before bootstrap committed one. */
+int kv_issuing_ca_get(struct kv *kv, struct kv_issuing_ca *out, char *errmsg) CMN_MUST_CHECK;
+/* CMN_ENOTFOUND when no server-certificate replacement is in progress. */
+int kv_replacement_get(struct kv *kv, struct kv_replacement *out, char *errmsg) CMN_MUST_CHECK;
+
+/* Audit entries with index > after, oldest first, at most limit. */
+int kv_audit_page(struct kv *kv, uint64_t after, size_t limit, struct kv_audit **out, size_t *n,
+                  char *errmsg) CMN_MUST_CHECK;
+void kv_audit_free_array(struct kv_audit *a, size_t n);
+
+/* SHA-256 over every record of every column family: equal for equal states. */
+int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg) CMN_MUST_CHECK;
+
+/* ---- snapshots ---- */
+
+/* A consistent point-in-time view: begin on the writer's thread (cheap), serialise anywhere,
+ * end to release. */
+struct kv_snap;
+int kv_snap_begin(struct kv *kv, struct kv_snap **out, char *errmsg) CMN_MUST_CHECK;
+uint64_t kv_snap_index(const struct kv_snap *s);
+int kv_snap_serialize(struct kv_snap *s, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
+void kv_snap_end(struct kv_snap *s);
+
+/* Replaces the whole state with a serialised snapshot. The buffer is checked completely before
+ * anything is written. CMN_ESTALE (and nothing done) when the store is already at or past the
+ * snapshot's index; CMN_EMALFORMED for a corrupt snapshot. */
+int kv_restore(struct kv *kv, const void *p, size_t len, char *errmsg) CMN_MUST_CHECK;
+
+/* Fault injection for tests: the nth write to RocksDB from now on fails (0 turns it off). */
+void kv_fail_write_at(struct kv *kv, unsigned nth);
+
+#endif

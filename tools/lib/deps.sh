@@ -1,0 +1,34 @@
+# Shared by tools/run-tests and tools/local-cluster: installs the Debian packages Corvid needs.
+# Idempotent and quiet when everything is present. Sourced, not run.
+
+CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
+  libssl-dev libuv1-dev libraft-dev libmsgpack-dev librocksdb-dev libhttp-parser-dev
+  libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl"
+
+corvid_missing_packages() {
+  local missing="" p
+  for p in "$@"; do
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+      missing="$missing $p"
+    fi
+  done
+  echo "$missing"
+}
+
+# corvid_install_packages PKG...: apt-get installs whatever of PKG... is missing.
+corvid_install_packages() {
+  local missing
+  missing=$(corvid_missing_packages "$@")
+  [ -z "$missing" ] && return 0
+  echo "corvid: installing Debian packages:$missing"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "corvid: need root (or sudo) to install:$missing" >&2; return 1; }
+    sudo="sudo"
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq || { echo "corvid: apt-get update failed" >&2; return 1; }
+  # shellcheck disable=SC2086
+  $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+    { echo "corvid: apt-get install failed for:$missing" >&2; return 1; }
+}
