@@ -13,6 +13,7 @@ struct subcommand {
 /* Later: certs, cluster, admin-channel. */
 static const struct subcommand subcommands[] = {
     {"pki", pki_main, pki_summary},
+    {"admin-channel", admin_main, admin_summary},
 };
 #define N_SUBCOMMANDS (sizeof subcommands / sizeof subcommands[0])
 

@@ -1,0 +1,921 @@
+/* The admin channel: an owner-only Unix socket in DataDir taking RavenDB's server CLI commands.
+ * Protocol: the client sends one command per line; the node answers with text lines, a line
+ * that starts with '.' being escaped as '..', and ends the answer with ".<exit code>". */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "node/node.h"
+
+#define LINE_MAX_BYTES 8192
+#define MAX_ARGS 8
+
+struct client;
+
+struct node_admin {
+    struct node *n;
+    uv_pipe_t listener;
+    char path[1100];
+    struct client *clients;
+    bool listener_open;
+};
+
+static void admin_free_maybe(struct node_admin *a)
+{
+    if (!a->listener_open && a->clients == NULL)
+        free(a);
+}
+
+struct client {
+    uv_pipe_t pipe;
+    struct node_admin *a;
+    struct cmn_buf rx;
+    bool busy;   /* a command is running */
+    bool closed; /* the handle is closed or closing */
+    struct client *next;
+};
+
+/* A command running asynchronously, holding the client until it answers. */
+struct job {
+    struct client *c;
+    struct node *n;
+    uv_work_t work;
+    char name[256];
+    char outdir[1024];
+    char password[256];
+    int months;
+    /* results of the work */
+    int rv;
+    char errmsg[CMN_ERRMSG_SIZE];
+    X509 *cert;
+    struct cmn_buf pfx, crt, key, pem;
+    struct node_issuer issuer;
+};
+
+static void client_free_maybe(struct client *c);
+static void process(struct client *c);
+
+struct wreq {
+    uv_write_t req;
+    char data[];
+};
+
+static void write_cb(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+static void send_text(struct client *c, const char *text, size_t len)
+{
+    if (c->closed || len == 0)
+        return;
+    struct wreq *w = malloc(sizeof *w + len);
+    if (w == NULL)
+        return;
+    memcpy(w->data, text, len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0)
+        free(w);
+}
+
+/* Sends the answer body (dot-stuffed) and the end marker. */
+static void answer(struct client *c, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
+static void answer(struct client *c, int code, const char *fmt, ...)
+{
+    struct cmn_buf body, out;
+    cmn_buf_init(&body, false);
+    cmn_buf_init(&out, false);
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *s = NULL;
+        if (vasprintf(&s, fmt, ap) >= 0) {
+            CMN_IGNORE(cmn_buf_append_str(&body, s));
+            free(s);
+        }
+        va_end(ap);
+    }
+    const char *p = body.data ? (const char *)body.data : "";
+    while (*p) {
+        size_t n = strcspn(p, "\n");
+        if (*p == '.')
+            CMN_IGNORE(cmn_buf_append(&out, ".", 1));
+        CMN_IGNORE(cmn_buf_append(&out, p, n));
+        CMN_IGNORE(cmn_buf_append(&out, "\n", 1));
+        p += n;
+        if (*p == '\n')
+            p++;
+    }
+    CMN_IGNORE(cmn_buf_printf(&out, ".%d\n", code));
+    send_text(c, (const char *)out.data, out.len);
+    cmn_buf_fini(&body);
+    cmn_buf_fini(&out);
+    c->busy = false;
+    if (c->closed)
+        client_free_maybe(c);
+    else
+        process(c); /* a command that arrived while this one ran */
+}
+
+/* ---- commands ---- */
+
+static const char help_text[] =
+    "Commands (RavenDB's server CLI):\n"
+    "  info                                   this node: tag, Raft state, indices, state hash\n"
+    "  clusterStatus                          members, roles and the leader\n"
+    "  generateClientCert <name> <outdir> [months] [password]\n"
+    "                                         new ClusterAdmin client certificate from the\n"
+    "                                         cluster CA: <outdir>/<name>.pfx, .crt, .key, .pem\n"
+    "  trustClientCert <name> <file> [password]\n"
+    "                                         register a .pfx/.pem/.crt as ClusterAdmin\n"
+    "  trustServerCert <name> <file> [password]\n"
+    "                                         register a node certificate as ClusterNode\n"
+    "  addNode <Tag> <ServerUrl> <TcpUrl> <node-cert-file>\n"
+    "                                         (on the leader) register the node's certificate\n"
+    "                                         as ClusterNode, add it to Raft, catch it up and\n"
+    "                                         promote it to voter\n"
+    "  removeNode <Tag>                       (on the leader) remove a node from the cluster\n"
+    "  help                                   this text\n";
+
+static void cmd_info(struct client *c)
+{
+    struct node *n = c->a->n;
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    uint8_t h[32];
+    char hex[65] = "?";
+    if (kv_state_hash(n->kv, h, NULL) == 0)
+        cmn_hex_lower(h, 32, hex);
+    size_t certs = 0;
+    CMN_IGNORE(kv_cert_count(n->kv, &certs, NULL));
+    answer(c, 0,
+           "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
+           "AppliedIndex: %llu\nStateHash: %s\nCertificates: %zu\nThumbprint: %s\n"
+           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\n",
+           n->cfg.tag, st.state, st.leader[0] ? st.leader : "(none)",
+           (unsigned long long)st.term, (unsigned long long)st.commit_index,
+           (unsigned long long)st.last_index, (unsigned long long)st.applied_index, hex, certs,
+           n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir);
+}
+
+static void cmd_cluster_status(struct client *c)
+{
+    struct node *n = c->a->n;
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    struct cmn_buf out;
+    cmn_buf_init(&out, false);
+    CMN_IGNORE(cmn_buf_printf(&out, "Leader: %s (term %llu)\n", st.leader[0] ? st.leader : "(none)",
+                         (unsigned long long)st.term));
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    for (size_t i = 0; i < st.n_members; i++) {
+        const char *url = "";
+        for (size_t j = 0; j < count; j++)
+            if (strcmp(nodes[j].tag, st.members[i].tag) == 0)
+                url = nodes[j].server_url;
+        const char *role = st.members[i].role == RAFT_VOTER     ? "Member"
+                           : st.members[i].role == RAFT_STANDBY ? "Promotable"
+                                                                : "Watcher";
+        CMN_IGNORE(cmn_buf_printf(&out, "Node %s: %s%s raft=%s %s\n", st.members[i].tag, role,
+                             strcmp(st.members[i].tag, st.leader) == 0 ? " (leader)" : "",
+                             st.members[i].address, url));
+    }
+    kv_node_free_array(nodes, count);
+    answer(c, 0, "%s", out.data ? (const char *)out.data : "");
+    cmn_buf_fini(&out);
+}
+
+static void propose_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct job *j = ctx;
+    struct client *c = j->c;
+    if (status != 0)
+        answer(c, 1, "error: %s", errmsg);
+    else if (res->rejected)
+        answer(c, 1, "refused: %s", res->reason);
+    else
+        answer(c, 0, "%s (committed at index %llu)", j->errmsg, (unsigned long long)res->index);
+    free(j);
+}
+
+static int read_all(const char *path, struct cmn_buf *out, char *errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
+    uint8_t chunk[8192];
+    size_t got;
+    int rv = 0;
+    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        rv = out->len + got > CA_INPUT_MAX ? CMN_ETOOBIG : cmn_buf_append(out, chunk, got);
+    fclose(f);
+    return rv == CMN_ETOOBIG ? cmn_fail(errmsg, rv, "%s is too large", path) : rv;
+}
+
+/* trustClientCert / trustServerCert: register every certificate of a file as one entry
+ * (a collection when there are several), like RavenDB's PutCertificateCollectionInCluster. */
+static void cmd_trust(struct client *c, int argc, char **argv, bool server)
+{
+    struct node *n = c->a->n;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (argc < 3 || argc > 4) {
+        answer(c, 2, "usage: %s <name> <file> [password]", argv[0]);
+        return;
+    }
+    struct cmn_buf bytes;
+    cmn_buf_init(&bytes, true);
+    struct ca_cert_list certs;
+    ca_cert_list_init(&certs);
+    int rv = read_all(argv[2], &bytes, errmsg);
+    if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
+        struct ca_pfx pfx;
+        rv = ca_pfx_parse(bytes.data, bytes.len, argc == 4 ? argv[3] : NULL, 0, &pfx, errmsg);
+        for (size_t i = 0; rv == 0 && i < pfx.certs.n; i++)
+            rv = ca_cert_list_add(&certs, pfx.certs.v[i]);
+        if (rv == 0 || pfx.certs.v)
+            ca_pfx_fini(&pfx);
+    } else if (rv == 0) {
+        rv = ca_certs_from_bytes(bytes.data, bytes.len, &certs, errmsg);
+    }
+    cmn_buf_fini(&bytes);
+    /* CA certificates that came along in the file are not registered (RavenDB does the same). */
+    struct ca_cert_list leaves;
+    ca_cert_list_init(&leaves);
+    for (size_t i = 0; rv == 0 && i < certs.n; i++) {
+        if (ca_is_ca(certs.v[i]))
+            continue;
+        unsigned eku = ca_eku(certs.v[i]);
+        bool ok = (eku & CA_EKU_ANY) ||
+                  ((eku & CA_EKU_CLIENT) && (!server || (eku & CA_EKU_SERVER)));
+        if (!ok)
+            rv = cmn_fail(errmsg, CMN_EINVALID,
+                          server ? "the certificate cannot be used as a server certificate "
+                                   "(it needs both serverAuth and clientAuth)"
+                                 : "the certificate cannot be used as a client certificate "
+                                   "(it lacks clientAuth)");
+        else
+            rv = ca_cert_list_add(&leaves, certs.v[i]);
+    }
+    if (rv == 0 && leaves.n == 0)
+        rv = cmn_fail(errmsg, CMN_EINVALID, "%s holds no certificate to register", argv[2]);
+    if (rv == 0 && leaves.n > KV_COLLECTION_MAX)
+        rv = cmn_fail(errmsg, CMN_ETOOBIG, "more than %d certificates", KV_COLLECTION_MAX);
+    struct kv_cmd cmd;
+    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
+    if (rv == 0) {
+        cmd.u.put.certs = calloc(leaves.n, sizeof *cmd.u.put.certs);
+        if (cmd.u.put.certs == NULL)
+            rv = CMN_ENOMEM;
+    }
+    for (size_t i = 0; rv == 0 && i < leaves.n; i++) {
+        rv = node_cert_record(n, leaves.v[i], argv[1],
+                              server ? KV_CL_CLUSTER_NODE : KV_CL_CLUSTER_ADMIN,
+                              &cmd.u.put.certs[i], errmsg);
+        if (rv == 0)
+            cmd.u.put.n = i + 1;
+    }
+    if (rv == 0 && cmd.u.put.n > 1) {
+        struct kv_cert *p = &cmd.u.put.certs[0];
+        p->secondaries = calloc(cmd.u.put.n - 1, sizeof *p->secondaries);
+        if (p->secondaries == NULL)
+            rv = CMN_ENOMEM;
+        for (size_t i = 1; rv == 0 && i < cmd.u.put.n; i++) {
+            memcpy(p->secondaries[i - 1], cmd.u.put.certs[i].thumbprint, KV_THUMB_LEN + 1);
+            memcpy(cmd.u.put.certs[i].primary, p->thumbprint, KV_THUMB_LEN + 1);
+        }
+        p->n_secondaries = cmd.u.put.n - 1;
+    }
+    ca_cert_list_fini(&certs);
+    ca_cert_list_fini(&leaves);
+    if (rv != 0) {
+        kv_cmd_fini(&cmd);
+        answer(c, 1, "error: %s", errmsg[0] ? errmsg : cmn_strerror(rv));
+        return;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        kv_cmd_fini(&cmd);
+        answer(c, 1, "error: out of memory");
+        return;
+    }
+    j->c = c;
+    char tp[KV_THUMB_LEN + 1];
+    memcpy(tp, cmd.u.put.certs[0].thumbprint, sizeof tp);
+    snprintf(j->errmsg, sizeof j->errmsg, "Registered '%s' as %s: %s%s", argv[1],
+             server ? "ClusterNode" : "ClusterAdmin", tp,
+             cmd.u.put.n > 1 ? " with its collection" : "");
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
+    if (node_propose(n, &cmd, propose_done, j, errmsg) != 0) {
+        free(j);
+        answer(c, 1, "error: %s", errmsg);
+    }
+}
+
+/* ---- generateClientCert: key and PKCS#12 in the threadpool, files after commit ---- */
+
+static void gen_work(uv_work_t *w)
+{
+    struct job *j = w->data;
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    int64_t nb, na;
+    ca_client_default_validity(now, &nb, &na);
+    if (j->months > 0)
+        na = ca_day_start(now) + (int64_t)j->months * 30 * CA_DAY_SECS;
+    EVP_PKEY *key = NULL;
+    j->rv = ca_key_generate(CA_KEY_EC_P256, &key, j->errmsg);
+    struct ca_cert_req req = {
+        .profile = CA_PROFILE_CLIENT,
+        .cn = j->name,
+        .not_before = nb,
+        .not_after = na,
+        .subject_key = key,
+    };
+    struct ca_signer signer = {.cert = j->issuer.cert, .key = j->issuer.key};
+    if (j->rv == 0)
+        j->rv = ca_cert_issue(&req, &signer, &cmn_rng_system, &j->cert, j->errmsg);
+    const char *pw = j->password[0] ? j->password : NULL;
+    struct ca_pfx_opts opts = {.scheme = CA_PFX_MODERN, .friendly_name = j->name};
+    if (j->rv == 0)
+        j->rv = ca_pfx_build(key, j->cert, &j->issuer.chain, pw, &opts, &j->pfx, j->errmsg);
+    if (j->rv == 0)
+        j->rv = ca_cert_to_pem(j->cert, &j->crt);
+    if (j->rv == 0)
+        j->rv = ca_key_to_pem(key, pw, &j->key, j->errmsg);
+    if (j->rv == 0)
+        j->rv = cmn_buf_append(&j->pem, j->crt.data, j->crt.len);
+    if (j->rv == 0)
+        j->rv = cmn_buf_append(&j->pem, j->key.data, j->key.len);
+    EVP_PKEY_free(key);
+}
+
+static void job_free(struct job *j)
+{
+    X509_free(j->cert);
+    cmn_buf_fini(&j->pfx);
+    cmn_buf_fini(&j->crt);
+    cmn_buf_fini(&j->key);
+    cmn_buf_fini(&j->pem);
+    node_issuer_fini(&j->issuer);
+    cmn_cleanse(j->password, sizeof j->password);
+    free(j);
+}
+
+/* Creates path with mode 0600 from the start (never widened then narrowed), refusing to
+ * replace an existing file. */
+static int write_new(const char *path, const struct cmn_buf *b, mode_t mode, char *errmsg)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return cmn_fail(errmsg, CMN_EIO, "cannot create %s: %s", path, strerror(errno));
+    size_t off = 0;
+    while (off < b->len) {
+        ssize_t w = write(fd, b->data + off, b->len - off);
+        if (w < 0) {
+            close(fd);
+            unlink(path);
+            return cmn_fail(errmsg, CMN_EIO, "cannot write %s: %s", path, strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0)
+        return cmn_fail(errmsg, CMN_EIO, "cannot write %s", path);
+    return 0;
+}
+
+static void gen_committed(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct job *j = ctx;
+    struct client *c = j->c;
+    if (status != 0) {
+        answer(c, 1, "error: %s", errmsg);
+    } else if (res->rejected) {
+        answer(c, 1, "refused: %s", res->reason);
+    } else {
+        char safe[CA_BUNDLE_NAME_MAX + 1], path[1400], err[CMN_ERRMSG_SIZE] = "";
+        ca_bundle_safe_name(j->name, safe);
+        static const char *const ext[] = {"pfx", "crt", "key", "pem"};
+        const struct cmn_buf *bufs[] = {&j->pfx, &j->crt, &j->key, &j->pem};
+        int rv = 0;
+        struct cmn_buf list;
+        cmn_buf_init(&list, false);
+        for (int i = 0; i < 4 && rv == 0; i++) {
+            snprintf(path, sizeof path, "%s/%s.%s", j->outdir, safe, ext[i]);
+            rv = write_new(path, bufs[i], i == 1 ? 0644 : 0600, err);
+            if (rv == 0)
+                CMN_IGNORE(cmn_buf_printf(&list, "  %s\n", path));
+        }
+        char tp[CA_THUMBPRINT_SIZE] = "";
+        CMN_IGNORE(ca_thumbprint(j->cert, tp));
+        if (rv != 0)
+            answer(c, 1,
+                   "error: the certificate %s is registered but its files could not be written: "
+                   "%s",
+                   tp, err);
+        else
+            answer(c, 0, "Generated ClusterAdmin certificate '%s' (%s), index %llu:\n%s", j->name,
+                   tp, (unsigned long long)res->index, (const char *)list.data);
+        cmn_buf_fini(&list);
+    }
+    job_free(j);
+}
+
+static void gen_after(uv_work_t *w, int status)
+{
+    struct job *j = w->data;
+    struct node *n = j->n;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (status != 0 || j->rv != 0) {
+        answer(j->c, 1, "error: %s", j->errmsg[0] ? j->errmsg : "cancelled");
+        job_free(j);
+        return;
+    }
+    struct kv_cmd cmd;
+    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
+    cmd.u.put.certs = calloc(1, sizeof *cmd.u.put.certs);
+    int rv = cmd.u.put.certs ? node_cert_record(n, j->cert, j->name, KV_CL_CLUSTER_ADMIN,
+                                                &cmd.u.put.certs[0], errmsg)
+                             : CMN_ENOMEM;
+    if (rv == 0)
+        cmd.u.put.n = 1;
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
+    if (rv != 0) {
+        kv_cmd_fini(&cmd);
+    } else {
+        rv = node_propose(n, &cmd, gen_committed, j, errmsg);
+    }
+    if (rv != 0) {
+        answer(j->c, 1, "error: %s", errmsg);
+        job_free(j);
+    }
+}
+
+static void cmd_generate(struct client *c, int argc, char **argv)
+{
+    struct node *n = c->a->n;
+    if (argc < 3 || argc > 5) {
+        answer(c, 2, "usage: generateClientCert <name> <outdir> [months] [password]");
+        return;
+    }
+    if (argv[2][0] != '/') {
+        answer(c, 2, "generateClientCert: <outdir> must be an absolute path");
+        return;
+    }
+    struct stat sb;
+    if (stat(argv[2], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        answer(c, 1, "error: %s is not a directory", argv[2]);
+        return;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        answer(c, 1, "error: out of memory");
+        return;
+    }
+    j->c = c;
+    j->n = n;
+    snprintf(j->name, sizeof j->name, "%s", argv[1]);
+    snprintf(j->outdir, sizeof j->outdir, "%s", argv[2]);
+    if (argc >= 4) {
+        char *end;
+        long m = strtol(argv[3], &end, 10);
+        if (*end || m < 1 || m > 1200) {
+            answer(c, 2, "generateClientCert: [months] must be a number from 1 to 1200");
+            free(j);
+            return;
+        }
+        j->months = (int)m;
+    }
+    if (argc == 5)
+        snprintf(j->password, sizeof j->password, "%s", argv[4]);
+    cmn_buf_init(&j->pfx, false);
+    cmn_buf_init(&j->crt, false);
+    cmn_buf_init(&j->key, true);
+    cmn_buf_init(&j->pem, true);
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (node_issuer_load(n, &j->issuer, errmsg) != 0) {
+        answer(c, 1, "error: %s", errmsg);
+        job_free(j);
+        return;
+    }
+    j->work.data = j;
+    if (uv_queue_work(&n->loop, &j->work, gen_work, gen_after) != 0) {
+        answer(c, 1, "error: cannot start the work");
+        job_free(j);
+    }
+}
+
+/* ---- addNode / removeNode: several committed steps, then the Raft change ---- */
+
+struct member_job {
+    struct client *c;
+    struct node *n;
+    char tag[8];
+    char server_url[256];
+    char tcp_url[256];
+    char thumb[41];
+    struct kv_cert rec;
+    int step;
+};
+
+static void member_step(struct member_job *j);
+
+static void member_fail(struct member_job *j, const char *fmt, const char *detail)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    answer(j->c, 1, fmt, detail); /* fmt: one of this file's literals */
+#pragma GCC diagnostic pop
+    kv_cert_fini(&j->rec);
+    free(j);
+}
+
+static void member_committed(void *ctx, int status, const struct kv_result *res,
+                             const char *errmsg)
+{
+    struct member_job *j = ctx;
+    if (status != 0)
+        member_fail(j, "error: %s", errmsg);
+    else if (res->rejected)
+        member_fail(j, "refused: %s", res->reason);
+    else
+        member_step(j);
+}
+
+static void member_changed(void *ctx, int status, const char *errmsg)
+{
+    struct member_job *j = ctx;
+    if (status != 0) {
+        member_fail(j, "error: %s", errmsg);
+        return;
+    }
+    if (j->step == 3) {
+        answer(j->c, 0, "Node %s is a voting member of the cluster", j->tag);
+        kv_cert_fini(&j->rec);
+        free(j);
+        return;
+    }
+    member_step(j); /* removal: drop the node record next */
+}
+
+static void member_step(struct member_job *j)
+{
+    struct node *n = j->n;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    struct kv_cmd cmd;
+    int rv = 0;
+    switch (j->step++) {
+    case 0: /* addNode: the node's certificate becomes a ClusterNode registration */
+        kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
+        cmd.u.put.certs = malloc(sizeof j->rec);
+        if (cmd.u.put.certs == NULL) {
+            member_fail(j, "error: %s", "out of memory");
+            return;
+        }
+        cmd.u.put.certs[0] = j->rec;
+        memset(&j->rec, 0, sizeof j->rec);
+        cmd.u.put.n = 1;
+        break;
+    case 1: /* its node record */
+        kv_cmd_init(&cmd, KV_CMD_PUT_NODE);
+        snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", j->tag);
+        cmd.u.node.server_url = strdup(j->server_url);
+        cmd.u.node.tcp_url = strdup(j->tcp_url);
+        memcpy(cmd.u.node.thumbprint, j->thumb, sizeof cmd.u.node.thumbprint);
+        break;
+    case 2: { /* Raft: add as non-voter, catch up, promote */
+        char addr[256];
+        if (node_url_hostport(j->tcp_url, addr, sizeof addr) != 0) {
+            member_fail(j, "error: bad TcpUrl '%s'", j->tcp_url);
+            return;
+        }
+        j->step = 3;
+        rv = rft_add_node(n->rft, j->tag, addr, member_changed, j, errmsg);
+        if (rv != 0)
+            member_fail(j, "error: %s", errmsg);
+        return;
+    }
+    case 10: /* removeNode: Raft first */
+        rv = rft_remove_node(n->rft, j->tag, member_changed, j, errmsg);
+        if (rv != 0)
+            member_fail(j, "error: %s", errmsg);
+        return;
+    case 11:
+        kv_cmd_init(&cmd, KV_CMD_REMOVE_NODE);
+        snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", j->tag);
+        break;
+    default:
+        answer(j->c, 0, "Node %s was removed from the cluster", j->tag);
+        free(j);
+        return;
+    }
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
+    if (node_propose(n, &cmd, member_committed, j, errmsg) != 0)
+        member_fail(j, "error: %s", errmsg);
+}
+
+static bool require_leader(struct client *c)
+{
+    struct rft_status st;
+    rft_status(c->a->n->rft, &st);
+    if (st.ready)
+        return true;
+    if (st.leader[0])
+        answer(c, 1, "error: only the leader changes the membership: run this on node %s",
+               st.leader);
+    else
+        answer(c, 1, "error: the cluster has no leader");
+    return false;
+}
+
+static void cmd_add_node(struct client *c, int argc, char **argv)
+{
+    struct node *n = c->a->n;
+    if (argc != 5) {
+        answer(c, 2, "usage: addNode <Tag> <ServerUrl> <TcpUrl> <node-cert-file>");
+        return;
+    }
+    if (!require_leader(c))
+        return;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    struct cmn_buf bytes;
+    cmn_buf_init(&bytes, false);
+    struct ca_cert_list certs;
+    ca_cert_list_init(&certs);
+    int rv = read_all(argv[4], &bytes, errmsg);
+    if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
+        struct ca_pfx pfx;
+        rv = ca_pfx_parse(bytes.data, bytes.len, NULL, 0, &pfx, errmsg);
+        if (rv == 0) {
+            X509 *leaf = ca_pfx_leaf(&pfx) ? ca_pfx_leaf(&pfx) : pfx.certs.v[0];
+            rv = ca_cert_list_add(&certs, leaf);
+            ca_pfx_fini(&pfx);
+        }
+    } else if (rv == 0) {
+        rv = ca_certs_from_bytes(bytes.data, bytes.len, &certs, errmsg);
+    }
+    cmn_buf_fini(&bytes);
+    struct ca_ident id;
+    if (rv == 0)
+        rv = ca_ident_get(certs.v[0], &id, errmsg);
+    if (rv == 0 && strcmp(id.node_tag, argv[1]) != 0)
+        rv = cmn_fail(errmsg, CMN_EINVALID, "the certificate names node '%s', not '%s'",
+                      id.node_tag, argv[1]);
+    if (rv == 0 && !(id.eku & CA_EKU_ANY) &&
+        (id.eku & (CA_EKU_SERVER | CA_EKU_CLIENT)) != (CA_EKU_SERVER | CA_EKU_CLIENT))
+        rv = cmn_fail(errmsg, CMN_EINVALID,
+                      "a node certificate needs both serverAuth and clientAuth");
+    struct member_job *j = rv == 0 ? calloc(1, sizeof *j) : NULL;
+    if (rv == 0 && j == NULL)
+        rv = CMN_ENOMEM;
+    if (rv == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "Server Certificate for Node %.8s", argv[1]);
+        rv = node_cert_record(n, certs.v[0], name, KV_CL_CLUSTER_NODE, &j->rec, errmsg);
+    }
+    ca_cert_list_fini(&certs);
+    if (rv != 0) {
+        free(j);
+        answer(c, 1, "error: %s", errmsg[0] ? errmsg : cmn_strerror(rv));
+        return;
+    }
+    j->c = c;
+    j->n = n;
+    snprintf(j->tag, sizeof j->tag, "%.4s", argv[1]);
+    snprintf(j->server_url, sizeof j->server_url, "%s", argv[2]);
+    snprintf(j->tcp_url, sizeof j->tcp_url, "%s", argv[3]);
+    memcpy(j->thumb, j->rec.thumbprint, sizeof j->thumb);
+    member_step(j);
+}
+
+static void cmd_remove_node(struct client *c, int argc, char **argv)
+{
+    if (argc != 2) {
+        answer(c, 2, "usage: removeNode <Tag>");
+        return;
+    }
+    if (!require_leader(c))
+        return;
+    struct member_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        answer(c, 1, "error: out of memory");
+        return;
+    }
+    j->c = c;
+    j->n = c->a->n;
+    snprintf(j->tag, sizeof j->tag, "%.4s", argv[1]);
+    j->step = 10;
+    member_step(j);
+}
+
+/* Splits a line into words; double quotes group words with spaces. */
+static int split(char *line, char **argv)
+{
+    int argc = 0;
+    char *p = line;
+    while (*p && argc < MAX_ARGS) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '"') {
+            argv[argc++] = ++p;
+            while (*p && *p != '"')
+                p++;
+        } else {
+            argv[argc++] = p;
+            while (*p && *p != ' ' && *p != '\t')
+                p++;
+        }
+        if (*p)
+            *p++ = '\0';
+    }
+    return argc;
+}
+
+static void execute(struct client *c, char *line)
+{
+    char *argv[MAX_ARGS];
+    int argc = split(line, argv);
+    c->busy = true;
+    if (argc == 0) {
+        answer(c, 0, NULL);
+        return;
+    }
+    /* Never log the arguments: they may hold a password. */
+    CMN_INFO("NODE-ADMIN", "admin channel: %s", argv[0]);
+    if (strcmp(argv[0], "help") == 0)
+        answer(c, 0, "%s", help_text);
+    else if (strcmp(argv[0], "info") == 0)
+        cmd_info(c);
+    else if (strcmp(argv[0], "clusterStatus") == 0)
+        cmd_cluster_status(c);
+    else if (strcmp(argv[0], "trustClientCert") == 0)
+        cmd_trust(c, argc, argv, false);
+    else if (strcmp(argv[0], "trustServerCert") == 0)
+        cmd_trust(c, argc, argv, true);
+    else if (strcmp(argv[0], "generateClientCert") == 0)
+        cmd_generate(c, argc, argv);
+    else if (strcmp(argv[0], "addNode") == 0)
+        cmd_add_node(c, argc, argv);
+    else if (strcmp(argv[0], "removeNode") == 0)
+        cmd_remove_node(c, argc, argv);
+    else
+        answer(c, 2, "unknown command '%s' (try: help)", argv[0]);
+}
+
+static void process(struct client *c)
+{
+    while (!c->busy && !c->closed && c->rx.len > 0) {
+        uint8_t *nl = memchr(c->rx.data, '\n', c->rx.len);
+        if (nl == NULL)
+            return;
+        size_t n = (size_t)(nl - c->rx.data);
+        char line[LINE_MAX_BYTES];
+        memcpy(line, c->rx.data, n);
+        line[n] = '\0';
+        if (n && line[n - 1] == '\r')
+            line[n - 1] = '\0';
+        memmove(c->rx.data, nl + 1, c->rx.len - n - 1);
+        c->rx.len -= n + 1;
+        execute(c, line);
+        cmn_cleanse(line, sizeof line);
+    }
+}
+
+static void client_closed(uv_handle_t *h)
+{
+    struct client *c = h->data;
+    struct node_admin *a = c->a;
+    for (struct client **pp = &a->clients; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    c->a = NULL;
+    client_free_maybe(c);
+    if (a->n->admin != a)
+        admin_free_maybe(a); /* closing */
+}
+
+/* A client is freed once its handle is closed and no command holds it. */
+static void client_free_maybe(struct client *c)
+{
+    if (c->a == NULL && !c->busy) {
+        cmn_buf_fini(&c->rx);
+        free(c);
+    }
+}
+
+static void client_close(struct client *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    uv_close((uv_handle_t *)&c->pipe, client_closed);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    static char slab[LINE_MAX_BYTES];
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(slab, sizeof slab);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct client *c = s->data;
+    if (nread < 0) {
+        client_close(c);
+        return;
+    }
+    if (cmn_buf_append(&c->rx, buf->base, (size_t)nread) != 0 || c->rx.len > 4 * LINE_MAX_BYTES) {
+        client_close(c);
+        return;
+    }
+    if (c->rx.len >= LINE_MAX_BYTES && memchr(c->rx.data, '\n', c->rx.len) == NULL) {
+        client_close(c); /* a line this long is not a command */
+        return;
+    }
+    process(c);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct node_admin *a = server->data;
+    if (status != 0)
+        return;
+    struct client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return;
+    c->a = a;
+    cmn_buf_init(&c->rx, true);
+    uv_pipe_init(&a->n->loop, &c->pipe, 0);
+    c->pipe.data = c;
+    c->next = a->clients;
+    a->clients = c;
+    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
+        uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
+        client_close(c);
+}
+
+int node_admin_start(struct node *n, char *errmsg)
+{
+    struct node_admin *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return CMN_ENOMEM;
+    a->n = n;
+    snprintf(a->path, sizeof a->path, "%s/admin.sock", n->cfg.data_dir);
+    if (strlen(a->path) >= 108) {
+        free(a);
+        return cmn_fail(errmsg, CMN_EINVALID, "DataDir path is too long for the admin socket");
+    }
+    unlink(a->path); /* a leftover of a crashed node: the DataDir lock is ours */
+    uv_pipe_init(&n->loop, &a->listener, 0);
+    a->listener.data = a;
+    a->listener_open = true;
+    mode_t old = umask(0177); /* the socket is created 0600: owner only */
+    int rv = uv_pipe_bind(&a->listener, a->path);
+    umask(old);
+    if (rv == 0)
+        rv = chmod(a->path, 0600) == 0 ? 0 : UV_EPERM;
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&a->listener, 16, on_connection);
+    if (rv != 0) {
+        n->admin = a;
+        node_admin_close(n);
+        return cmn_fail(errmsg, CMN_EIO, "admin channel %s: %s", a->path, uv_strerror(rv));
+    }
+    n->admin = a;
+    return 0;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct node_admin *a = h->data;
+    a->listener_open = false;
+    admin_free_maybe(a);
+}
+
+void node_admin_close(struct node *n)
+{
+    struct node_admin *a = n->admin;
+    if (a == NULL)
+        return;
+    n->admin = NULL;
+    for (struct client *c = a->clients; c; c = c->next)
+        client_close(c);
+    unlink(a->path);
+    uv_close((uv_handle_t *)&a->listener, listener_closed);
+}

@@ -1,0 +1,717 @@
+/* corvid-node: start-up, identity, peer trust, bootstrap duties, shutdown. */
+#include "node/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/env.h"
+#include "common/log.h"
+#include "raft/tls.h"
+
+#define DUTY_MS 500
+
+/* ---- files ---- */
+
+static int read_file(const char *path, struct cmn_buf *out, char *errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
+    uint8_t chunk[8192];
+    size_t got;
+    int rv = 0;
+    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (out->len + got > CA_INPUT_MAX)
+            rv = cmn_fail(errmsg, CMN_ETOOBIG, "%s is larger than %u bytes", path, CA_INPUT_MAX);
+        else
+            rv = cmn_buf_append(out, chunk, got);
+    }
+    fclose(f);
+    return rv;
+}
+
+static int load_pfx(const char *key, const char *path, const char *password, struct ca_pfx *out,
+                    char *errmsg)
+{
+    struct cmn_buf b;
+    cmn_buf_init(&b, true);
+    int rv = read_file(path, &b, errmsg);
+    if (rv == 0)
+        rv = ca_pfx_parse(b.data, b.len, password, 0, out, errmsg);
+    cmn_buf_fini(&b);
+    if (rv != 0)
+        cmn_errctx(errmsg, "%s", key);
+    return rv;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* One process per DataDir: raft has no lock of its own, and two writers corrupt the log. */
+static int lock_data_dir(struct node *n, char *errmsg)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/corvid.lock", n->cfg.data_dir);
+    n->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (n->lock_fd < 0)
+        return cmn_fail(errmsg, CMN_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t got = pread(n->lock_fd, pid, sizeof pid - 1, 0);
+        if (got > 0)
+            pid[strcspn(pid, "\n")] = '\0';
+        close(n->lock_fd);
+        n->lock_fd = -1;
+        return cmn_fail(errmsg, CMN_EBUSY,
+                        "DataDir %s is in use by another corvid-node (pid %s): refusing to start",
+                        n->cfg.data_dir, pid[0] ? pid : "?");
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(n->lock_fd, 0) != 0 || pwrite(n->lock_fd, pid, (size_t)len, 0) != len)
+        return cmn_fail(errmsg, CMN_EIO, "cannot write %s", path);
+    return 0;
+}
+
+/* ---- identity ---- */
+
+static int load_identity(struct node *n, char *errmsg)
+{
+    struct ca_pfx pfx;
+    int rv = load_pfx("Security.Certificate.Path", n->cfg.cert_path, n->cfg.cert_password, &pfx,
+                      errmsg);
+    if (rv != 0)
+        return rv;
+    X509 *leaf = ca_pfx_leaf(&pfx);
+    if (leaf == NULL || pfx.key == NULL) {
+        ca_pfx_fini(&pfx);
+        return cmn_fail(errmsg, CMN_EINVALID,
+                        "Security.Certificate.Path: %s holds no certificate with its private key",
+                        n->cfg.cert_path);
+    }
+    struct ca_ident id;
+    rv = ca_ident_get(leaf, &id, errmsg);
+    if (rv == 0 && (id.eku & (CA_EKU_SERVER | CA_EKU_ANY)) == 0)
+        rv = cmn_fail(errmsg, CMN_EINVALID,
+                      "Security.Certificate.Path: the certificate lacks the serverAuth usage");
+    if (rv == 0 && (id.eku & (CA_EKU_CLIENT | CA_EKU_ANY)) == 0)
+        rv = cmn_fail(errmsg, CMN_EINVALID,
+                      "Security.Certificate.Path: the certificate lacks the clientAuth usage "
+                      "that nodes use to authenticate to each other");
+    if (rv == 0 && strcmp(id.node_tag, n->cfg.tag) != 0)
+        rv = cmn_fail(errmsg, CMN_EINVALID,
+                      "Security.Certificate.Path: the certificate names node '%s' "
+                      "(URI:urn:corvid:node:…) but Cluster.NodeTag is '%s'",
+                      id.node_tag, n->cfg.tag);
+    if (rv != 0) {
+        ca_pfx_fini(&pfx);
+        return rv;
+    }
+    memcpy(n->thumb, id.thumbprint, sizeof n->thumb);
+    cmn_ascii_lower(n->thumb);
+    n->key = pfx.key;
+    pfx.key = NULL;
+    n->cert = leaf;
+    X509_up_ref(leaf);
+    ca_cert_list_init(&n->chain);
+    for (size_t i = 0; i < pfx.certs.n && rv == 0; i++)
+        if (pfx.certs.v[i] != leaf)
+            rv = ca_cert_list_add(&n->chain, pfx.certs.v[i]);
+    ca_pfx_fini(&pfx);
+    return rv;
+}
+
+static int verify_any(int ok, X509_STORE_CTX *ctx)
+{
+    (void)ok;
+    (void)ctx;
+    return 1; /* trust is decided by registration after the handshake, never by chain alone */
+}
+
+static int make_raft_ctx(struct node *n, char *errmsg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
+    if (ctx == NULL)
+        return CMN_ENOMEM;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_any);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
+             SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    for (size_t i = 0; ok && i < n->chain.n; i++)
+        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
+    if (!ok) {
+        char e[160];
+        SSL_CTX_free(ctx);
+        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS setup: %s", tls_ssl_error(e, sizeof e));
+    }
+    n->raft_ctx = ctx;
+    return 0;
+}
+
+static int load_trusted_nodes(struct node *n, char *errmsg)
+{
+    if (n->cfg.trusted_nodes_path == NULL)
+        return 0;
+    struct ca_pfx pfx;
+    int rv = load_pfx("Cluster.TrustedNodeCertificates.Path", n->cfg.trusted_nodes_path, NULL,
+                      &pfx, errmsg);
+    if (rv != 0)
+        return rv;
+    n->trusted = calloc(pfx.certs.n + 1, sizeof *n->trusted);
+    if (n->trusted == NULL) {
+        ca_pfx_fini(&pfx);
+        return CMN_ENOMEM;
+    }
+    for (size_t i = 0; i < pfx.certs.n; i++) {
+        char t[CA_THUMBPRINT_SIZE];
+        if (ca_thumbprint(pfx.certs.v[i], t) == 0) {
+            cmn_ascii_lower(t);
+            memcpy(n->trusted[n->n_trusted++], t, 41);
+        }
+    }
+    ca_pfx_fini(&pfx);
+    CMN_INFO("NODE-TRUST", "trusting %zu node certificates from %s", n->n_trusted,
+             n->cfg.trusted_nodes_path);
+    return 0;
+}
+
+/* ---- peer trust ---- */
+
+static bool is_bootstrap_tag(struct node *n, const char *tag)
+{
+    for (size_t i = 0; i < n->cfg.n_bootstrap; i++)
+        if (strcmp(n->cfg.bootstrap[i].tag, tag) == 0)
+            return true;
+    return false;
+}
+
+static bool node_record_exists(struct node *n, const char *tag)
+{
+    struct kv_node *nodes;
+    size_t count;
+    bool found = false;
+    if (kv_node_list(n->kv, &nodes, &count, NULL) != 0)
+        return false;
+    for (size_t i = 0; i < count; i++)
+        found |= strcmp(nodes[i].tag, tag) == 0;
+    kv_node_free_array(nodes, count);
+    return found;
+}
+
+static bool issued_by_cluster_ca(struct node *n, X509 *cert)
+{
+    if (n->have_cluster_ca && ca_pfx_leaf(&n->cluster_ca) &&
+        ca_issued_by(cert, ca_pfx_leaf(&n->cluster_ca), NULL) == 0)
+        return true;
+    struct node_issuer is;
+    if (node_issuer_load(n, &is, NULL) != 0)
+        return false;
+    bool ok = ca_issued_by(cert, is.cert, NULL) == 0;
+    node_issuer_fini(&is);
+    return ok;
+}
+
+/* Who may take part in Raft as node `tag` (the certificate names that tag). */
+static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
+{
+    struct node *n = ctx;
+    struct ca_ident id;
+    if (ca_ident_get(cert, &id, errmsg) != 0)
+        return CMN_EDENIED;
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    if (id.not_after < now)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s expired", id.thumbprint);
+    if (id.not_before > now + 86400)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not yet valid", id.thumbprint);
+    char lower[41];
+    memcpy(lower, id.thumbprint, sizeof lower);
+    cmn_ascii_lower(lower);
+    struct kv_revoked rev;
+    if (kv_revoked_get(n->kv, id.serial, &rev, NULL) == 0 && strcmp(rev.thumbprint, lower) == 0)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s was revoked", id.thumbprint);
+    if (strcmp(lower, n->thumb) == 0)
+        return 0;
+    struct kv_cert reg;
+    int rv = kv_cert_get(n->kv, lower, &reg, NULL);
+    if (rv == 0) {
+        enum kv_clearance cl = reg.clearance;
+        kv_cert_fini(&reg);
+        if (cl == KV_CL_CLUSTER_NODE)
+            return 0;
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is registered as %s, not ClusterNode",
+                        id.thumbprint, kv_clearance_name(cl));
+    }
+    for (size_t i = 0; i < n->n_trusted; i++)
+        if (strcmp(n->trusted[i], lower) == 0)
+            return 0;
+    /* Before the bootstrap members have registered themselves, a member's certificate from the
+     * cluster CA is enough; once the trust state knows the node, only its registration is. */
+    if (is_bootstrap_tag(n, tag) && !node_record_exists(n, tag) && issued_by_cluster_ca(n, cert))
+        return 0;
+    return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not a trusted cluster node certificate",
+                    id.thumbprint);
+}
+
+/* ---- proposals ---- */
+
+int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx, char *errmsg)
+{
+    if (cmd->request_id == NULL) {
+        uint8_t rnd[8];
+        char hex[17];
+        if (cmn_random(&cmn_rng_system, rnd, sizeof rnd) != 0) {
+            kv_cmd_fini(cmd);
+            return cmn_fail(errmsg, CMN_EIO, "no randomness");
+        }
+        cmn_hex_lower(rnd, sizeof rnd, hex);
+        size_t len = strlen(n->cfg.tag) + 1 + 16 + 1;
+        cmd->request_id = malloc(len);
+        if (cmd->request_id)
+            snprintf(cmd->request_id, len, "%s-%s", n->cfg.tag, hex);
+    }
+    cmd->time_ms = cmn_now_ms(&cmn_clock_system);
+    struct cmn_buf b;
+    cmn_buf_init(&b, true);
+    int rv = kv_cmd_encode(cmd, &b, errmsg);
+    kv_cmd_fini(cmd);
+    if (rv == 0) {
+        rv = rft_propose(n->rft, b.data, b.len, cb, ctx);
+        if (rv != 0)
+            cmn_fail(errmsg, rv, "cannot propose: %s", cmn_strerror(rv));
+    }
+    cmn_buf_fini(&b);
+    return rv;
+}
+
+int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
+                     struct kv_cert *out, char *errmsg)
+{
+    memset(out, 0, sizeof *out);
+    struct ca_ident id;
+    int rv = ca_ident_get(x, &id, errmsg);
+    if (rv != 0)
+        return rv;
+    if (strlen(id.serial) > KV_SERIAL_MAX)
+        id.serial[0] = '\0'; /* beyond RFC 5280's 20 octets: not indexed */
+    memcpy(out->thumbprint, id.thumbprint, sizeof out->thumbprint);
+    cmn_ascii_lower(out->thumbprint);
+    snprintf(out->pkph, sizeof out->pkph, "%s", id.pkph);
+    snprintf(out->serial, sizeof out->serial, "%s", id.serial);
+    out->not_before = id.not_before;
+    out->not_after = id.not_after;
+    out->clearance = cl;
+    out->registered_ms = cmn_now_ms(&cmn_clock_system);
+    out->name = strdup(name);
+    struct cmn_buf der;
+    cmn_buf_init(&der, false);
+    rv = out->name ? ca_cert_to_der(x, &der) : CMN_ENOMEM;
+    if (rv == 0) {
+        out->der = cmn_buf_release(&der, &out->der_len);
+        out->ca_issued = issued_by_cluster_ca(n, x);
+    }
+    cmn_buf_fini(&der);
+    if (rv != 0)
+        kv_cert_fini(out);
+    return rv;
+}
+
+int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg)
+{
+    memset(out, 0, sizeof *out);
+    ca_cert_list_init(&out->chain);
+    struct kv_issuing_ca ca;
+    int rv = kv_issuing_ca_get(n->kv, &ca, errmsg);
+    if (rv == CMN_ENOTFOUND)
+        return cmn_fail(errmsg, rv, "the cluster has no issuing CA yet (bootstrap not finished)");
+    if (rv != 0)
+        return rv;
+    rv = ca_cert_from_der(ca.cert_der, ca.cert_len, &out->cert, errmsg);
+    if (rv == 0) {
+        const unsigned char *p = ca.key_der.data;
+        out->key = d2i_AutoPrivateKey(NULL, &p, (long)ca.key_der.len);
+        if (out->key == NULL)
+            rv = cmn_fail(errmsg, CMN_EMALFORMED, "the issuing CA key does not decode");
+    }
+    if (rv == 0)
+        rv = ca_cert_list_add(&out->chain, out->cert);
+    for (size_t i = 0; rv == 0 && i < ca.n_chain; i++) {
+        X509 *x;
+        rv = ca_cert_from_der(ca.chain_der[i], ca.chain_len[i], &x, errmsg);
+        if (rv == 0) {
+            rv = ca_cert_list_add(&out->chain, x);
+            X509_free(x);
+        }
+    }
+    kv_issuing_ca_fini(&ca);
+    if (rv != 0)
+        node_issuer_fini(out);
+    return rv;
+}
+
+void node_issuer_fini(struct node_issuer *is)
+{
+    X509_free(is->cert);
+    EVP_PKEY_free(is->key);
+    ca_cert_list_fini(&is->chain);
+    memset(is, 0, sizeof *is);
+}
+
+/* ---- duties: the issuing CA at bootstrap, and this node's own registration ---- */
+
+static void ca_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct node *n = ctx;
+    n->ca_proposing = false;
+    if (status != 0)
+        CMN_WARN("NODE-BOOT", "committing the issuing CA failed: %s", errmsg);
+    else if (res->rejected)
+        CMN_WARN("NODE-BOOT", "issuing CA refused: %s", res->reason);
+    else
+        CMN_INFO("NODE-BOOT", "issuing CA committed at index %llu",
+                 (unsigned long long)res->index);
+}
+
+/* Builds the SET_ISSUING_CA command from Security.ClusterCA, or from a CA generated now when
+ * none is configured. */
+static int issuing_ca_cmd(struct node *n, struct kv_cmd *cmd, char *errmsg)
+{
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    struct ca_cert_list chain;
+    ca_cert_list_init(&chain);
+    int rv = 0;
+    if (n->have_cluster_ca) {
+        cert = ca_pfx_leaf(&n->cluster_ca);
+        key = n->cluster_ca.key;
+        if (cert == NULL || key == NULL)
+            return cmn_fail(errmsg, CMN_EINVALID,
+                            "Security.ClusterCA.Path holds no certificate with its key");
+        X509_up_ref(cert);
+        EVP_PKEY_up_ref(key);
+        for (size_t i = 0; i < n->cluster_ca.certs.n && rv == 0; i++)
+            if (n->cluster_ca.certs.v[i] != cert)
+                rv = ca_cert_list_add(&chain, n->cluster_ca.certs.v[i]);
+    } else {
+        int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+        rv = ca_key_generate(CA_KEY_EC_P256, &key, errmsg);
+        struct ca_cert_req req = {
+            .profile = CA_PROFILE_ROOT,
+            .cn = "Corvid Cluster CA",
+            .not_before = now - CA_CLOCK_SKEW_SECS,
+            .not_after = ca_add_years(now, 10),
+            .subject_key = key,
+        };
+        if (rv == 0)
+            rv = ca_cert_issue(&req, NULL, &cmn_rng_system, &cert, errmsg);
+        if (rv == 0)
+            CMN_INFO("NODE-BOOT", "no Security.ClusterCA configured: generated a cluster CA");
+    }
+    kv_cmd_init(cmd, KV_CMD_SET_ISSUING_CA);
+    struct kv_issuing_ca *ca = &cmd->u.set_ca;
+    struct cmn_buf der;
+    cmn_buf_init(&der, false);
+    if (rv == 0)
+        rv = ca_cert_to_der(cert, &der);
+    if (rv == 0)
+        ca->cert_der = cmn_buf_release(&der, &ca->cert_len);
+    if (rv == 0) {
+        unsigned char *p = NULL;
+        int len = i2d_PrivateKey(key, &p);
+        if (len <= 0)
+            rv = CMN_ECRYPTO;
+        else
+            rv = cmn_buf_append(&ca->key_der, p, (size_t)len);
+        if (p) {
+            cmn_cleanse(p, (size_t)(len > 0 ? len : 0));
+            OPENSSL_free(p);
+        }
+    }
+    if (rv == 0 && chain.n) {
+        ca->chain_der = calloc(chain.n, sizeof *ca->chain_der);
+        ca->chain_len = calloc(chain.n, sizeof *ca->chain_len);
+        if (ca->chain_der == NULL || ca->chain_len == NULL)
+            rv = CMN_ENOMEM;
+        for (size_t i = 0; rv == 0 && i < chain.n; i++) {
+            rv = ca_cert_to_der(chain.v[i], &der);
+            if (rv == 0) {
+                ca->chain_der[i] = cmn_buf_release(&der, &ca->chain_len[i]);
+                ca->n_chain = i + 1;
+            }
+        }
+    }
+    cmn_buf_fini(&der);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    ca_cert_list_fini(&chain);
+    if (rv != 0)
+        kv_cmd_fini(cmd);
+    return rv;
+}
+
+static void register_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct node *n = ctx;
+    n->registering = false;
+    if (status != 0)
+        CMN_DEBUG("NODE-BOOT", "self-registration not committed yet: %s", errmsg);
+    else if (res->rejected)
+        CMN_WARN("NODE-BOOT", "self-registration refused: %s", res->reason);
+}
+
+static void self_register(struct node *n)
+{
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    struct kv_cmd cmd;
+    struct kv_cert reg;
+    bool have_cert = kv_cert_get(n->kv, n->thumb, &reg, NULL) == 0;
+    if (have_cert)
+        kv_cert_fini(&reg);
+    if (!have_cert) {
+        char name[64];
+        snprintf(name, sizeof name, "Server Certificate for Node %s", n->cfg.tag);
+        struct kv_cert rec;
+        if (node_cert_record(n, n->cert, name, KV_CL_CLUSTER_NODE, &rec, errmsg) != 0)
+            return;
+        kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
+        cmd.u.put.certs = malloc(sizeof rec);
+        if (cmd.u.put.certs == NULL) {
+            kv_cert_fini(&rec);
+            return;
+        }
+        cmd.u.put.certs[0] = rec;
+        cmd.u.put.n = 1;
+    } else {
+        struct kv_node *nodes;
+        size_t count;
+        bool current = false;
+        if (kv_node_list(n->kv, &nodes, &count, NULL) != 0)
+            return;
+        for (size_t i = 0; i < count; i++)
+            if (strcmp(nodes[i].tag, n->cfg.tag) == 0)
+                current = strcmp(nodes[i].thumbprint, n->thumb) == 0 &&
+                          strcmp(nodes[i].server_url, n->cfg.public_url) == 0 &&
+                          strcmp(nodes[i].tcp_url, n->cfg.tcp_url) == 0;
+        kv_node_free_array(nodes, count);
+        if (current)
+            return;
+        kv_cmd_init(&cmd, KV_CMD_PUT_NODE);
+        snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", n->cfg.tag);
+        cmd.u.node.server_url = strdup(n->cfg.public_url);
+        cmd.u.node.tcp_url = strdup(n->cfg.tcp_url);
+        memcpy(cmd.u.node.thumbprint, n->thumb, sizeof cmd.u.node.thumbprint);
+    }
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+    n->registering = true;
+    if (node_propose(n, &cmd, register_done, n, errmsg) != 0)
+        n->registering = false;
+}
+
+static void duty_cb(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    if (n->stopping)
+        return;
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    if (st.ready && !n->ca_proposing) {
+        struct kv_issuing_ca ca;
+        int rv = kv_issuing_ca_get(n->kv, &ca, NULL);
+        if (rv == 0) {
+            kv_issuing_ca_fini(&ca);
+        } else if (rv == CMN_ENOTFOUND) {
+            struct kv_cmd cmd;
+            char errmsg[CMN_ERRMSG_SIZE] = "";
+            if (issuing_ca_cmd(n, &cmd, errmsg) != 0) {
+                CMN_ERROR("NODE-BOOT", "%s", errmsg);
+            } else {
+                memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+                cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+                n->ca_proposing = true;
+                if (node_propose(n, &cmd, ca_done, n, errmsg) != 0)
+                    n->ca_proposing = false;
+            }
+        }
+    }
+    if (st.leader[0] && !n->registering && strcmp(st.state, "Passive") != 0)
+        self_register(n);
+}
+
+/* ---- applied entries ---- */
+
+static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
+                       const struct kv_result *res)
+{
+    struct node *n = ctx;
+    if (entry == NULL || len == 0)
+        return;
+    const uint8_t type = ((const uint8_t *)entry)[0];
+    if (res && !res->rejected && type == KV_CMD_DELETE_CERTS) {
+        struct kv_cmd cmd;
+        if (kv_cmd_decode(entry, len, &cmd, NULL) == 0) {
+            for (size_t i = 0; i < cmd.u.del.n; i++) {
+                char lower[41];
+                if (kv_thumb_norm(cmd.u.del.thumbprints[i], lower) == 0)
+                    rft_drop_peer(n->rft, lower);
+            }
+            kv_cmd_fini(&cmd);
+        }
+    }
+    (void)index;
+}
+
+/* ---- lifecycle ---- */
+
+static void stop(struct node *n);
+
+static void signal_cb(uv_signal_t *s, int signum)
+{
+    struct node *n = s->data;
+    CMN_INFO("NODE-STOP", "%s received: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop(n);
+}
+
+int node_init(struct node *n, const char *config_path, char *errmsg)
+{
+    memset(n, 0, sizeof *n);
+    n->lock_fd = -1;
+    ca_cert_list_init(&n->chain);
+    int rv = node_config_load(config_path, &n->cfg, errmsg);
+    if (rv != 0)
+        return rv;
+    cmn_log_setup(n->cfg.log_level, NULL);
+    if (mkdir_p(n->cfg.data_dir) != 0)
+        return cmn_fail(errmsg, CMN_EIO, "DataDir: cannot create %s: %s", n->cfg.data_dir,
+                        strerror(errno));
+    chmod(n->cfg.data_dir, 0700);
+    if ((rv = lock_data_dir(n, errmsg)) != 0 || (rv = load_identity(n, errmsg)) != 0 ||
+        (rv = make_raft_ctx(n, errmsg)) != 0 || (rv = load_trusted_nodes(n, errmsg)) != 0)
+        return rv;
+    if (n->cfg.cluster_ca_path) {
+        rv = load_pfx("Security.ClusterCA.Path", n->cfg.cluster_ca_path,
+                      n->cfg.cluster_ca_password, &n->cluster_ca, errmsg);
+        if (rv != 0)
+            return rv;
+        n->have_cluster_ca = true;
+    }
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/state", n->cfg.data_dir);
+    if ((rv = kv_open(dir, &n->kv, errmsg)) != 0)
+        return rv;
+    if (uv_loop_init(&n->loop) != 0)
+        return cmn_fail(errmsg, CMN_EIO, "cannot create the event loop");
+
+    struct rft_member members[NODE_MAX_MEMBERS];
+    for (size_t i = 0; i < n->cfg.n_bootstrap; i++) {
+        snprintf(members[i].tag, sizeof members[i].tag, "%s", n->cfg.bootstrap[i].tag);
+        if (node_url_hostport(n->cfg.bootstrap[i].tcp_url, members[i].address,
+                              sizeof members[i].address) != 0)
+            return cmn_fail(errmsg, CMN_EINVALID, "Cluster.Bootstrap: bad TcpUrl '%s'",
+                            n->cfg.bootstrap[i].tcp_url);
+    }
+    char address[256];
+    if (node_url_hostport(n->cfg.tcp_url, address, sizeof address) != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl.Tcp: bad URL");
+    snprintf(dir, sizeof dir, "%s/raft", n->cfg.data_dir);
+    struct rft_config rc = {
+        .tag = n->cfg.tag,
+        .address = address,
+        .dir = dir,
+        .bootstrap = n->cfg.n_bootstrap ? members : NULL,
+        .n_bootstrap = n->cfg.n_bootstrap,
+        .ssl_ctx = n->raft_ctx,
+        .kv = n->kv,
+        .trust = node_trust,
+        .applied = on_applied,
+        .cb_ctx = n,
+        .election_ms = n->cfg.election_ms,
+        .heartbeat_ms = n->cfg.heartbeat_ms,
+        .snapshot_threshold = n->cfg.snapshot_threshold,
+        .snapshot_trailing = n->cfg.snapshot_trailing,
+    };
+    if ((rv = rft_new(&n->loop, &rc, &n->rft, errmsg)) != 0)
+        return rv;
+    if ((rv = rft_start(n->rft, errmsg)) != 0)
+        return rv;
+    if ((rv = node_admin_start(n, errmsg)) != 0)
+        return rv;
+    uv_timer_init(&n->loop, &n->duty);
+    n->duty.data = n;
+    uv_timer_start(&n->duty, duty_cb, DUTY_MS, DUTY_MS);
+    uv_signal_init(&n->loop, &n->sigterm);
+    uv_signal_init(&n->loop, &n->sigint);
+    n->sigterm.data = n->sigint.data = n;
+    uv_signal_start(&n->sigterm, signal_cb, SIGTERM);
+    uv_signal_start(&n->sigint, signal_cb, SIGINT);
+    CMN_INFO("NODE-START", "node %s: Raft on %s, data in %s, certificate %s%s", n->cfg.tag,
+             address, n->cfg.data_dir, n->thumb,
+             n->cfg.n_bootstrap ? "" : " (passive: waiting to be added to a cluster)");
+    return 0;
+}
+
+static void rft_closed(void *ctx)
+{
+    struct node *n = ctx;
+    uv_close((uv_handle_t *)&n->duty, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+}
+
+static void stop(struct node *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    uv_timer_stop(&n->duty);
+    node_admin_close(n);
+    rft_close(n->rft, rft_closed, n);
+}
+
+int node_run(struct node *n)
+{
+    uv_run(&n->loop, UV_RUN_DEFAULT);
+    int rv = uv_loop_close(&n->loop);
+    if (rv != 0) {
+        CMN_ERROR("NODE-STOP", "event loop still has open handles at exit");
+        return 1;
+    }
+    CMN_INFO("NODE-STOP", "node %s stopped cleanly", n->cfg.tag);
+    return n->exit_code;
+}
+
+void node_fini(struct node *n)
+{
+    rft_free(n->rft);
+    kv_close(n->kv);
+    SSL_CTX_free(n->raft_ctx);
+    EVP_PKEY_free(n->key);
+    X509_free(n->cert);
+    ca_cert_list_fini(&n->chain);
+    if (n->have_cluster_ca)
+        ca_pfx_fini(&n->cluster_ca);
+    free(n->trusted);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    node_config_fini(&n->cfg);
+}

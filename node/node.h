@@ -1,0 +1,74 @@
+/* The corvid-node daemon: one libuv loop running Raft, the TLS transport, the admin channel and
+ * (later) the HTTPS API over the replicated trust state. */
+#ifndef CORVID_NODE_NODE_H
+#define CORVID_NODE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "ca/ca.h"
+#include "node/config.h"
+#include "raft/rft.h"
+#include "storage/kv.h"
+
+struct node_admin;
+
+struct node {
+    uv_loop_t loop;
+    struct node_config cfg;
+    int lock_fd;
+    struct kv *kv;
+    struct rft *rft;
+    SSL_CTX *raft_ctx;
+    /* this node's identity */
+    EVP_PKEY *key;
+    X509 *cert;
+    struct ca_cert_list chain; /* issuers sent after the certificate */
+    char thumb[41];            /* lower-case */
+    /* from the configuration */
+    struct ca_pfx cluster_ca; /* Security.ClusterCA: the issuing CA to commit at bootstrap */
+    bool have_cluster_ca;
+    char (*trusted)[41]; /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
+    size_t n_trusted;
+    /* background duties */
+    uv_timer_t duty;
+    bool registering;  /* self-registration proposal in flight */
+    bool ca_proposing; /* issuing-CA proposal in flight */
+    uv_signal_t sigterm, sigint;
+    struct node_admin *admin;
+    bool stopping;
+    int exit_code;
+};
+
+int node_init(struct node *n, const char *config_path, char *errmsg) CMN_MUST_CHECK;
+/* Runs the loop until SIGTERM/SIGINT; returns the process exit code. */
+int node_run(struct node *n);
+void node_fini(struct node *n);
+
+/* Proposes cmd (consumed): fills the request id when absent, the time and the actor. */
+int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
+                 char *errmsg) CMN_MUST_CHECK;
+
+/* The issuing CA from the trust state, ready to sign (caller frees with ca_pfx_fini-like
+ * cleanup: X509_free / EVP_PKEY_free / ca_cert_list_fini). */
+struct node_issuer {
+    X509 *cert;
+    EVP_PKEY *key;
+    struct ca_cert_list chain; /* issuing CA first, then its issuers */
+};
+int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;
+void node_issuer_fini(struct node_issuer *is);
+
+/* Builds a certificate registration (kv_cert) for x: thumbprint, pinning hash, serial, validity,
+ * public DER, and whether the cluster CA issued it. */
+int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
+                     struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+
+/* Admin channel (node/admin.c). */
+int node_admin_start(struct node *n, char *errmsg) CMN_MUST_CHECK;
+void node_admin_close(struct node *n);
+
+#endif

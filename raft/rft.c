@@ -1,0 +1,1104 @@
+/* One node's Raft: FSM, bootstrap, proposals and their forwarding, membership, shutdown. */
+#include "raft/rft.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft/uv.h>
+
+#include "ca/ident.h"
+#include "common/buf.h"
+#include "common/log.h"
+#include "raft/transport.h"
+#include "storage/cmd.h"
+
+#define TICK_MS 50
+#define TRANSFER_WAIT_MS 3000
+#define FWD_FRAME_MAX (KV_CMD_MAX + 64)
+#define FWD_REQ 1
+#define FWD_RESP 2
+
+enum prop_state { P_QUEUED, P_APPLYING, P_FORWARDED, P_WAIT_APPLY, P_DONE };
+
+struct fwd_peer;
+
+struct prop {
+    struct rft *r;
+    uint8_t *entry;
+    size_t len;
+    rft_propose_cb cb; /* NULL for a proposal forwarded to us (origin set) */
+    void *ctx;
+    struct fwd_peer *origin; /* the follower that forwarded it, if any */
+    uint64_t origin_seq;
+    enum prop_state state;
+    uint64_t deadline;
+    uint64_t seq; /* while forwarded by us */
+    int status;
+    struct kv_result res;
+    char errmsg[CMN_ERRMSG_SIZE];
+    struct raft_apply req;
+    struct prop *next;
+};
+
+/* A follower's channel to us (we are, or were, the leader). */
+struct fwd_peer {
+    struct rft *r;
+    struct rft_chan *ch;
+    struct cmn_buf rx;
+    struct fwd_peer *next;
+};
+
+struct rft {
+    uv_loop_t *loop;
+    struct rft_config cfg;
+    char tag[RFT_TAG_MAX];
+    char address[256];
+    char dir[1024];
+    struct rft_member *bootstrap;
+    raft_id id;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool raft_inited, started, closing, closed_raft;
+    struct kv_result last_result;
+    struct kv_snap *snap;
+    struct cmn_buf snap_buf;
+    struct raft_buffer snap_rbuf;
+    /* leadership */
+    bool ready;
+    bool barrier_pending;
+    struct raft_barrier barrier;
+    /* proposals */
+    struct prop *props;
+    uint64_t next_seq;
+    uv_timer_t tick;
+    uv_timer_t kick;
+    /* forwarding, follower side */
+    struct rft_chan *fwd;
+    raft_id fwd_leader;
+    bool fwd_open;
+    struct cmn_buf fwd_rx;
+    /* forwarding, leader side */
+    struct fwd_peer *peers;
+    /* membership */
+    bool change_busy;
+    struct raft_change change;
+    raft_id change_id;
+    bool change_promote;
+    rft_change_cb change_cb;
+    void *change_ctx;
+    /* shutdown */
+    struct raft_transfer transfer;
+    bool transferring;
+    void (*close_cb)(void *ctx);
+    void *close_ctx;
+    unsigned open_handles;
+};
+
+const char *rft_strerror(int code)
+{
+    switch (code) {
+    case RAFT_NOTFOUND:
+        return "not found";
+    case RAFT_INVALID:
+        return "invalid";
+    case RAFT_UNAUTHORIZED:
+        return "unauthorized";
+    case RAFT_NOSPACE:
+        return "no space left";
+    case RAFT_TOOMANY:
+        return "too many";
+    default:
+        return raft_strerror(code);
+    }
+}
+
+static void rlog(struct rft *r, enum cmn_log_level level, const char *id, const char *fmt, ...)
+    CMN_PRINTF(4, 5);
+static void rlog(struct rft *r, enum cmn_log_level level, const char *id, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cmn_log(level, id, "%s", msg);
+    (void)r;
+}
+
+static void kick(struct rft *r);
+
+/* ---- FSM ---- */
+
+static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    struct rft *r = fsm->data;
+    /* canonical/raft 0.15 advances last_applied after this returns. */
+    uint64_t index = raft_last_applied(&r->raft) + 1;
+    char err[CMN_ERRMSG_SIZE] = "";
+    int rv = kv_apply(r->cfg.kv, index, buf->base, buf->len, &r->last_result, err);
+    if (rv != 0) {
+        /* Raft retries this entry later; the node stalls rather than diverging. */
+        rlog(r, CMN_LOG_ERROR, "RFT-APPLY", "apply %llu failed: %s", (unsigned long long)index,
+             err);
+        return RAFT_IOERR;
+    }
+    *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
+    if (!r->last_result.skipped && r->cfg.applied)
+        r->cfg.applied(r->cfg.cb_ctx, index, buf->base, buf->len, &r->last_result);
+    kick(r); /* proposals waiting for this index */
+    return 0;
+}
+
+static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct rft *r = fsm->data;
+    if (r->snap != NULL)
+        return RAFT_BUSY;
+    char err[CMN_ERRMSG_SIZE] = "";
+    if (kv_snap_begin(r->cfg.kv, &r->snap, err) != 0)
+        return RAFT_IOERR;
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+/* Runs in the libuv threadpool: only the RocksDB snapshot view is touched. */
+static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct rft *r = fsm->data;
+    char err[CMN_ERRMSG_SIZE] = "";
+    cmn_buf_init(&r->snap_buf, false);
+    if (kv_snap_serialize(r->snap, &r->snap_buf, err) != 0)
+        return RAFT_IOERR;
+    r->snap_rbuf.base = r->snap_buf.data;
+    r->snap_rbuf.len = r->snap_buf.len;
+    *bufs = &r->snap_rbuf;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                                 unsigned *n_bufs)
+{
+    struct rft *r = fsm->data;
+    cmn_buf_fini(&r->snap_buf);
+    memset(&r->snap_rbuf, 0, sizeof r->snap_rbuf);
+    kv_snap_end(r->snap);
+    r->snap = NULL;
+    *bufs = NULL;
+    *n_bufs = 0;
+    return 0;
+}
+
+static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct rft *r = fsm->data;
+    char err[CMN_ERRMSG_SIZE] = "";
+    int rv = kv_restore(r->cfg.kv, buf->base, buf->len, err);
+    if (rv == CMN_ESTALE) {
+        rlog(r, CMN_LOG_DEBUG, "RFT-SNAP", "snapshot skipped: %s", err);
+    } else if (rv != 0) {
+        rlog(r, CMN_LOG_ERROR, "RFT-SNAP", "cannot restore snapshot: %s", err);
+        return RAFT_MALFORMED;
+    } else {
+        rlog(r, CMN_LOG_INFO, "RFT-SNAP", "restored snapshot at index %llu",
+             (unsigned long long)kv_applied_index(r->cfg.kv));
+        if (r->cfg.applied)
+            r->cfg.applied(r->cfg.cb_ctx, kv_applied_index(r->cfg.kv), NULL, 0, NULL);
+    }
+    raft_free(buf->base);
+    kick(r);
+    return 0;
+}
+
+/* ---- trust ---- */
+
+static int transport_trust(void *ctx, X509 *cert, raft_id id, char *errmsg)
+{
+    struct rft *r = ctx;
+    char want[8], got[CA_NODE_TAG_SIZE] = "";
+    rft_id_to_tag(id, want);
+    if (ca_node_tag(cert, got) != 0)
+        got[0] = '\0';
+    if (want[0] == '\0')
+        return cmn_fail(errmsg, CMN_EDENIED, "invalid node id %llu", (unsigned long long)id);
+    if (strcmp(want, got) != 0)
+        return cmn_fail(errmsg, CMN_EDENIED, "its certificate names node '%s', not '%s'", got,
+                        want);
+    return r->cfg.trust(r->cfg.cb_ctx, cert, want, errmsg);
+}
+
+static void transport_log(void *ctx, int level, const char *msg)
+{
+    cmn_log((enum cmn_log_level)level, "RFT-PEER", "%s", msg);
+    (void)ctx;
+}
+
+/* ---- proposals ---- */
+
+static void prop_free(struct prop *p)
+{
+    free(p->entry);
+    free(p);
+}
+
+static void prop_unlink(struct rft *r, struct prop *p)
+{
+    for (struct prop **pp = &r->props; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            return;
+        }
+    }
+}
+
+static void prop_finish(struct prop *p, int status, const char *fmt, ...) CMN_PRINTF(3, 4);
+static void prop_finish(struct prop *p, int status, const char *fmt, ...)
+{
+    p->status = status;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->errmsg, sizeof p->errmsg, fmt, ap);
+        va_end(ap);
+    }
+    p->state = P_DONE;
+    kick(p->r);
+}
+
+static void kick_cb(uv_timer_t *t);
+
+static void kick(struct rft *r)
+{
+    if (!uv_is_closing((uv_handle_t *)&r->kick) && !uv_is_active((uv_handle_t *)&r->kick))
+        uv_timer_start(&r->kick, kick_cb, 0, 0);
+}
+
+static uint64_t frame_put(uint8_t *hdr, uint32_t len)
+{
+    hdr[0] = (uint8_t)(len >> 24);
+    hdr[1] = (uint8_t)(len >> 16);
+    hdr[2] = (uint8_t)(len >> 8);
+    hdr[3] = (uint8_t)len;
+    return len;
+}
+
+/* Answers a follower: [u8 2][be64 seq][be32 status][be64 index][u8 flags][reason]. */
+static void respond(struct prop *p)
+{
+    struct fwd_peer *peer = p->origin;
+    if (peer == NULL)
+        return; /* the follower went away; it will retry by request id */
+    const char *reason = p->status == 0 ? p->res.reason : p->errmsg;
+    size_t rlen = strnlen(reason, CMN_ERRMSG_SIZE - 1);
+    uint8_t buf[4 + 1 + 8 + 4 + 8 + 1 + CMN_ERRMSG_SIZE];
+    size_t n = 4;
+    buf[n++] = FWD_RESP;
+    cmn_be64_put(buf + n, p->origin_seq);
+    n += 8;
+    uint32_t st = (uint32_t)p->status;
+    buf[n++] = (uint8_t)(st >> 24);
+    buf[n++] = (uint8_t)(st >> 16);
+    buf[n++] = (uint8_t)(st >> 8);
+    buf[n++] = (uint8_t)st;
+    cmn_be64_put(buf + n, p->res.index);
+    n += 8;
+    buf[n++] = (uint8_t)((p->res.rejected ? 1 : 0) | (p->res.duplicate ? 2 : 0));
+    memcpy(buf + n, reason, rlen);
+    n += rlen;
+    frame_put(buf, (uint32_t)(n - 4));
+    if (rft_chan_write(peer->ch, buf, n) != 0)
+        rlog(p->r, CMN_LOG_DEBUG, "RFT-FWD", "cannot answer a forwarded proposal");
+}
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct prop *p = req->data;
+    struct rft *r = p->r;
+    if (status == 0) {
+        p->res = *(const struct kv_result *)result;
+        prop_finish(p, 0, NULL);
+        return;
+    }
+    if (status == RAFT_SHUTDOWN || r->closing) {
+        prop_finish(p, CMN_EIO, "the node is shutting down");
+        return;
+    }
+    /* Leadership lost: the entry may or may not commit. Propose again with the same request id:
+     * the state machine applies it at most once. */
+    p->state = P_QUEUED;
+    kick(r);
+}
+
+static int copy_entry(struct prop *p, uint8_t **out)
+{
+    *out = raft_malloc(p->len);
+    if (*out == NULL)
+        return CMN_ENOMEM;
+    memcpy(*out, p->entry, p->len);
+    return 0;
+}
+
+static void dispatch_local(struct rft *r, struct prop *p)
+{
+    struct raft_buffer buf;
+    uint8_t *copy;
+    if (copy_entry(p, &copy) != 0) {
+        prop_finish(p, CMN_ENOMEM, "out of memory");
+        return;
+    }
+    buf.base = copy;
+    buf.len = p->len;
+    p->req.data = p;
+    p->state = P_APPLYING;
+    int rv = raft_apply(&r->raft, &p->req, &buf, 1, apply_cb);
+    if (rv != 0) {
+        raft_free(copy);
+        p->state = P_QUEUED; /* not leader any more, or a transfer is running: retry */
+    }
+}
+
+static void fwd_data(struct rft_chan *ch, const uint8_t *data, size_t len);
+static void fwd_event(struct rft_chan *ch, int status);
+
+static void requeue_forwarded(struct rft *r)
+{
+    for (struct prop *p = r->props; p; p = p->next)
+        if (p->state == P_FORWARDED)
+            p->state = P_QUEUED;
+}
+
+static void fwd_drop(struct rft *r)
+{
+    if (r->fwd) {
+        rft_chan_close(r->fwd);
+        r->fwd = NULL;
+    }
+    r->fwd_open = false;
+    r->fwd_leader = 0;
+    cmn_buf_fini(&r->fwd_rx);
+    requeue_forwarded(r);
+}
+
+static void dispatch_forward(struct rft *r, struct prop *p, raft_id leader, const char *address)
+{
+    if (r->fwd && r->fwd_leader != leader)
+        fwd_drop(r);
+    if (r->fwd == NULL) {
+        r->fwd = rft_chan_open(&r->transport, leader, address, fwd_data, fwd_event, r);
+        if (r->fwd == NULL)
+            return;
+        r->fwd_leader = leader;
+        r->fwd_open = false;
+    }
+    if (!r->fwd_open)
+        return; /* sent once the channel is up */
+    p->seq = ++r->next_seq;
+    uint8_t hdr[4 + 1 + 8];
+    frame_put(hdr, (uint32_t)(1 + 8 + p->len));
+    hdr[4] = FWD_REQ;
+    cmn_be64_put(hdr + 5, p->seq);
+    if (rft_chan_write(r->fwd, hdr, sizeof hdr) != 0 ||
+        rft_chan_write(r->fwd, p->entry, p->len) != 0) {
+        fwd_drop(r);
+        return;
+    }
+    p->state = P_FORWARDED;
+}
+
+static void complete(struct prop *p)
+{
+    struct rft *r = p->r;
+    prop_unlink(r, p);
+    if (p->origin)
+        respond(p);
+    else if (p->cb)
+        p->cb(p->ctx, p->status, p->status == 0 ? &p->res : NULL, p->errmsg);
+    prop_free(p);
+}
+
+static void check_leadership(struct rft *r);
+
+static void pump(struct rft *r)
+{
+    if (!r->closing)
+        check_leadership(r);
+    uint64_t now = uv_now(r->loop);
+    uint64_t applied = kv_applied_index(r->cfg.kv);
+    raft_id leader = 0;
+    const char *leader_addr = NULL;
+    if (r->started && !r->closed_raft)
+        raft_leader(&r->raft, &leader, &leader_addr);
+    struct prop *p = r->props;
+    while (p) {
+        struct prop *next = p->next;
+        if (r->closing && p->state != P_DONE && p->state != P_APPLYING) {
+            prop_finish(p, CMN_EIO, "the node is shutting down");
+        } else if (p->state == P_WAIT_APPLY && applied >= p->res.index) {
+            prop_finish(p, 0, NULL);
+        } else if (p->state == P_QUEUED) {
+            if (p->origin) {
+                /* forwarded to us: only a ready leader takes it, otherwise the follower asks
+                 * again wherever the leader is now */
+                if (r->ready)
+                    dispatch_local(r, p);
+                else
+                    prop_finish(p, CMN_EBUSY, "not the leader");
+            } else if (r->ready) {
+                dispatch_local(r, p);
+            } else if (leader != 0 && leader != r->id && leader_addr) {
+                dispatch_forward(r, p, leader, leader_addr);
+            }
+            if (p->state == P_QUEUED && now >= p->deadline)
+                prop_finish(p, CMN_EBUSY,
+                            "no leader: the cluster has no quorum (retry when a majority of "
+                            "nodes is up)");
+        }
+        p = next;
+    }
+    p = r->props;
+    while (p) {
+        struct prop *next = p->next;
+        if (p->state == P_DONE)
+            complete(p);
+        p = next;
+    }
+}
+
+static void kick_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+int rft_propose(struct rft *r, const void *entry, size_t len, rft_propose_cb cb, void *ctx)
+{
+    if (r->closing)
+        return CMN_EIO;
+    struct kv_cmd cmd;
+    char err[CMN_ERRMSG_SIZE];
+    if (kv_cmd_decode(entry, len, &cmd, err) != 0)
+        return CMN_EINVALID;
+    bool has_rid = cmd.request_id != NULL && cmd.request_id[0] != '\0';
+    kv_cmd_fini(&cmd);
+    if (!has_rid)
+        return CMN_EINVALID; /* retries after a lost leadership must be idempotent */
+    struct prop *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return CMN_ENOMEM;
+    p->entry = malloc(len);
+    if (p->entry == NULL) {
+        free(p);
+        return CMN_ENOMEM;
+    }
+    memcpy(p->entry, entry, len);
+    p->len = len;
+    p->r = r;
+    p->cb = cb;
+    p->ctx = ctx;
+    p->deadline = uv_now(r->loop) + r->cfg.propose_timeout_ms;
+    p->next = r->props;
+    r->props = p;
+    kick(r);
+    return 0;
+}
+
+/* ---- forwarding wire: follower side ---- */
+
+static int parse_frames(struct cmn_buf *rx, const uint8_t *data, size_t len,
+                        void (*fn)(void *ctx, const uint8_t *frame, size_t n), void *ctx)
+{
+    if (cmn_buf_append(rx, data, len) != 0)
+        return CMN_ENOMEM;
+    size_t off = 0;
+    while (rx->len - off >= 4) {
+        const uint8_t *h = rx->data + off;
+        uint32_t n = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+        if (n == 0 || n > FWD_FRAME_MAX)
+            return CMN_EMALFORMED;
+        if (rx->len - off - 4 < n)
+            break;
+        fn(ctx, h + 4, n);
+        off += 4 + n;
+    }
+    if (off) {
+        memmove(rx->data, rx->data + off, rx->len - off);
+        rx->len -= off;
+    }
+    return 0;
+}
+
+static void fwd_response(void *ctx, const uint8_t *f, size_t n)
+{
+    struct rft *r = ctx;
+    if (n < 1 + 8 + 4 + 8 + 1 || f[0] != FWD_RESP)
+        return;
+    uint64_t seq = cmn_be64_get(f + 1);
+    int32_t status = (int32_t)((uint32_t)f[9] << 24 | (uint32_t)f[10] << 16 |
+                               (uint32_t)f[11] << 8 | f[12]);
+    uint64_t index = cmn_be64_get(f + 13);
+    uint8_t flags = f[21];
+    size_t rlen = n - 22;
+    for (struct prop *p = r->props; p; p = p->next) {
+        if (p->state != P_FORWARDED || p->seq != seq)
+            continue;
+        if (status == CMN_EBUSY) {
+            p->state = P_QUEUED; /* that node is no longer the leader: find the new one */
+            kick(r);
+            return;
+        }
+        if (status != 0) {
+            prop_finish(p, status, "%.*s", (int)(rlen < 200 ? rlen : 200), f + 22);
+            return;
+        }
+        memset(&p->res, 0, sizeof p->res);
+        p->res.index = index;
+        p->res.rejected = flags & 1;
+        p->res.duplicate = flags & 2;
+        snprintf(p->res.reason, sizeof p->res.reason, "%.*s", (int)(rlen < 255 ? rlen : 255),
+                 f + 22);
+        p->state = P_WAIT_APPLY; /* answer once this node has applied it too */
+        kick(r);
+        return;
+    }
+}
+
+static void fwd_data(struct rft_chan *ch, const uint8_t *data, size_t len)
+{
+    struct rft *r = ch->data;
+    if (parse_frames(&r->fwd_rx, data, len, fwd_response, r) != 0)
+        fwd_drop(r);
+}
+
+static void fwd_event(struct rft_chan *ch, int status)
+{
+    struct rft *r = ch->data;
+    if (status == 0) {
+        r->fwd_open = true;
+        kick(r);
+        return;
+    }
+    /* closed or failed: the channel is gone */
+    r->fwd = NULL;
+    r->fwd_open = false;
+    r->fwd_leader = 0;
+    cmn_buf_fini(&r->fwd_rx);
+    requeue_forwarded(r);
+    kick(r);
+}
+
+/* ---- forwarding wire: leader side ---- */
+
+static void peer_request(void *ctx, const uint8_t *f, size_t n)
+{
+    struct fwd_peer *peer = ctx;
+    struct rft *r = peer->r;
+    if (n < 1 + 8 + 8 || f[0] != FWD_REQ)
+        return;
+    struct prop *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return;
+    p->len = n - 9;
+    p->entry = malloc(p->len);
+    if (p->entry == NULL) {
+        free(p);
+        return;
+    }
+    memcpy(p->entry, f + 9, p->len);
+    p->r = r;
+    p->origin = peer;
+    p->origin_seq = cmn_be64_get(f + 1);
+    p->deadline = uv_now(r->loop) + r->cfg.propose_timeout_ms;
+    struct kv_cmd cmd;
+    if (kv_cmd_decode(p->entry, p->len, &cmd, NULL) != 0) {
+        prop_finish(p, CMN_EINVALID, "not a valid command");
+    } else {
+        kv_cmd_fini(&cmd);
+    }
+    p->next = r->props;
+    r->props = p;
+    kick(r);
+}
+
+static void peer_free(struct fwd_peer *peer)
+{
+    struct rft *r = peer->r;
+    for (struct prop *p = r->props; p; p = p->next)
+        if (p->origin == peer)
+            p->origin = NULL;
+    for (struct fwd_peer **pp = &r->peers; *pp; pp = &(*pp)->next) {
+        if (*pp == peer) {
+            *pp = peer->next;
+            break;
+        }
+    }
+    cmn_buf_fini(&peer->rx);
+    free(peer);
+}
+
+static void peer_data(struct rft_chan *ch, const uint8_t *data, size_t len)
+{
+    struct fwd_peer *peer = ch->data;
+    if (parse_frames(&peer->rx, data, len, peer_request, peer) != 0) {
+        rft_chan_close(ch);
+        peer_free(peer);
+    }
+}
+
+static void peer_event(struct rft_chan *ch, int status)
+{
+    if (status != 0)
+        peer_free(ch->data);
+}
+
+static void forward_accept(void *ctx, struct rft_chan *ch)
+{
+    struct rft *r = ctx;
+    struct fwd_peer *peer = calloc(1, sizeof *peer);
+    if (peer == NULL) {
+        rft_chan_close(ch);
+        return;
+    }
+    peer->r = r;
+    peer->ch = ch;
+    peer->next = r->peers;
+    r->peers = peer;
+    ch->data = peer;
+    ch->on_data = peer_data;
+    ch->on_event = peer_event;
+}
+
+/* ---- leadership ---- */
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct rft *r = req->data;
+    r->barrier_pending = false;
+    if (status != 0 || r->closing || raft_state(&r->raft) != RAFT_LEADER)
+        return;
+    r->ready = true;
+    rlog(r, CMN_LOG_INFO, "RFT-ELECT", "node %s leads term %llu", r->tag,
+         (unsigned long long)r->raft.current_term);
+    if (r->cfg.leader)
+        r->cfg.leader(r->cfg.cb_ctx, true);
+    kick(r);
+}
+
+static void check_leadership(struct rft *r)
+{
+    if (!r->started || r->closed_raft)
+        return;
+    int state = raft_state(&r->raft);
+    if (state != RAFT_LEADER) {
+        if (r->ready) {
+            r->ready = false;
+            rlog(r, CMN_LOG_INFO, "RFT-ELECT", "node %s is no longer the leader", r->tag);
+            if (r->cfg.leader)
+                r->cfg.leader(r->cfg.cb_ctx, false);
+        }
+        return;
+    }
+    if (r->ready || r->barrier_pending)
+        return;
+    /* canonical/raft 0.15 appends no entry of the new term on election: without this barrier
+     * a new leader could serve from, or count replicas of, entries of earlier terms. */
+    r->barrier.data = r;
+    if (raft_barrier(&r->raft, &r->barrier, barrier_cb) == 0)
+        r->barrier_pending = true;
+}
+
+/* ---- lifecycle ---- */
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, char *errmsg)
+{
+    struct rft *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return CMN_ENOMEM;
+    r->loop = loop;
+    r->cfg = *cfg;
+    if (!r->cfg.election_ms)
+        r->cfg.election_ms = 1000;
+    if (!r->cfg.heartbeat_ms)
+        r->cfg.heartbeat_ms = 100;
+    if (!r->cfg.snapshot_threshold)
+        r->cfg.snapshot_threshold = 1024;
+    if (!r->cfg.snapshot_trailing)
+        r->cfg.snapshot_trailing = 2048;
+    if (!r->cfg.propose_timeout_ms)
+        r->cfg.propose_timeout_ms = 5000;
+    snprintf(r->tag, sizeof r->tag, "%s", cfg->tag);
+    snprintf(r->address, sizeof r->address, "%s", cfg->address);
+    snprintf(r->dir, sizeof r->dir, "%s", cfg->dir);
+    r->id = rft_tag_to_id(cfg->tag);
+    if (r->id == 0) {
+        free(r);
+        return cmn_fail(errmsg, CMN_EINVALID, "node tag '%s' must be 1 to 4 upper-case letters",
+                        cfg->tag);
+    }
+    if (cfg->n_bootstrap) {
+        r->bootstrap = calloc(cfg->n_bootstrap, sizeof *r->bootstrap);
+        if (r->bootstrap == NULL) {
+            free(r);
+            return CMN_ENOMEM;
+        }
+        memcpy(r->bootstrap, cfg->bootstrap, cfg->n_bootstrap * sizeof *r->bootstrap);
+        r->cfg.bootstrap = r->bootstrap;
+    }
+    uv_timer_init(loop, &r->tick);
+    uv_timer_init(loop, &r->kick);
+    r->tick.data = r->kick.data = r;
+    r->open_handles = 2;
+    *out = r;
+    return 0;
+}
+
+int rft_start(struct rft *r, char *errmsg)
+{
+    if (mkdir_p(r->dir) != 0)
+        return cmn_fail(errmsg, CMN_EIO, "cannot create %s: %s", r->dir, strerror(errno));
+    struct rft_transport_config tc = {
+        .loop = r->loop,
+        .ctx = r->cfg.ssl_ctx,
+        .trust = transport_trust,
+        .forward_accept = forward_accept,
+        .log = transport_log,
+        .cb_ctx = r,
+    };
+    if (rft_transport_init(&r->transport, &tc) != 0)
+        return CMN_ENOMEM;
+    int rv = raft_uv_init(&r->io, r->loop, r->dir, &r->transport);
+    if (rv != 0) {
+        cmn_fail(errmsg, CMN_EIO, "raft: %s", r->io.errmsg);
+        rft_transport_fini(&r->transport);
+        return CMN_EIO;
+    }
+    r->io.version = 2; /* 0.15 says 1, which refuses an FSM with async snapshots */
+    raft_uv_set_auto_recovery(&r->io, false); /* a corrupt log fails loudly, never truncates */
+    r->fsm.version = 3;
+    r->fsm.data = r;
+    r->fsm.apply = fsm_apply;
+    r->fsm.snapshot = fsm_snapshot;
+    r->fsm.snapshot_async = fsm_snapshot_async;
+    r->fsm.snapshot_finalize = fsm_snapshot_finalize;
+    r->fsm.restore = fsm_restore;
+    rv = raft_init(&r->raft, &r->io, &r->fsm, r->id, r->address);
+    if (rv != 0) {
+        cmn_fail(errmsg, CMN_EIO, "raft init: %s (%s)", raft_errmsg(&r->raft),
+                 rv > 0 ? rft_strerror(rv) : "version mismatch");
+        raft_uv_close(&r->io);
+        rft_transport_fini(&r->transport);
+        return CMN_EIO;
+    }
+    r->raft_inited = true;
+    raft_set_election_timeout(&r->raft, r->cfg.election_ms);
+    raft_set_heartbeat_timeout(&r->raft, r->cfg.heartbeat_ms);
+    raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
+    raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    raft_set_pre_vote(&r->raft, true);
+    if (r->cfg.n_bootstrap) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        for (size_t i = 0; i < r->cfg.n_bootstrap && rv == 0; i++)
+            rv = raft_configuration_add(&conf, rft_tag_to_id(r->bootstrap[i].tag),
+                                        r->bootstrap[i].address, RAFT_VOTER);
+        if (rv == 0)
+            rv = raft_bootstrap(&r->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv == 0)
+            rlog(r, CMN_LOG_INFO, "RFT-BOOT", "bootstrapped a cluster of %zu nodes",
+                 r->cfg.n_bootstrap);
+        else if (rv != RAFT_CANTBOOTSTRAP)
+            return cmn_fail(errmsg, CMN_EIO, "raft bootstrap: %s", raft_errmsg(&r->raft));
+    }
+    rv = raft_start(&r->raft);
+    if (rv != 0)
+        return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", raft_errmsg(&r->raft),
+                        rft_strerror(rv));
+    r->started = true;
+    uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
+    return 0;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct rft *r = h->data;
+    if (--r->open_handles > 0)
+        return;
+    if (r->close_cb)
+        r->close_cb(r->close_ctx);
+}
+
+static void close_handles(struct rft *r)
+{
+    uv_close((uv_handle_t *)&r->tick, handle_closed);
+    uv_close((uv_handle_t *)&r->kick, handle_closed);
+}
+
+static void raft_closed(struct raft *raft)
+{
+    struct rft *r = raft->data;
+    r->closed_raft = true;
+    raft_uv_close(&r->io);
+    rft_transport_fini(&r->transport);
+    pump(r); /* fails whatever is left */
+    close_handles(r);
+}
+
+static void do_close(struct rft *r)
+{
+    r->ready = false;
+    /* Forwarding channels belong to the transport, which raft_close closes. */
+    if (r->fwd) {
+        r->fwd->on_event = NULL;
+        r->fwd->on_data = NULL;
+        r->fwd = NULL;
+    }
+    while (r->peers) {
+        r->peers->ch->on_event = NULL;
+        r->peers->ch->on_data = NULL;
+        peer_free(r->peers);
+    }
+    pump(r);
+    if (r->raft_inited) {
+        r->raft.data = r;
+        raft_close(&r->raft, raft_closed);
+    } else {
+        close_handles(r);
+    }
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct rft *r = req->data;
+    if (!r->transferring)
+        return;
+    r->transferring = false;
+    raft_id leader = 0;
+    const char *addr;
+    raft_leader(&r->raft, &leader, &addr);
+    char tag[8] = "";
+    rft_id_to_tag(leader, tag);
+    if (leader != 0 && leader != r->id)
+        rlog(r, CMN_LOG_INFO, "RFT-ELECT", "leadership handed to node %s", tag);
+    else
+        rlog(r, CMN_LOG_WARN, "RFT-ELECT", "leadership transfer did not complete");
+    do_close(r);
+}
+
+void rft_close(struct rft *r, void (*cb)(void *ctx), void *ctx)
+{
+    if (r->closing)
+        return;
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_ctx = ctx;
+    uv_timer_stop(&r->tick);
+    if (r->started && raft_state(&r->raft) == RAFT_LEADER && r->raft.configuration.n > 1) {
+        r->transfer.data = r;
+        if (raft_transfer(&r->raft, &r->transfer, 0, transfer_cb) == 0) {
+            r->transferring = true;
+            return; /* canonical/raft fires the callback within an election timeout */
+        }
+    }
+    do_close(r);
+}
+
+void rft_free(struct rft *r)
+{
+    if (r == NULL)
+        return;
+    cmn_buf_fini(&r->fwd_rx);
+    free(r->bootstrap);
+    free(r);
+}
+
+void rft_status(struct rft *r, struct rft_status *out)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->tag, sizeof out->tag, "%s", r->tag);
+    out->applied_index = kv_applied_index(r->cfg.kv);
+    if (!r->started || r->closed_raft) {
+        snprintf(out->state, sizeof out->state, "Unavailable");
+        return;
+    }
+    static const char *const names[] = {"Unavailable", "Follower", "Candidate", "Leader"};
+    int st = raft_state(&r->raft);
+    snprintf(out->state, sizeof out->state, "%s", st >= 0 && st <= 3 ? names[st] : "?");
+    bool member = false;
+    const struct raft_configuration *c = &r->raft.configuration;
+    for (unsigned i = 0; i < c->n && out->n_members < 32; i++) {
+        rft_id_to_tag(c->servers[i].id, out->members[out->n_members].tag);
+        snprintf(out->members[out->n_members].address, sizeof out->members[0].address, "%s",
+                 c->servers[i].address);
+        out->members[out->n_members].role = c->servers[i].role;
+        out->n_members++;
+        if (c->servers[i].id == r->id)
+            member = true;
+    }
+    if (!member)
+        snprintf(out->state, sizeof out->state, "Passive");
+    raft_id leader = 0;
+    const char *addr = NULL;
+    raft_leader(&r->raft, &leader, &addr);
+    if (leader)
+        rft_id_to_tag(leader, out->leader);
+    out->ready = r->ready;
+    out->term = r->raft.current_term;
+    out->commit_index = r->raft.commit_index;
+    out->last_index = raft_last_index(&r->raft);
+}
+
+/* ---- membership ---- */
+
+static void change_done(struct rft *r, int status, const char *fmt, ...) CMN_PRINTF(3, 4);
+static void change_done(struct rft *r, int status, const char *fmt, ...)
+{
+    char msg[CMN_ERRMSG_SIZE] = "";
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+    }
+    r->change_busy = false;
+    if (r->change_cb)
+        r->change_cb(r->change_ctx, status, msg);
+}
+
+static void assign_cb(struct raft_change *req, int status)
+{
+    struct rft *r = req->data;
+    char tag[8];
+    rft_id_to_tag(r->change_id, tag);
+    if (status != 0) {
+        change_done(r, CMN_EIO, "node %s could not catch up to become a voter: %s", tag,
+                    rft_strerror(status));
+        return;
+    }
+    rlog(r, CMN_LOG_INFO, "RFT-MEMBER", "node %s is a voter", tag);
+    change_done(r, 0, NULL);
+}
+
+static void add_cb(struct raft_change *req, int status)
+{
+    struct rft *r = req->data;
+    char tag[8];
+    rft_id_to_tag(r->change_id, tag);
+    if (status != 0) {
+        change_done(r, CMN_EIO, "adding node %s failed: %s", tag, rft_strerror(status));
+        return;
+    }
+    rlog(r, CMN_LOG_INFO, "RFT-MEMBER", "node %s added; catching it up", tag);
+    /* Promotion runs catch-up rounds first: the node becomes a voter only once it has the log. */
+    r->change.data = r;
+    int rv = raft_assign(&r->raft, &r->change, r->change_id, RAFT_VOTER, assign_cb);
+    if (rv != 0)
+        change_done(r, CMN_EIO, "promoting node %s failed: %s", tag, raft_errmsg(&r->raft));
+}
+
+static int change_begin(struct rft *r, char *errmsg)
+{
+    if (!r->ready)
+        return cmn_fail(errmsg, CMN_EDENIED, "only the leader changes the membership");
+    if (r->change_busy)
+        return cmn_fail(errmsg, CMN_EBUSY, "another membership change is in progress");
+    return 0;
+}
+
+static int change_error(struct rft *r, int rv, char *errmsg)
+{
+    if (rv == RAFT_CANTCHANGE)
+        return cmn_fail(errmsg, CMN_EBUSY, "another membership change is in progress");
+    if (rv == RAFT_NOTLEADER)
+        return cmn_fail(errmsg, CMN_EDENIED, "only the leader changes the membership");
+    if (rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS)
+        return cmn_fail(errmsg, CMN_EEXISTS, "%s", raft_errmsg(&r->raft));
+    if (rv == RAFT_BADID)
+        return cmn_fail(errmsg, CMN_ENOTFOUND, "%s", raft_errmsg(&r->raft));
+    return cmn_fail(errmsg, CMN_EINVALID, "%s", raft_errmsg(&r->raft));
+}
+
+int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb,
+                 void *ctx, char *errmsg)
+{
+    int rv = change_begin(r, errmsg);
+    if (rv != 0)
+        return rv;
+    raft_id id = rft_tag_to_id(tag);
+    if (id == 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not a node tag", tag);
+    r->change.data = r;
+    r->change_id = id;
+    r->change_cb = cb;
+    r->change_ctx = ctx;
+    rv = raft_add(&r->raft, &r->change, id, address, add_cb);
+    if (rv != 0)
+        return change_error(r, rv, errmsg);
+    r->change_busy = true;
+    return 0;
+}
+
+static void remove_cb(struct raft_change *req, int status)
+{
+    struct rft *r = req->data;
+    char tag[8];
+    rft_id_to_tag(r->change_id, tag);
+    if (status != 0) {
+        change_done(r, CMN_EIO, "removing node %s failed: %s", tag, rft_strerror(status));
+        return;
+    }
+    rlog(r, CMN_LOG_INFO, "RFT-MEMBER", "node %s removed", tag);
+    change_done(r, 0, NULL);
+}
+
+int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx, char *errmsg)
+{
+    int rv = change_begin(r, errmsg);
+    if (rv != 0)
+        return rv;
+    raft_id id = rft_tag_to_id(tag);
+    if (id == 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not a node tag", tag);
+    r->change.data = r;
+    r->change_id = id;
+    r->change_cb = cb;
+    r->change_ctx = ctx;
+    rv = raft_remove(&r->raft, &r->change, id, remove_cb);
+    if (rv != 0)
+        return change_error(r, rv, errmsg);
+    r->change_busy = true;
+    return 0;
+}
+
+void rft_drop_peer(struct rft *r, const char *thumbprint_lower)
+{
+    if (r->started && !r->closed_raft)
+        rft_transport_drop_peer(&r->transport, thumbprint_lower);
+}

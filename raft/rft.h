@@ -1,0 +1,111 @@
+/* One node's Raft: canonical/raft on the loop with the TLS transport, the trust-state FSM over
+ * storage/, bootstrap, membership, leadership, and proposals from any node (a follower forwards
+ * to the leader over an authenticated channel and answers once the entry is applied locally).
+ *
+ * Every hazard of Debian's canonical/raft 0.15 is handled here: entries are padded to 8 bytes
+ * (the codec does it; rft_propose refuses anything else), auto-recovery is off, a new leader
+ * commits a barrier before it serves writes, and async snapshots get io.version = 2. */
+#ifndef CORVID_RAFT_RFT_H
+#define CORVID_RAFT_RFT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <raft.h>
+#include <uv.h>
+
+#include "common/err.h"
+#include "storage/kv.h"
+
+#define RFT_TAG_MAX 8
+
+struct rft;
+
+struct rft_member {
+    char tag[RFT_TAG_MAX];
+    char address[256]; /* Raft address, "ip:port" */
+};
+
+/* Decides whether cert may act as cluster node `tag` (already checked: the certificate's
+ * urn:corvid:node SAN names that tag). 0 or a code with the reason in errmsg. */
+typedef int (*rft_trust_cb)(void *ctx, X509 *cert, const char *tag, char *errmsg);
+/* Called on the loop after every applied command entry, on every node, with the raw entry
+ * (decode it with kv_cmd_decode when its type matters). After a snapshot replaced the whole
+ * state, it is called once with entry NULL and res NULL. */
+typedef void (*rft_applied_cb)(void *ctx, uint64_t index, const void *entry, size_t len,
+                               const struct kv_result *res);
+/* This node became a leader that may serve writes (after its barrier), or stopped being one. */
+typedef void (*rft_leader_cb)(void *ctx, bool leader);
+
+struct rft_config {
+    const char *tag;
+    const char *address;  /* Raft listen address, "ip:port" */
+    const char *dir;      /* Raft's data directory (created 0700 if missing) */
+    const struct rft_member *bootstrap; /* NULL: start passive and wait to be added */
+    size_t n_bootstrap;
+    SSL_CTX *ssl_ctx; /* borrowed: the node certificate, TLS 1.3, peer certificate required */
+    struct kv *kv;    /* borrowed */
+    rft_trust_cb trust;
+    rft_applied_cb applied;
+    rft_leader_cb leader;
+    void *cb_ctx;
+    unsigned election_ms;  /* default 1000 */
+    unsigned heartbeat_ms; /* default 100 */
+    unsigned snapshot_threshold; /* default 1024 */
+    unsigned snapshot_trailing;  /* default 2048 */
+    unsigned propose_timeout_ms; /* how long a proposal waits for a leader: default 5000 */
+};
+
+int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out,
+            char *errmsg) CMN_MUST_CHECK;
+/* Bootstraps when configured and the log is empty, then starts Raft. */
+int rft_start(struct rft *r, char *errmsg) CMN_MUST_CHECK;
+/* Stops: a leader hands leadership to a follower first (bounded wait), then Raft closes.
+ * cb fires once every handle is closed; then rft_free. */
+void rft_close(struct rft *r, void (*cb)(void *ctx), void *ctx);
+void rft_free(struct rft *r);
+
+/* The outcome of a proposal: status 0 and res filled (res->rejected says whether the state
+ * machine refused it), or CMN_EBUSY (no leader within the timeout: retry later), CMN_EIO (the
+ * node is shutting down or the store failed), CMN_EINVALID (not a valid entry). */
+typedef void (*rft_propose_cb)(void *ctx, int status, const struct kv_result *res,
+                               const char *errmsg);
+/* Proposes an encoded command (kv_cmd_encode, with a request id so that retries are safe).
+ * The entry is copied. cb fires exactly once, never synchronously, after the entry is applied
+ * on this node. */
+int rft_propose(struct rft *r, const void *entry, size_t len, rft_propose_cb cb,
+                void *ctx) CMN_MUST_CHECK;
+
+struct rft_status {
+    char tag[RFT_TAG_MAX];
+    char state[16]; /* "Leader", "Follower", "Candidate", "Passive", "Unavailable" */
+    char leader[RFT_TAG_MAX]; /* "" when unknown */
+    bool ready;               /* leader whose barrier committed */
+    uint64_t term, commit_index, last_index, applied_index;
+    size_t n_members;
+    struct {
+        char tag[RFT_TAG_MAX];
+        char address[256];
+        int role; /* RAFT_VOTER, RAFT_STANDBY, RAFT_SPARE */
+    } members[32];
+};
+void rft_status(struct rft *r, struct rft_status *out);
+
+/* Membership, on the leader, one change at a time (CMN_EBUSY while another runs, CMN_EDENIED
+ * on a follower). add_node adds tag as a non-voter, lets it catch up, then promotes it; cb
+ * fires when done. */
+typedef void (*rft_change_cb)(void *ctx, int status, const char *errmsg);
+int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb,
+                 void *ctx, char *errmsg) CMN_MUST_CHECK;
+int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx,
+                    char *errmsg) CMN_MUST_CHECK;
+
+/* Closes Raft connections authenticated with a revoked node certificate. */
+void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
+
+/* Readable text for canonical/raft codes, including those raft_strerror does not know. */
+const char *rft_strerror(int code);
+
+#endif

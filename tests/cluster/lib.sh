@@ -1,0 +1,153 @@
+# Helpers for the multi-process cluster tests: real corvid-node processes, real TLS, real disk.
+# Sourced by tests/cluster/*.sh. Needs CORVID_BIN (the build directory) and PORT_BASE.
+set -euo pipefail
+
+: "${CORVID_BIN:?CORVID_BIN must name the build directory}"
+: "${PORT_BASE:?PORT_BASE must be set}"
+NODE="$CORVID_BIN/corvid-node"
+CLI="$CORVID_BIN/corvid"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/corvid-cluster.XXXXXX")
+TAGS_ALL="A B C D E"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S.%N | cut -c1-12)" "$*"; }
+fail() {
+  log "FAIL: $*"
+  for f in "$WORK"/*.log; do
+    [ -f "$f" ] || continue
+    echo "---- last lines of $f"
+    tail -n 30 "$f"
+  done
+  exit 1
+}
+
+cleanup() {
+  local pids
+  pids=$(cat "$WORK"/*.pid 2>/dev/null || true)
+  for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+  if [ "${KEEP_WORK:-}" = "" ]; then rm -rf "$WORK"; else log "kept $WORK"; fi
+}
+trap cleanup EXIT
+
+idx() { case "$1" in A) echo 1;; B) echo 2;; C) echo 3;; D) echo 4;; E) echo 5;; esac; }
+http_port() { echo $((PORT_BASE + $(idx "$1"))); }
+raft_port() { echo $((PORT_BASE + 10 + $(idx "$1"))); }
+
+# pki [DIR]: the cluster's root, issuing CA and node certificates for A..E.
+pki() {
+  local dir=${1:-$WORK/pki}
+  "$CLI" pki init-cluster --out "$dir" \
+    --nodes A=127.0.0.1,B=127.0.0.1,C=127.0.0.1,D=127.0.0.1,E=127.0.0.1 >/dev/null
+}
+
+# config TAG "BOOTSTRAP TAGS" [extra JSON lines]: writes $WORK/TAG.json.
+config() {
+  local tag=$1 members=$2 extra=${3:-} boot="" t
+  for t in $members; do
+    boot="$boot${boot:+,}{\"Tag\":\"$t\",\"ServerUrl\":\"https://127.0.0.1:$(http_port "$t")\",\"TcpUrl\":\"tls://127.0.0.1:$(raft_port "$t")\"}"
+  done
+  {
+    echo "{"
+    echo "  \"ServerUrl\": \"https://127.0.0.1:$(http_port "$tag")\","
+    echo "  \"ServerUrl.Tcp\": \"tls://127.0.0.1:$(raft_port "$tag")\","
+    echo "  \"DataDir\": \"data/$tag\","
+    echo "  \"Security.Certificate.Path\": \"pki/$tag.pfx\","
+    echo "  \"Security.ClusterCA.Path\": \"pki/issuing.pfx\","
+    echo "  \"Cluster.NodeTag\": \"$tag\","
+    [ -n "$members" ] && echo "  \"Cluster.Bootstrap\": [$boot],"
+    [ -n "$extra" ] && echo "  $extra,"
+    echo "  \"Cluster.ElectionTimeoutInMs\": 1000,"
+    echo "  \"Logs.Level\": \"Information\""
+    echo "}"
+  } >"$WORK/$tag.json"
+}
+
+start() {
+  local tag=$1
+  (cd "$WORK" && exec "$NODE" --config "$tag.json" >>"$WORK/$tag.log" 2>&1) &
+  echo $! >"$WORK/$tag.pid"
+}
+
+alive() { [ -f "$WORK/$1.pid" ] && kill -0 "$(cat "$WORK/$1.pid")" 2>/dev/null; }
+
+# stop TAG: SIGTERM, then waits; the node must exit 0 (clean shutdown, no leak).
+stop() {
+  local tag=$1 pid rc=0
+  pid=$(cat "$WORK/$tag.pid")
+  kill -TERM "$pid" 2>/dev/null || true
+  wait "$pid" || rc=$?
+  rm -f "$WORK/$tag.pid"
+  [ "$rc" = 0 ] || fail "node $tag exited with $rc after SIGTERM"
+}
+
+kill9() {
+  local tag=$1 pid
+  pid=$(cat "$WORK/$tag.pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -f "$WORK/$tag.pid"
+}
+
+admin() { local tag=$1; shift; "$CLI" admin-channel --data-dir "$WORK/data/$tag" "$@"; }
+
+# field TAG NAME: one value of `info`.
+field() { admin "$1" info 2>/dev/null | sed -n "s/^$2: //p"; }
+
+# wait_until SECONDS DESCRIPTION COMMAND...: polls every 0.1 s.
+wait_until() {
+  local secs=$1 what=$2 end
+  shift 2
+  end=$(($(date +%s%N) + secs * 1000000000))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s%N)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 0.1
+  done
+}
+
+# leader_of TAGS...: the leader tag all given nodes agree on, or nothing.
+leader_of() {
+  local t l first=""
+  for t in "$@"; do
+    l=$(field "$t" Leader)
+    case "$l" in ""|"(none)") return 1;; esac
+    [ -z "$first" ] && first=$l
+    [ "$l" = "$first" ] || return 1
+  done
+  echo "$first"
+}
+has_leader() { leader_of "$@" >/dev/null; }
+
+# A leader that has committed its barrier and the issuing CA (bootstrap finished).
+ready() {
+  local l
+  l=$(leader_of "$@") || return 1
+  admin "$l" info | grep -q '^State: Leader' || return 1
+  [ "$(field "$l" Certificates)" -ge 1 ]
+}
+
+applied() { field "$1" AppliedIndex; }
+hash_of() { field "$1" StateHash; }
+
+# same_state TAGS...: equal applied index and state hash everywhere.
+same_state() {
+  local t h first=""
+  for t in "$@"; do
+    h="$(applied "$t")/$(hash_of "$t")"
+    [ -z "$first" ] && first=$h
+    [ "$h" = "$first" ] || return 1
+  done
+}
+
+# gen TAG NAME: a client certificate generated through node TAG (a committed command).
+gen() {
+  mkdir -p "$WORK/out"
+  admin "$1" generateClientCert "$2" "$WORK/out" >/dev/null
+}
+
+start_cluster() {
+  pki
+  local t
+  for t in "$@"; do config "$t" "$*"; done
+  for t in "$@"; do start "$t"; done
+  wait_until 30 "a leader on $*" ready "$@"
+}
