@@ -309,7 +309,8 @@ static void respond(struct prop *p)
     buf[n++] = (uint8_t)st;
     cmn_be64_put(buf + n, p->res.index);
     n += 8;
-    buf[n++] = (uint8_t)((p->res.rejected ? 1 : 0) | (p->res.duplicate ? 2 : 0));
+    buf[n++] = (uint8_t)((p->res.rejected ? 1 : 0) | (p->res.duplicate ? 2 : 0) |
+                         ((p->res.code & 15) << 4));
     memcpy(buf + n, reason, rlen);
     n += rlen;
     frame_put(buf, (uint32_t)(n - 4));
@@ -565,6 +566,7 @@ static void fwd_response(void *ctx, const uint8_t *f, size_t n)
         p->res.index = index;
         p->res.rejected = flags & 1;
         p->res.duplicate = flags & 2;
+        p->res.code = flags >> 4;
         snprintf(p->res.reason, sizeof p->res.reason, "%.*s", (int)(rlen < 255 ? rlen : 255),
                  f + 22);
         p->state = P_WAIT_APPLY; /* answer once this node has applied it too */

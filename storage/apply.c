@@ -17,6 +17,7 @@ struct apply {
     rocksdb_writebatch_t *b;
     const struct kv_cmd *cmd;
     char reason[CMN_ERRMSG_SIZE];
+    int code; /* enum kv_reject */
     char summary[1024];
     char errmsg[CMN_ERRMSG_SIZE]; /* I/O or decoding errors while reading the state */
 };
@@ -28,9 +29,10 @@ struct apply {
             return rv_;                                                                            \
     } while (0)
 
-static int reject(struct apply *a, const char *fmt, ...) CMN_PRINTF(2, 3);
-static int reject(struct apply *a, const char *fmt, ...)
+static int reject(struct apply *a, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
+static int reject(struct apply *a, int code, const char *fmt, ...)
 {
+    a->code = code;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(a->reason, sizeof a->reason, fmt, ap);
@@ -108,7 +110,7 @@ static bool actor_manages_certs(const struct kv_cmd *c)
 static int need_cert_clearance(struct apply *a)
 {
     if (!actor_manages_certs(a->cmd))
-        return reject(a, "Insufficient security clearance: %s cannot manage certificates",
+        return reject(a, KV_REJ_FORBIDDEN, "Insufficient security clearance: %s cannot manage certificates",
                       kv_clearance_name(a->cmd->actor_clearance));
     return 0;
 }
@@ -116,7 +118,7 @@ static int need_cert_clearance(struct apply *a)
 static int need_admin(struct apply *a)
 {
     if (!actor_is_admin(a->cmd))
-        return reject(a, "Insufficient security clearance: ClusterAdmin access is required, not %s",
+        return reject(a, KV_REJ_FORBIDDEN, "Insufficient security clearance: ClusterAdmin access is required, not %s",
                       kv_clearance_name(a->cmd->actor_clearance));
     return 0;
 }
@@ -208,19 +210,19 @@ static int check_collection(struct apply *a, const struct kv_cert *certs, size_t
 {
     const struct kv_cert *p = &certs[0];
     if (p->primary[0] != '\0')
-        return reject(a, "the first certificate of a collection must be its primary");
+        return reject(a, KV_REJ_INVALID, "the first certificate of a collection must be its primary");
     if (p->n_secondaries != n - 1)
-        return reject(a, "the primary must list the other %zu certificates as secondaries", n - 1);
+        return reject(a, KV_REJ_INVALID, "the primary must list the other %zu certificates as secondaries", n - 1);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(certs[i].primary, p->thumbprint) != 0 ||
             strcmp(p->secondaries[i - 1], certs[i].thumbprint) != 0)
-            return reject(a, "certificate %s is not a secondary of %s", certs[i].thumbprint,
+            return reject(a, KV_REJ_INVALID, "certificate %s is not a secondary of %s", certs[i].thumbprint,
                           p->thumbprint);
         if (certs[i].n_secondaries != 0)
-            return reject(a, "a secondary cannot have secondaries");
+            return reject(a, KV_REJ_INVALID, "a secondary cannot have secondaries");
         for (size_t j = 0; j < i; j++)
             if (strcmp(certs[i].thumbprint, certs[j].thumbprint) == 0)
-                return reject(a, "certificate %s appears twice", certs[i].thumbprint);
+                return reject(a, KV_REJ_INVALID, "certificate %s appears twice", certs[i].thumbprint);
     }
     return 0;
 }
@@ -282,14 +284,14 @@ static int apply_put(struct apply *a)
     for (size_t i = 0; i < n; i++) {
         char why[CMN_ERRMSG_SIZE];
         if (kv_cert_validate(&certs[i], why) != 0)
-            return reject(a, "%s", why);
+            return reject(a, KV_REJ_INVALID, "%s", why);
         if (strcmp(certs[i].thumbprint, certs[0].thumbprint) != 0 &&
             certs[i].clearance != certs[0].clearance)
-            return reject(a, "the certificates of a collection share one clearance");
+            return reject(a, KV_REJ_INVALID, "the certificates of a collection share one clearance");
     }
     TRY(check_collection(a, certs, n));
     if (kv_clearance_is_admin(certs[0].clearance) && !actor_is_admin(c))
-        return reject(a,
+        return reject(a, KV_REJ_FORBIDDEN,
                       "Cannot register the certificate '%s' with '%s' security clearance because "
                       "the current client certificate being used has a lower clearance: %s",
                       certs[0].name, kv_clearance_name(certs[0].clearance), lower_clearance_msg(c));
@@ -301,7 +303,7 @@ static int apply_put(struct apply *a)
             serial_key(nc->serial, sk);
             int rv = kv_revoked_get(a->kv, sk, &r, a->errmsg);
             if (rv == 0)
-                return reject(a, "the certificate with serial %s was revoked; revocation is final",
+                return reject(a, KV_REJ_CONFLICT, "the certificate with serial %s was revoked; revocation is final",
                               sk);
             if (rv != CMN_ENOTFOUND)
                 return rv;
@@ -313,12 +315,12 @@ static int apply_put(struct apply *a)
         if (rv != 0)
             return rv;
         if (old.primary[0] && !cmd_has_thumb(certs, n, old.primary)) {
-            rv = reject(a,
+            rv = reject(a, KV_REJ_CONFLICT,
                         "Certificate %s is part of the collection of %s: delete that collection "
                         "first",
                         nc->thumbprint, old.primary);
         } else if (kv_clearance_is_admin(old.clearance) && !actor_is_admin(c)) {
-            rv = reject(a,
+            rv = reject(a, KV_REJ_FORBIDDEN,
                         "Cannot replace the certificate '%s' with '%s' security clearance because "
                         "the current client certificate being used has a lower clearance: %s",
                         old.name, kv_clearance_name(old.clearance), lower_clearance_msg(c));
@@ -360,13 +362,13 @@ static int apply_edit(struct apply *a)
     char tp[KV_THUMB_LEN + 1];
     TRY(need_cert_clearance(a));
     if (kv_thumb_norm(c->u.edit.thumbprint, tp) != 0)
-        return reject(a, "'%s' is not a thumbprint", c->u.edit.thumbprint);
+        return reject(a, KV_REJ_INVALID, "'%s' is not a thumbprint", c->u.edit.thumbprint);
     if (c->u.edit.name == NULL || c->u.edit.name[0] == '\0')
-        return reject(a, "Name is a required field in the certificate definition");
+        return reject(a, KV_REJ_INVALID, "Name is a required field in the certificate definition");
     struct kv_cert cert;
     int rv = load_cert(a, tp, &cert);
     if (rv == CMN_ENOTFOUND)
-        return reject(a,
+        return reject(a, KV_REJ_NOTFOUND,
                       "Cannot edit permissions for certificate with thumbprint '%s'. It doesn't "
                       "exist in the cluster.",
                       tp);
@@ -374,7 +376,7 @@ static int apply_edit(struct apply *a)
         return rv;
     if (!actor_is_admin(c) &&
         (kv_clearance_is_admin(cert.clearance) || kv_clearance_is_admin(c->u.edit.clearance))) {
-        rv = reject(a,
+        rv = reject(a, KV_REJ_FORBIDDEN,
                     "Cannot edit the certificate '%s'. It has '%s' security clearance while the "
                     "current client certificate being used has a lower clearance: %s",
                     cert.name,
@@ -394,7 +396,7 @@ static int apply_edit(struct apply *a)
         upd.twofa_key = c->u.edit.twofa_key;
     for (size_t i = 0; i < upd.n_perms; i++) {
         if (upd.perms[i].db[0] == '\0') {
-            rv = reject(a, "empty database name in Permissions");
+            rv = reject(a, KV_REJ_INVALID, "empty database name in Permissions");
             goto out;
         }
     }
@@ -476,10 +478,10 @@ static int delete_check(struct apply *a, const struct kv_cert *cert)
 {
     const struct kv_cmd *c = a->cmd;
     if (strcmp(cert->thumbprint, c->actor) == 0)
-        return reject(a, "Cannot delete %s because it's the current client certificate being used",
+        return reject(a, KV_REJ_FORBIDDEN, "Cannot delete %s because it's the current client certificate being used",
                       cert->name);
     if (kv_clearance_is_admin(cert->clearance) && !actor_is_admin(c))
-        return reject(a,
+        return reject(a, KV_REJ_FORBIDDEN,
                       "Cannot delete the certificate '%s' with '%s' security clearance because the "
                       "current client certificate being used has a lower clearance: %s",
                       cert->name, kv_clearance_name(cert->clearance), lower_clearance_msg(c));
@@ -493,15 +495,15 @@ static int apply_delete(struct apply *a, struct doomed *d)
     for (size_t i = 0; i < c->u.del.n; i++) {
         char tp[KV_THUMB_LEN + 1];
         if (kv_thumb_norm(c->u.del.thumbprints[i], tp) != 0)
-            return reject(a, "'%s' is not a thumbprint", c->u.del.thumbprints[i]);
+            return reject(a, KV_REJ_INVALID, "'%s' is not a thumbprint", c->u.del.thumbprints[i]);
         struct kv_cert cert;
         int rv = load_cert(a, tp, &cert);
         if (rv == CMN_ENOTFOUND)
-            return reject(a, "Certificate %s doesn't exist in the cluster", tp);
+            return reject(a, KV_REJ_NOTFOUND, "Certificate %s doesn't exist in the cluster", tp);
         if (rv != 0)
             return rv;
         if (cert.primary[0] && !in_list(c->u.del.thumbprints, c->u.del.n, cert.primary))
-            rv = reject(a,
+            rv = reject(a, KV_REJ_INVALID,
                         "Cannot delete the certificate '%s' with thumbprint '%s'. You need to "
                         "delete the primary certificate of the collection: %s",
                         cert.name, tp, cert.primary);
@@ -572,7 +574,7 @@ static int apply_set_ca(struct apply *a)
     const struct kv_issuing_ca *ca = &a->cmd->u.set_ca;
     TRY(need_admin(a));
     if (ca->cert_len == 0 || ca->key_der.len == 0)
-        return reject(a, "the issuing CA needs a certificate and a private key");
+        return reject(a, KV_REJ_INVALID, "the issuing CA needs a certificate and a private key");
     struct kv_issuing_ca cur;
     int rv = kv__get_record(a->kv, CF_CA, "issuing", 7, kv__unpack_ca, &cur, a->errmsg);
     if (rv == 0) {
@@ -580,7 +582,7 @@ static int apply_set_ca(struct apply *a)
                                                            ca->cert_len) == 0;
         kv_issuing_ca_fini(&cur);
         if (!same)
-            return reject(a, "The cluster already has an issuing CA");
+            return reject(a, KV_REJ_CONFLICT, "The cluster already has an issuing CA");
         summarize(a, "issuing CA unchanged");
         return 0;
     }
@@ -618,15 +620,15 @@ static int apply_put_node(struct apply *a)
     const struct kv_node *n = &a->cmd->u.node;
     TRY(need_admin(a));
     if (!valid_tag(n->tag))
-        return reject(a, "node tag '%s' must be 1 to 4 upper-case letters", n->tag);
+        return reject(a, KV_REJ_INVALID, "node tag '%s' must be 1 to 4 upper-case letters", n->tag);
     if (n->server_url == NULL || n->server_url[0] == '\0')
-        return reject(a, "node %s needs a server URL", n->tag);
+        return reject(a, KV_REJ_INVALID, "node %s needs a server URL", n->tag);
     if (!cmn_is_hex(n->thumbprint, KV_THUMB_LEN))
-        return reject(a, "node %s needs its certificate thumbprint", n->tag);
+        return reject(a, KV_REJ_INVALID, "node %s needs its certificate thumbprint", n->tag);
     struct node_scan s = {.n = n};
     TRY(kv__scan(a->kv, NULL, CF_NODES, "", 0, node_item, &s, a->errmsg));
     if (s.clash)
-        return reject(a, "another node already uses certificate %s", n->thumbprint);
+        return reject(a, KV_REJ_CONFLICT, "another node already uses certificate %s", n->thumbprint);
     TRY(put_packed(a, CF_NODES, n->tag, strlen(n->tag), pack_node, n));
     summarize(a, "node %s at %s", n->tag, n->server_url);
     return 0;
@@ -643,7 +645,7 @@ static int apply_remove_node(struct apply *a)
     if (err != NULL)
         return kv__rdb_fail(a->errmsg, err, "read node");
     if (v == NULL)
-        return reject(a, "node %s is not in the cluster", tag);
+        return reject(a, KV_REJ_NOTFOUND, "node %s is not in the cluster", tag);
     rocksdb_free(v);
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_NODES], tag, strlen(tag));
     summarize(a, "removed node %s", tag);
@@ -657,7 +659,7 @@ static int apply_replace_install(struct apply *a)
     const struct kv_replacement *r = &a->cmd->u.replace;
     TRY(need_admin(a));
     if (r->pfx.len == 0 || !cmn_is_hex(r->thumbprint, KV_THUMB_LEN))
-        return reject(a, "a replacement needs the new certificate and its thumbprint");
+        return reject(a, KV_REJ_INVALID, "a replacement needs the new certificate and its thumbprint");
     struct kv_replacement doc = *r;
     doc.n_confirmed = doc.n_replaced = 0;
     doc.confirmed = doc.replaced = NULL;
@@ -687,16 +689,16 @@ static int apply_replace_confirm(struct apply *a, bool replaced)
     const struct kv_cmd *c = a->cmd;
     TRY(need_admin(a));
     if (!valid_tag(c->u.confirm.tag))
-        return reject(a, "'%s' is not a node tag", c->u.confirm.tag);
+        return reject(a, KV_REJ_INVALID, "'%s' is not a node tag", c->u.confirm.tag);
     struct kv_replacement doc;
     int rv = kv__get_record(a->kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
                             kv__unpack_replacement, &doc, a->errmsg);
     if (rv == CMN_ENOTFOUND)
-        return reject(a, "no server certificate replacement is in progress");
+        return reject(a, KV_REJ_NOTFOUND, "no server certificate replacement is in progress");
     if (rv != 0)
         return rv;
     if (strcasecmp(doc.thumbprint, c->u.confirm.thumbprint) != 0) {
-        rv = reject(a, "the replacement in progress is for %s, not %s", doc.thumbprint,
+        rv = reject(a, KV_REJ_CONFLICT, "the replacement in progress is for %s, not %s", doc.thumbprint,
                     c->u.confirm.thumbprint);
     } else {
         rv = replaced ? add_tag(&doc.replaced, &doc.n_replaced, c->u.confirm.tag)
@@ -741,7 +743,7 @@ static int execute(struct apply *a, struct doomed *d)
         summarize(a, "%s", a->cmd->u.audit.event);
         return 0;
     }
-    return reject(a, "unknown command type");
+    return reject(a, KV_REJ_INVALID, "unknown command type");
 }
 
 /* The outcome kept per request id, so that a retried proposal is not applied twice. */
@@ -751,9 +753,11 @@ static int put_request(struct apply *a, const char *rid, uint64_t index, bool re
     cmn_buf_init(&buf, false);
     msgpack_packer pk;
     kv_packer_init(&pk, &buf);
-    int rv = msgpack_pack_map(&pk, 3) ? CMN_ENOMEM : 0;
+    int rv = msgpack_pack_map(&pk, 4) ? CMN_ENOMEM : 0;
     if (rv == 0)
         rv = kv__pk_u64(&pk, "idx", index);
+    if (rv == 0)
+        rv = kv__pk_u64(&pk, "code", rejected ? (uint64_t)a->code : 0);
     if (rv == 0)
         rv = kv__pk_bool(&pk, "rej", rejected);
     if (rv == 0)
@@ -767,6 +771,7 @@ static int put_request(struct apply *a, const char *rid, uint64_t index, bool re
 
 struct request_outcome {
     uint64_t index;
+    uint64_t code;
     bool rejected;
     char *why;
 };
@@ -779,15 +784,17 @@ static int request_field(void *ctx, int f, const msgpack_object *v, char *errmsg
         return kv__get_u64(v, "idx", &o->index, errmsg);
     case 1:
         return kv__get_bool(v, "rej", &o->rejected, errmsg);
-    default:
+    case 2:
         return kv__get_str(v, "why", CMN_ERRMSG_SIZE, &o->why, errmsg);
+    default:
+        return kv__get_u64(v, "code", &o->code, errmsg);
     }
 }
 
 static int unpack_request(const msgpack_object *o, void *out, char *errmsg)
 {
-    static const char *const f[] = {"idx", "rej", "why"};
-    return kv__walk_map(o, "request", f, 3, 7, request_field, out, errmsg);
+    static const char *const f[] = {"idx", "rej", "why", "code"};
+    return kv__walk_map(o, "request", f, 4, 15, request_field, out, errmsg);
 }
 
 static int write_audit(struct apply *a, uint64_t index, int type, bool rejected)
@@ -829,7 +836,7 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
     if (drv != 0) {
         /* A malformed entry must not stall every node: record it as rejected and move on. */
         rejected = true;
-        reject(&a, "malformed command: %.200s", why);
+        reject(&a, KV_REJ_INVALID, "malformed command: %.200s", why);
         rv = write_audit(&a, index, len ? ((const uint8_t *)entry)[0] : 0, true);
         goto commit;
     }
@@ -841,6 +848,7 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
         if (rv == 0) {
             res->duplicate = true;
             res->rejected = prev.rejected;
+            res->code = (int)prev.code;
             snprintf(res->reason, sizeof res->reason, "%s", prev.why ? prev.why : "");
             free(prev.why);
             goto commit; /* only the applied index moves */
@@ -877,6 +885,7 @@ commit:
     kv->applied = index;
     if (!res->duplicate) {
         res->rejected = rejected;
+        res->code = rejected ? a.code : KV_REJ_NONE;
         snprintf(res->reason, sizeof res->reason, "%s", rejected ? a.reason : "");
     }
     goto out;

@@ -16,12 +16,22 @@
 
 struct kv;
 
+/* Why a command was rejected, so that callers can answer with the right status. */
+enum kv_reject {
+    KV_REJ_NONE = 0,
+    KV_REJ_INVALID = 1,   /* malformed or invalid input */
+    KV_REJ_NOTFOUND = 2,  /* the target does not exist */
+    KV_REJ_FORBIDDEN = 3, /* the actor's clearance does not allow it */
+    KV_REJ_CONFLICT = 4,  /* the current state forbids it (revoked, already set, in use) */
+};
+
 /* The outcome of applying one entry, handed back to the proposer. */
 struct kv_result {
     uint64_t index;
     bool skipped;   /* index at or below the applied index: nothing was done */
     bool duplicate; /* its request id was applied before: the earlier outcome is reported */
     bool rejected;  /* invalid for the current state; reason says why; nothing changed */
+    int code;       /* enum kv_reject */
     char reason[CMN_ERRMSG_SIZE];
 };
 

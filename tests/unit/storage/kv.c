@@ -119,12 +119,14 @@ static void rejected_commands_change_nothing(void **state)
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
     assert_true(res.rejected);
     assert_non_null(strstr(res.reason, "doesn't exist"));
+    assert_int_equal(res.code, KV_REJ_NOTFOUND);
 
     /* an Operator deleting a ClusterAdmin */
     fx_delete(&c, admin, NULL, KV_CL_OPERATOR);
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
     assert_true(res.rejected);
     assert_non_null(strstr(res.reason, "lower clearance: Operator"));
+    assert_int_equal(res.code, KV_REJ_FORBIDDEN);
 
     /* an Operator registering a ClusterNode (RavenDB's gap, closed) */
     put(e->kv, idx++, 9, KV_CL_CLUSTER_NODE, KV_CL_OPERATOR, NULL, &res);
@@ -239,6 +241,7 @@ static void collections_and_revocation(void **state)
     put(e->kv, 4, 20, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, NULL, &res);
     assert_true(res.rejected);
     assert_non_null(strstr(res.reason, "revoked"));
+    assert_int_equal(res.code, KV_REJ_CONFLICT);
 }
 
 static void edit_keeps_identity(void **state)
@@ -298,6 +301,7 @@ static void request_id_applies_once(void **state)
         c.request_id = strdup("client-42");
         assert_int_equal(fx_apply(e->kv, idx, &c, &res), 0);
         assert_false(res.rejected);
+        assert_int_equal(res.code, KV_REJ_NONE);
         assert_int_equal(res.duplicate, idx == 2);
     }
     struct kv_audit *audit;
