@@ -13,6 +13,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "node/auth.h"
 #include "raft/tls.h"
 
 #define DUTY_MS 500
@@ -564,20 +565,27 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
                        const struct kv_result *res)
 {
     struct node *n = ctx;
-    if (entry == NULL || len == 0)
+    if (entry == NULL || len == 0) {
+        node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
+    }
     const uint8_t type = ((const uint8_t *)entry)[0];
-    if (res && !res->rejected && type == KV_CMD_DELETE_CERTS) {
-        struct kv_cmd cmd;
-        if (kv_cmd_decode(entry, len, &cmd, NULL) == 0) {
-            for (size_t i = 0; i < cmd.u.del.n; i++) {
-                char lower[41];
-                if (kv_thumb_norm(cmd.u.del.thumbprints[i], lower) == 0)
-                    rft_drop_peer(n->rft, lower);
-            }
-            kv_cmd_fini(&cmd);
+    if (res == NULL || res->rejected || res->duplicate ||
+        (type != KV_CMD_PUT_CERTS && type != KV_CMD_EDIT_CERT && type != KV_CMD_DELETE_CERTS &&
+         type != KV_CMD_PURGE_EXPIRED && type != KV_CMD_SET_ISSUING_CA))
+        return;
+    struct kv_cmd cmd;
+    if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
+        return;
+    if (type == KV_CMD_DELETE_CERTS) {
+        for (size_t i = 0; i < cmd.u.del.n; i++) {
+            char lower[41];
+            if (kv_thumb_norm(cmd.u.del.thumbprints[i], lower) == 0)
+                rft_drop_peer(n->rft, lower);
         }
     }
+    node_api_trust_changed(n, &cmd);
+    kv_cmd_fini(&cmd);
     (void)index;
 }
 
@@ -597,6 +605,7 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
     memset(n, 0, sizeof *n);
     n->lock_fd = -1;
     ca_cert_list_init(&n->chain);
+    ca_cert_list_init(&n->issuers);
     int rv = node_config_load(config_path, &n->cfg, errmsg);
     if (rv != 0)
         return rv;
@@ -654,7 +663,8 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         return rv;
     if ((rv = rft_start(n->rft, errmsg)) != 0)
         return rv;
-    if ((rv = node_admin_start(n, errmsg)) != 0)
+    if ((rv = node_auth_load_issuers(n, errmsg)) != 0 || (rv = node_admin_start(n, errmsg)) != 0 ||
+        (rv = node_api_start(n, errmsg)) != 0)
         return rv;
     uv_timer_init(&n->loop, &n->duty);
     n->duty.data = n;
@@ -664,8 +674,8 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
     n->sigterm.data = n->sigint.data = n;
     uv_signal_start(&n->sigterm, signal_cb, SIGTERM);
     uv_signal_start(&n->sigint, signal_cb, SIGINT);
-    CMN_INFO("NODE-START", "node %s: Raft on %s, data in %s, certificate %s%s", n->cfg.tag,
-             address, n->cfg.data_dir, n->thumb,
+    CMN_INFO("NODE-START", "node %s: HTTPS on %s, Raft on %s, data in %s, certificate %s%s",
+             n->cfg.tag, n->cfg.server_url, address, n->cfg.data_dir, n->thumb,
              n->cfg.n_bootstrap ? "" : " (passive: waiting to be added to a cluster)");
     return 0;
 }
@@ -685,6 +695,9 @@ static void stop(struct node *n)
     n->stopping = true;
     uv_timer_stop(&n->duty);
     node_admin_close(n);
+    /* Both at once: closing Raft fails pending proposals, which answers the HTTP requests
+     * waiting on them, so that the HTTPS connections can close. */
+    node_api_close(n, NULL, NULL);
     rft_close(n->rft, rft_closed, n);
 }
 
@@ -705,6 +718,9 @@ void node_fini(struct node *n)
     rft_free(n->rft);
     kv_close(n->kv);
     SSL_CTX_free(n->raft_ctx);
+    SSL_CTX_free(n->https_ctx);
+    http_server_free(n->http);
+    ca_cert_list_fini(&n->issuers);
     EVP_PKEY_free(n->key);
     X509_free(n->cert);
     ca_cert_list_fini(&n->chain);

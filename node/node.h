@@ -13,6 +13,9 @@
 #include "node/config.h"
 #include "raft/rft.h"
 #include "storage/kv.h"
+#include "node/http.h"
+
+struct node_lastused;
 
 struct node_admin;
 
@@ -39,6 +42,12 @@ struct node {
     bool ca_proposing; /* issuing-CA proposal in flight */
     uv_signal_t sigterm, sigint;
     struct node_admin *admin;
+    /* HTTPS API */
+    SSL_CTX *https_ctx;
+    struct http_server *http;
+    struct ca_cert_list issuers; /* Security.WellKnownIssuers.Admin */
+    uint64_t trust_gen;          /* bumped by every applied trust change: re-authenticate */
+    struct node_lastused *lastused;
     bool stopping;
     int exit_code;
 };
@@ -66,6 +75,12 @@ void node_issuer_fini(struct node_issuer *is);
  * public DER, and whether the cluster CA issued it. */
 int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
                      struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+
+/* HTTPS API (node/api.c). */
+int node_api_start(struct node *n, char *errmsg) CMN_MUST_CHECK;
+void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx);
+/* After an applied trust change: connections re-authenticate; revoked ones close. */
+void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd);
 
 /* Admin channel (node/admin.c). */
 int node_admin_start(struct node *n, char *errmsg) CMN_MUST_CHECK;

@@ -1,0 +1,370 @@
+/* Client-certificate authentication and route authorization. */
+#include "node/auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include "common/env.h"
+#include "common/log.h"
+#include "node/node.h"
+
+void node_auth_free(struct node_auth *a)
+{
+    if (a == NULL)
+        return;
+    kv_cert_fini(&a->def);
+    free(a);
+}
+
+static bool issued_by_well_known(struct node *n, X509 *peer, char *label, size_t cap)
+{
+    for (size_t i = 0; i < n->issuers.n; i++) {
+        X509_STORE *store = X509_STORE_new();
+        X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+        bool ok = false;
+        if (store && ctx && X509_STORE_add_cert(store, n->issuers.v[i]) == 1 &&
+            X509_STORE_CTX_init(ctx, store, peer, NULL) == 1) {
+            X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
+            ok = X509_verify_cert(ctx) == 1;
+        }
+        X509_STORE_CTX_free(ctx);
+        X509_STORE_free(store);
+        if (ok) {
+            char tp[CA_THUMBPRINT_SIZE] = "";
+            CMN_IGNORE(ca_thumbprint(n->issuers.v[i], tp));
+            snprintf(label, cap, "Well Known Issuer Certificate: %s", tp);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* RavenDB's "known issuer" for the pinning-hash fallback: both self-signed, or both issued by
+ * the cluster CA, or the same issuing key (authority key identifier). */
+static bool known_issuer(struct node *n, X509 *peer, const struct kv_cert *stored)
+{
+    X509 *old = NULL;
+    if (ca_cert_from_der(stored->der, stored->der_len, &old, NULL) != 0)
+        return false;
+    bool ok = false;
+    struct ca_ident a, b;
+    if (ca_ident_get(peer, &a, NULL) == 0 && ca_ident_get(old, &b, NULL) == 0 && a.self_signed &&
+        b.self_signed) {
+        ok = true;
+    } else {
+        struct node_issuer is;
+        if (node_issuer_load(n, &is, NULL) == 0) {
+            ok = ca_issued_by(peer, is.cert, NULL) == 0 && ca_issued_by(old, is.cert, NULL) == 0;
+            node_issuer_fini(&is);
+        }
+        if (!ok) {
+            const ASN1_OCTET_STRING *ka = X509_get0_authority_key_id(peer);
+            const ASN1_OCTET_STRING *kb = X509_get0_authority_key_id(old);
+            ok = ka && kb && ASN1_OCTET_STRING_cmp(ka, kb) == 0;
+        }
+    }
+    X509_free(old);
+    return ok;
+}
+
+static void renew_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    (void)ctx;
+    if (status != 0)
+        CMN_WARN("HTTP-AUTH", "registering a renewed certificate failed: %s", errmsg);
+    else if (res->rejected)
+        CMN_WARN("HTTP-AUTH", "renewed certificate refused: %s", res->reason);
+}
+
+/* Registers a renewed certificate (same key pair) like the one it replaces, in the
+ * background; the current connection is allowed at once. */
+static void register_renewal(struct node *n, X509 *peer, const struct kv_cert *like)
+{
+    struct kv_cert rec;
+    char errmsg[CMN_ERRMSG_SIZE];
+    if (node_cert_record(n, peer, like->name, like->clearance, &rec, errmsg) != 0)
+        return;
+    if (like->n_perms) {
+        rec.perms = calloc(like->n_perms, sizeof *rec.perms);
+        for (size_t i = 0; rec.perms && i < like->n_perms; i++) {
+            rec.perms[i].db = strdup(like->perms[i].db);
+            rec.perms[i].access = like->perms[i].access;
+            rec.n_perms = i + 1;
+        }
+    }
+    struct kv_cmd cmd;
+    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
+    cmd.u.put.certs = malloc(sizeof rec);
+    if (cmd.u.put.certs == NULL) {
+        kv_cert_fini(&rec);
+        return;
+    }
+    cmd.u.put.certs[0] = rec;
+    cmd.u.put.n = 1;
+    cmd.u.put.same_pkph = true;
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+    CMN_IGNORE(node_propose(n, &cmd, renew_done, NULL, errmsg));
+}
+
+void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
+{
+    uint64_t last_used = a->last_used_ms;
+    kv_cert_fini(&a->def);
+    memset(a, 0, sizeof *a);
+    a->last_used_ms = last_used;
+    a->gen = n->trust_gen;
+    if (peer == NULL) {
+        a->status = AUTH_NO_CERT;
+        return;
+    }
+    struct ca_ident id;
+    if (ca_ident_get(peer, &id, NULL) != 0) {
+        a->status = AUTH_UNFAMILIAR;
+        return;
+    }
+    memcpy(a->thumb_upper, id.thumbprint, sizeof a->thumb_upper);
+    memcpy(a->thumb, id.thumbprint, sizeof a->thumb);
+    cmn_ascii_lower(a->thumb);
+    a->not_before = id.not_before;
+    a->not_after = id.not_after;
+    struct cmn_buf subj;
+    cmn_buf_init(&subj, false);
+    CMN_IGNORE(ca_subject_str(peer, &subj));
+    snprintf(a->label, sizeof a->label, "%s (Thumbprint: %s)",
+             subj.data ? (const char *)subj.data : "?", id.thumbprint);
+    cmn_buf_fini(&subj);
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    if (id.not_after < now) {
+        a->status = AUTH_EXPIRED;
+        return;
+    }
+    if (id.not_before > now) {
+        a->status = AUTH_NOT_YET_VALID;
+        return;
+    }
+    if (strcmp(a->thumb, n->thumb) == 0) {
+        a->status = AUTH_CLUSTER_ADMIN;
+        snprintf(a->source, sizeof a->source, "Server Certificate");
+        return;
+    }
+    for (size_t i = 0; i < n->cfg.n_admin_thumbprints; i++) {
+        if (strcasecmp(n->cfg.admin_thumbprints[i], a->thumb) == 0) {
+            a->status = AUTH_CLUSTER_ADMIN;
+            snprintf(a->source, sizeof a->source, "Well Known Admin Certificate");
+            return;
+        }
+    }
+    if (issued_by_well_known(n, peer, a->source, sizeof a->source)) {
+        a->status = AUTH_CLUSTER_ADMIN;
+        return;
+    }
+    int rv = kv_cert_get(n->kv, a->thumb, &a->def, NULL);
+    if (rv != 0) {
+        memset(&a->def, 0, sizeof a->def);
+        struct kv_revoked rev;
+        if (kv_revoked_get(n->kv, id.serial, &rev, NULL) == 0 &&
+            strcmp(rev.thumbprint, a->thumb) == 0) {
+            a->status = AUTH_REVOKED;
+            a->revoked_ms = rev.revoked_ms;
+            return;
+        }
+        /* The pinning-hash fallback: a renewed certificate with the registered key pair. */
+        struct kv_cert *same = NULL;
+        size_t n_same = 0;
+        bool adopted = false;
+        a->status = AUTH_UNFAMILIAR;
+        if (kv_cert_by_pkph(n->kv, id.pkph, &same, &n_same, NULL) == 0 && n_same > 0) {
+            a->status = AUTH_UNFAMILIAR_ISSUER;
+            for (size_t i = 0; i < n_same; i++) {
+                if (!known_issuer(n, peer, &same[i]))
+                    continue;
+                if (kv_cert_copy(&a->def, &same[i]) == 0) {
+                    memcpy(a->def.thumbprint, a->thumb, sizeof a->def.thumbprint);
+                    register_renewal(n, peer, &same[i]);
+                    CMN_INFO("HTTP-AUTH",
+                             "allowing %s by its public key pinning hash, trusted by the cluster",
+                             a->thumb_upper);
+                    adopted = true;
+                }
+                break;
+            }
+            kv_cert_free_array(same, n_same);
+        }
+        if (!adopted)
+            return;
+    }
+    a->registered = true;
+    snprintf(a->source, sizeof a->source, "Registered");
+    if (a->def.twofa_key != NULL) {
+        /* Registered with a TOTP key: refused with 428 until a two-factor session exists;
+         * sessions (POST /authentication/2fa) arrive with the two-factor work. */
+        a->status = AUTH_TWO_FACTOR;
+        return;
+    }
+    switch (a->def.clearance) {
+    case KV_CL_CLUSTER_ADMIN:
+    case KV_CL_CLUSTER_NODE:
+        a->status = AUTH_CLUSTER_ADMIN;
+        break;
+    case KV_CL_OPERATOR:
+        a->status = AUTH_OPERATOR;
+        break;
+    default:
+        a->status = AUTH_ALLOWED;
+        break;
+    }
+}
+
+enum kv_clearance node_auth_clearance(const struct node_auth *a)
+{
+    switch (a->status) {
+    case AUTH_CLUSTER_ADMIN:
+        return a->registered && a->def.clearance == KV_CL_CLUSTER_NODE ? KV_CL_CLUSTER_NODE
+                                                                        : KV_CL_CLUSTER_ADMIN;
+    case AUTH_OPERATOR:
+        return KV_CL_OPERATOR;
+    case AUTH_ALLOWED:
+        return KV_CL_VALID_USER;
+    default:
+        return KV_CL_UNAUTHENTICATED;
+    }
+}
+
+static void long_date(int64_t t, char *out, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, cap, "%A, %B %e, %Y", &tm);
+}
+
+static const char *suffix(enum route_need need)
+{
+    return need == NEED_CLUSTER_ADMIN ? " ClusterAdmin access is required but not given to this "
+                                        "certificate"
+           : need == NEED_OPERATOR    ? " Operator/ClusterAdmin access is required but not given "
+                                        "to this certificate"
+                                      : "";
+}
+
+bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
+                     enum route_need need)
+{
+    if (need == NEED_NONE)
+        return true;
+    char date[64];
+    switch (a->status) {
+    case AUTH_CLUSTER_ADMIN:
+        return true;
+    case AUTH_OPERATOR:
+        if (need != NEED_CLUSTER_ADMIN)
+            return true;
+        http_respond_error(req, 403, "InvalidAuth",
+                           "Insufficient security clearance to access the server using provided "
+                           "client certificate '%s'.%s",
+                           a->label, suffix(need));
+        return false;
+    case AUTH_ALLOWED:
+        if (need == NEED_VALID_USER)
+            return true;
+        http_respond_error(req, 403, "InvalidAuth",
+                           "Could not authorize access to the server using provided client "
+                           "certificate '%s'.%s",
+                           a->label, suffix(need));
+        return false;
+    case AUTH_NO_CERT:
+        http_respond_error(req, 403, "InvalidAuth",
+                           "This server requires client certificate for authentication, but none "
+                           "was provided by the client. Did you forget to install the "
+                           "certificate?");
+        return false;
+    case AUTH_EXPIRED:
+        long_date(a->not_after, date, sizeof date);
+        http_respond_error(req, 403, "InvalidAuth",
+                           "The supplied client certificate '%s' has expired on %s. Please "
+                           "contact your system administrator in order to obtain a new one.",
+                           a->label, date);
+        return false;
+    case AUTH_NOT_YET_VALID:
+        long_date(a->not_before, date, sizeof date);
+        http_respond_error(req, 403, "InvalidAuth",
+                           "The supplied client certificate '%s' cannot be used before %s",
+                           a->label, date);
+        return false;
+    case AUTH_REVOKED:
+        long_date(a->revoked_ms / 1000, date, sizeof date);
+        http_close_after(req);
+        http_respond_error(req, 403, "InvalidAuth",
+                           "The supplied client certificate '%s' was revoked on %s.", a->label,
+                           date);
+        return false;
+    case AUTH_UNFAMILIAR_ISSUER:
+        http_respond_error(req, 403, "InvalidAuth",
+                           "The supplied client certificate '%s' is unknown to the server but has "
+                           "a known Public Key Pinning Hash. Will not use it to authenticate "
+                           "because the issuer is unknown.",
+                           a->label);
+        return false;
+    case AUTH_TWO_FACTOR:
+        http_respond_error(req, 428, "InvalidAuth",
+                           "The supplied client certificate '%s' requires two factor "
+                           "authorization to be valid. Please POST the relevant TOTP value to "
+                           "/authentication/2fa",
+                           a->label);
+        return false;
+    default:
+        http_respond_error(req, 403, "InvalidAuth",
+                           "The supplied client certificate '%s' is unknown to the server. In "
+                           "order to register your certificate please contact your system "
+                           "administrator.",
+                           a->label);
+        return false;
+    }
+    (void)n;
+}
+
+int node_auth_load_issuers(struct node *n, char *errmsg)
+{
+    ca_cert_list_init(&n->issuers);
+    for (size_t i = 0; i < n->cfg.n_admin_issuers; i++) {
+        const char *v = n->cfg.admin_issuers[i];
+        struct cmn_buf b;
+        cmn_buf_init(&b, true);
+        int rv;
+        FILE *f = fopen(v, "rb");
+        if (f) {
+            uint8_t chunk[4096];
+            size_t got;
+            rv = 0;
+            while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+                rv = cmn_buf_append(&b, chunk, got);
+            fclose(f);
+        } else {
+            rv = cmn_buf_append_str(&b, v);
+        }
+        if (rv == 0 && b.data && strstr((const char *)b.data, "PRIVATE KEY") != NULL)
+            rv = cmn_fail(errmsg, CMN_EINVALID,
+                          "Security.WellKnownIssuers.Admin[%zu] includes the PRIVATE KEY, that is "
+                          "not a secured model",
+                          i);
+        struct ca_cert_list certs;
+        ca_cert_list_init(&certs);
+        if (rv == 0)
+            rv = ca_certs_from_bytes(b.data, b.len, &certs, errmsg);
+        for (size_t j = 0; rv == 0 && j < certs.n; j++)
+            rv = ca_cert_list_add(&n->issuers, certs.v[j]);
+        ca_cert_list_fini(&certs);
+        cmn_buf_fini(&b);
+        if (rv != 0) {
+            cmn_errctx(errmsg, "Security.WellKnownIssuers.Admin[%zu]", i);
+            return rv;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* Who is calling: RavenDB's authentication of a client certificate (reference section 4.2, in
+ * that order), cached per connection and recomputed whenever the trust state changed; and the
+ * route check with RavenDB's refusal messages. */
+#ifndef CORVID_NODE_AUTH_H
+#define CORVID_NODE_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "node/http.h"
+#include "storage/model.h"
+
+struct node;
+
+enum auth_status {
+    AUTH_NO_CERT,
+    AUTH_EXPIRED,
+    AUTH_NOT_YET_VALID,
+    AUTH_UNFAMILIAR,
+    AUTH_UNFAMILIAR_ISSUER,
+    AUTH_REVOKED,
+    AUTH_TWO_FACTOR, /* registered with a TOTP key and no session on this node */
+    AUTH_ALLOWED,    /* ValidUser: its databases only */
+    AUTH_OPERATOR,
+    AUTH_CLUSTER_ADMIN,
+};
+
+/* What a route needs (RavenDB's AuthorizationStatus). */
+enum route_need { NEED_NONE, NEED_VALID_USER, NEED_OPERATOR, NEED_CLUSTER_ADMIN };
+
+struct node_auth {
+    enum auth_status status;
+    uint64_t gen;          /* trust generation this was computed at */
+    char thumb[41];        /* lower case; "" without a certificate */
+    char thumb_upper[41];
+    char label[300];       /* "CN=… (Thumbprint: …)" for messages */
+    char source[128];      /* how it authenticated, for whoami */
+    bool registered;       /* found in the trust state (directly or by pinning hash) */
+    struct kv_cert def;    /* the registration when registered */
+    int64_t not_before, not_after;
+    int64_t revoked_ms;
+    uint64_t last_used_ms; /* throttles the "last used" map */
+};
+
+/* Computes (or refreshes) a's status for the peer certificate. */
+void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a);
+void node_auth_free(struct node_auth *a);
+
+/* Checks the caller against a route; on refusal answers the request (403 or 428) and returns
+ * false. */
+bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
+                     enum route_need need);
+
+/* The caller's effective clearance for the state machine's own checks. */
+enum kv_clearance node_auth_clearance(const struct node_auth *a);
+
+/* Loads Security.WellKnownIssuers.Admin (paths or base64). */
+int node_auth_load_issuers(struct node *n, char *errmsg) CMN_MUST_CHECK;
+
+#endif
