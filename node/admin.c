@@ -514,114 +514,11 @@ static void cmd_generate(struct client *c, int argc, char **argv)
     }
 }
 
-/* ---- addNode / removeNode: several committed steps, then the Raft change ---- */
+/* ---- addNode / removeNode (node/members.c) ---- */
 
-struct member_job {
-    struct client *c;
-    struct node *n;
-    char tag[8];
-    char server_url[256];
-    char tcp_url[256];
-    char thumb[41];
-    struct kv_cert rec;
-    int step;
-};
-
-static void member_step(struct member_job *j);
-
-static void member_fail(struct member_job *j, const char *fmt, const char *detail)
+static void member_done(void *ctx, int status, const char *msg)
 {
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    answer(j->c, 1, fmt, detail); /* fmt: one of this file's literals */
-#pragma GCC diagnostic pop
-    kv_cert_fini(&j->rec);
-    free(j);
-}
-
-static void member_committed(void *ctx, int status, const struct kv_result *res,
-                             const char *errmsg)
-{
-    struct member_job *j = ctx;
-    if (status != 0)
-        member_fail(j, "error: %s", errmsg);
-    else if (res->rejected)
-        member_fail(j, "refused: %s", res->reason);
-    else
-        member_step(j);
-}
-
-static void member_changed(void *ctx, int status, const char *errmsg)
-{
-    struct member_job *j = ctx;
-    if (status != 0) {
-        member_fail(j, "error: %s", errmsg);
-        return;
-    }
-    if (j->step == 3) {
-        answer(j->c, 0, "Node %s is a voting member of the cluster", j->tag);
-        kv_cert_fini(&j->rec);
-        free(j);
-        return;
-    }
-    member_step(j); /* removal: drop the node record next */
-}
-
-static void member_step(struct member_job *j)
-{
-    struct node *n = j->n;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    struct kv_cmd cmd;
-    int rv = 0;
-    switch (j->step++) {
-    case 0: /* addNode: the node's certificate becomes a ClusterNode registration */
-        kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
-        cmd.u.put.certs = malloc(sizeof j->rec);
-        if (cmd.u.put.certs == NULL) {
-            member_fail(j, "error: %s", "out of memory");
-            return;
-        }
-        cmd.u.put.certs[0] = j->rec;
-        memset(&j->rec, 0, sizeof j->rec);
-        cmd.u.put.n = 1;
-        break;
-    case 1: /* its node record */
-        kv_cmd_init(&cmd, KV_CMD_PUT_NODE);
-        snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", j->tag);
-        cmd.u.node.server_url = strdup(j->server_url);
-        cmd.u.node.tcp_url = strdup(j->tcp_url);
-        memcpy(cmd.u.node.thumbprint, j->thumb, sizeof cmd.u.node.thumbprint);
-        break;
-    case 2: { /* Raft: add as non-voter, catch up, promote */
-        char addr[256];
-        if (node_url_hostport(j->tcp_url, addr, sizeof addr) != 0) {
-            member_fail(j, "error: bad TcpUrl '%s'", j->tcp_url);
-            return;
-        }
-        j->step = 3;
-        rv = rft_add_node(n->rft, j->tag, addr, member_changed, j, errmsg);
-        if (rv != 0)
-            member_fail(j, "error: %s", errmsg);
-        return;
-    }
-    case 10: /* removeNode: Raft first */
-        rv = rft_remove_node(n->rft, j->tag, member_changed, j, errmsg);
-        if (rv != 0)
-            member_fail(j, "error: %s", errmsg);
-        return;
-    case 11:
-        kv_cmd_init(&cmd, KV_CMD_REMOVE_NODE);
-        snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", j->tag);
-        break;
-    default:
-        answer(j->c, 0, "Node %s was removed from the cluster", j->tag);
-        free(j);
-        return;
-    }
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
-    cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
-    if (node_propose(n, &cmd, member_committed, j, errmsg) != 0)
-        member_fail(j, "error: %s", errmsg);
+    answer(ctx, status == 0 ? 0 : 1, status == 0 ? "%s" : "error: %s", msg);
 }
 
 static bool require_leader(struct client *c)
@@ -665,37 +562,11 @@ static void cmd_add_node(struct client *c, int argc, char **argv)
         rv = ca_certs_from_bytes(bytes.data, bytes.len, &certs, errmsg);
     }
     cmn_buf_fini(&bytes);
-    struct ca_ident id;
     if (rv == 0)
-        rv = ca_ident_get(certs.v[0], &id, errmsg);
-    if (rv == 0 && strcmp(id.node_tag, argv[1]) != 0)
-        rv = cmn_fail(errmsg, CMN_EINVALID, "the certificate names node '%s', not '%s'",
-                      id.node_tag, argv[1]);
-    if (rv == 0 && !(id.eku & CA_EKU_ANY) &&
-        (id.eku & (CA_EKU_SERVER | CA_EKU_CLIENT)) != (CA_EKU_SERVER | CA_EKU_CLIENT))
-        rv = cmn_fail(errmsg, CMN_EINVALID,
-                      "a node certificate needs both serverAuth and clientAuth");
-    struct member_job *j = rv == 0 ? calloc(1, sizeof *j) : NULL;
-    if (rv == 0 && j == NULL)
-        rv = CMN_ENOMEM;
-    if (rv == 0) {
-        char name[64];
-        snprintf(name, sizeof name, "Server Certificate for Node %.8s", argv[1]);
-        rv = node_cert_record(n, certs.v[0], name, KV_CL_CLUSTER_NODE, &j->rec, errmsg);
-    }
+        rv = node_member_add(n, argv[1], argv[2], argv[3], certs.v[0], member_done, c, errmsg);
     ca_cert_list_fini(&certs);
-    if (rv != 0) {
-        free(j);
+    if (rv != 0)
         answer(c, 1, "error: %s", errmsg[0] ? errmsg : cmn_strerror(rv));
-        return;
-    }
-    j->c = c;
-    j->n = n;
-    snprintf(j->tag, sizeof j->tag, "%.4s", argv[1]);
-    snprintf(j->server_url, sizeof j->server_url, "%s", argv[2]);
-    snprintf(j->tcp_url, sizeof j->tcp_url, "%s", argv[3]);
-    memcpy(j->thumb, j->rec.thumbprint, sizeof j->thumb);
-    member_step(j);
 }
 
 static void cmd_remove_node(struct client *c, int argc, char **argv)
@@ -706,16 +577,9 @@ static void cmd_remove_node(struct client *c, int argc, char **argv)
     }
     if (!require_leader(c))
         return;
-    struct member_job *j = calloc(1, sizeof *j);
-    if (j == NULL) {
-        answer(c, 1, "error: out of memory");
-        return;
-    }
-    j->c = c;
-    j->n = c->a->n;
-    snprintf(j->tag, sizeof j->tag, "%.4s", argv[1]);
-    j->step = 10;
-    member_step(j);
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (node_member_remove(c->a->n, argv[1], member_done, c, errmsg) != 0)
+        answer(c, 1, "error: %s", errmsg);
 }
 
 /* Splits a line into words; double quotes group words with spaces. */
@@ -752,8 +616,12 @@ static void execute(struct client *c, char *line)
         answer(c, 0, NULL);
         return;
     }
-    /* Never log the arguments: they may hold a password. */
-    CMN_INFO("NODE-ADMIN", "admin channel: %s", argv[0]);
+    /* Never log the arguments: they may hold a password. Read-only commands are polled. */
+    if (strcmp(argv[0], "info") == 0 || strcmp(argv[0], "clusterStatus") == 0 ||
+        strcmp(argv[0], "help") == 0)
+        CMN_DEBUG("NODE-ADMIN", "admin channel: %s", argv[0]);
+    else
+        CMN_INFO("NODE-ADMIN", "admin channel: %s", argv[0]);
     if (strcmp(argv[0], "help") == 0)
         answer(c, 0, "%s", help_text);
     else if (strcmp(argv[0], "info") == 0)
@@ -891,7 +759,7 @@ int node_admin_start(struct node *n, char *errmsg)
     if (rv == 0)
         rv = chmod(a->path, 0600) == 0 ? 0 : UV_EPERM;
     if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&a->listener, 16, on_connection);
+        rv = uv_listen((uv_stream_t *)&a->listener, 128, on_connection);
     if (rv != 0) {
         n->admin = a;
         node_admin_close(n);

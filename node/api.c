@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "node/auth.h"
 #include "node/node.h"
+#include "raft/transport.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
 #define LAST_USED_EVERY_MS 15000
@@ -323,8 +324,7 @@ typedef void (*handler_fn)(struct node *n, struct http_request *req, struct node
 
 static void h_whoami(struct node *n, struct http_request *req, struct node_auth *a)
 {
-    if (a->status == AUTH_NO_CERT || a->status == AUTH_UNFAMILIAR ||
-        a->status == AUTH_UNFAMILIAR_ISSUER || a->status == AUTH_REVOKED) {
+    if (!a->registered && a->status != AUTH_CLUSTER_ADMIN) {
         http_respond(req, 204, NULL, NULL, 0, NULL);
         return;
     }
@@ -1086,6 +1086,198 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
     (void)a;
 }
 
+/* ---- cluster membership: PUT/DELETE /admin/cluster/node (leader only; 307 elsewhere) ---- */
+
+/* Answers 307 to the leader's URL when this node is not the leader; true when answered. */
+static bool redirect_to_leader(struct node *n, struct http_request *req)
+{
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    if (st.ready)
+        return false;
+    const char *url = NULL;
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    for (size_t i = 0; st.leader[0] && i < count; i++)
+        if (strcmp(nodes[i].tag, st.leader) == 0)
+            url = nodes[i].server_url;
+    if (url == NULL) {
+        http_respond_error(req, 503, "NoLeader",
+                           "The cluster has no leader right now: retry when a majority of nodes "
+                           "is up");
+    } else {
+        char extra[6000];
+        snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
+                 req->query[0] ? "?" : "", req->query);
+        char msg[128];
+        snprintf(msg, sizeof msg, "Membership changes run on the leader, node %s", st.leader);
+        json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        http_respond(req, 307, JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
+        free(text);
+        json_decref(o);
+    }
+    kv_node_free_array(nodes, count);
+    return true;
+}
+
+static int member_status(int code)
+{
+    switch (code) {
+    case CMN_EBUSY:
+    case CMN_EEXISTS:
+        return 409;
+    case CMN_ENOTFOUND:
+        return 404;
+    case CMN_EINVALID:
+        return 400;
+    case CMN_EDENIED:
+        return 503;
+    default:
+        return 500;
+    }
+}
+
+struct add_job {
+    struct node *n;
+    struct http_request *req;
+    char tag[8];
+    char url[256];
+    char expected[64];
+};
+
+static void add_done(void *ctx, int status, const char *msg)
+{
+    struct add_job *j = ctx;
+    if (status != 0)
+        http_respond_error(j->req, member_status(status), "InvalidOperation", "%s", msg);
+    else
+        respond_json(j->req, 200, json_pack("{s:s, s:s}", "NodeTag", j->tag, "Message", msg));
+    free(j);
+}
+
+static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int http_status,
+                        const char *body, size_t len)
+{
+    struct add_job *j = ctx;
+    struct http_request *req = j->req;
+    char errmsg[1024] = "";
+    json_t *info = NULL;
+    int code = 400;
+    struct ca_ident id;
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    const char *tag, *tcp, *state;
+    if (status != 0) {
+        snprintf(errmsg, sizeof errmsg, "Cannot add node %s at %s: %s", j->tag, j->url, msg);
+    } else if (peer == NULL || ca_ident_get(peer, &id, NULL) != 0) {
+        snprintf(errmsg, sizeof errmsg, "Node %s at %s presented no usable certificate", j->tag,
+                 j->url);
+    } else if (http_status != 200 ||
+               (info = json_loadb(body ? body : "", len, 0, NULL)) == NULL ||
+               (tag = json_string_value(json_object_get(info, "NodeTag"))) == NULL ||
+               (tcp = json_string_value(json_object_get(info, "TcpUrl"))) == NULL) {
+        snprintf(errmsg, sizeof errmsg, "%s did not answer /cluster/node-info (HTTP %d)", j->url,
+                 http_status);
+    } else if (strcmp(tag, j->tag) != 0) {
+        snprintf(errmsg, sizeof errmsg, "The node at %s is node %s, not %s", j->url, tag,
+                 j->tag);
+    } else if ((state = json_string_value(json_object_get(info, "CurrentState"))) != NULL &&
+               strcmp(state, "Passive") != 0) {
+        code = 409;
+        snprintf(errmsg, sizeof errmsg,
+                 "Node %s at %s is already a member of a cluster (state %s): start it without "
+                 "Cluster.Bootstrap and with an empty DataDir",
+                 j->tag, j->url, state);
+    } else if (id.not_after < now) {
+        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) has expired", j->tag,
+                 id.thumbprint);
+    } else if (id.not_before > now + 86400) {
+        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) is not yet valid",
+                 j->tag, id.thumbprint);
+    } else if (j->expected[0] && strcasecmp(j->expected, id.thumbprint) != 0) {
+        snprintf(errmsg, sizeof errmsg,
+                 "The certificate of node %s is %s, not the expected thumbprint %s", j->tag,
+                 id.thumbprint, j->expected);
+    } else {
+        code = 0;
+        if (node_member_add(j->n, j->tag, j->url, tcp, peer, add_done, j, errmsg) != 0)
+            code = 400;
+    }
+    json_decref(info);
+    if (code != 0) {
+        http_respond_error(req, code, "InvalidOperation", "%s", errmsg);
+        free(j);
+    }
+}
+
+static void h_add_node(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    if (redirect_to_leader(n, req))
+        return;
+    struct add_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        http_respond_error(req, 500, "InternalError", "out of memory");
+        return;
+    }
+    j->n = n;
+    j->req = req;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    int rc = http_query(req, "expectedThumbprint", j->expected, sizeof j->expected, NULL);
+    if (http_query(req, "url", j->url, sizeof j->url, NULL) != 1 ||
+        http_query(req, "tag", j->tag, sizeof j->tag, NULL) != 1 || rc < 0) {
+        free(j);
+        http_respond_error(req, 400, "BadRequest",
+                           "PUT /admin/cluster/node needs ?url=https://HOST:PORT&tag=TAG");
+        return;
+    }
+    if (rft_tag_to_id(j->tag) == 0) {
+        http_respond_error(req, 400, "BadRequest", "'%s' is not a node tag (1 to 4 letters A-Z)",
+                           j->tag);
+        free(j);
+        return;
+    }
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    for (size_t i = 0; i < st.n_members; i++) {
+        if (strcmp(st.members[i].tag, j->tag) == 0) {
+            http_respond_error(req, 409, "InvalidOperation", "Node tag %s is already in use",
+                               j->tag);
+            free(j);
+            return;
+        }
+    }
+    if (node_fetch(n, j->url, "/cluster/node-info", add_fetched, j, errmsg) != 0) {
+        http_respond_error(req, 400, "BadRequest", "%s", errmsg);
+        free(j);
+    }
+    (void)a;
+}
+
+static void remove_done(void *ctx, int status, const char *msg)
+{
+    struct http_request *req = ctx;
+    if (status != 0)
+        http_respond_error(req, member_status(status), "InvalidOperation", "%s", msg);
+    else
+        http_respond(req, 204, NULL, NULL, 0, NULL);
+}
+
+static void h_remove_node(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    if (redirect_to_leader(n, req))
+        return;
+    char tag[16], errmsg[CMN_ERRMSG_SIZE] = "";
+    if (http_query(req, "nodeTag", tag, sizeof tag, NULL) != 1) {
+        http_respond_error(req, 400, "BadRequest", "DELETE /admin/cluster/node needs ?nodeTag=TAG");
+        return;
+    }
+    int rv = node_member_remove(n, tag, remove_done, req, errmsg);
+    if (rv != 0)
+        http_respond_error(req, member_status(rv), "InvalidOperation", "%s", errmsg);
+    (void)a;
+}
+
 /* ---- routing ---- */
 
 struct route {
@@ -1109,6 +1301,8 @@ static const struct route routes[] = {
     {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info},
     {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate},
     {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl},
+    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node},
+    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node},
 };
 
 static void on_request(void *ctx, struct http_request *req)
@@ -1198,6 +1392,17 @@ int node_api_start(struct node *n, char *errmsg)
         return cmn_fail(errmsg, CMN_ECRYPTO, "HTTPS setup failed");
     }
     n->https_ctx = ctx;
+    SSL_CTX *fctx = SSL_CTX_new(TLS_client_method());
+    if (fctx == NULL)
+        return CMN_ENOMEM;
+    SSL_CTX_set_min_proto_version(fctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(fctx, SSL_VERIFY_NONE, NULL); /* the peer's certificate is checked after */
+    ok = SSL_CTX_use_certificate(fctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(fctx, n->key) == 1;
+    for (size_t i = 0; ok && i < n->chain.n; i++)
+        ok = SSL_CTX_add1_chain_cert(fctx, n->chain.v[i]) == 1;
+    n->fetch_ctx = fctx;
+    if (!ok)
+        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS client setup failed");
     char hostport[256];
     if (node_url_hostport(n->cfg.server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");
@@ -1230,6 +1435,8 @@ static bool auth_revoked(void *ctx, void *auth)
 void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd)
 {
     n->trust_gen++;
+    if (cmd == NULL || cmd->type == KV_CMD_SET_ISSUING_CA)
+        node_issuing_forget(n);
     if (cmd && cmd->type == KV_CMD_DELETE_CERTS) {
         for (size_t i = 0; i < cmd->u.del.n; i++) {
             char lower[41];

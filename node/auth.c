@@ -57,11 +57,8 @@ static bool known_issuer(struct node *n, X509 *peer, const struct kv_cert *store
         b.self_signed) {
         ok = true;
     } else {
-        struct node_issuer is;
-        if (node_issuer_load(n, &is, NULL) == 0) {
-            ok = ca_issued_by(peer, is.cert, NULL) == 0 && ca_issued_by(old, is.cert, NULL) == 0;
-            node_issuer_fini(&is);
-        }
+        X509 *ca = node_issuing_cert(n);
+        ok = ca && ca_issued_by(peer, ca, NULL) == 0 && ca_issued_by(old, ca, NULL) == 0;
         if (!ok) {
             const ASN1_OCTET_STRING *ka = X509_get0_authority_key_id(peer);
             const ASN1_OCTET_STRING *kb = X509_get0_authority_key_id(old);

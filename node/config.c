@@ -220,18 +220,20 @@ static int set_uint(unsigned *field, const char *key, json_t *v, unsigned lo, un
 static int set_2fa_default(struct node_config *c, const char *key, json_t *v, const char *base,
                            char *errmsg)
 {
-    unsigned u;
+    unsigned u = 0;
     int rv = set_uint(&u, key, v, 1, 100000, errmsg);
-    c->twofa_default_min = (int)u;
+    if (rv == 0)
+        c->twofa_default_min = (int)u;
     return rv;
 }
 
 static int set_2fa_max(struct node_config *c, const char *key, json_t *v, const char *base,
                        char *errmsg)
 {
-    unsigned u;
+    unsigned u = 0;
     int rv = set_uint(&u, key, v, 1, 100000, errmsg);
-    c->twofa_max_min = (int)u;
+    if (rv == 0)
+        c->twofa_max_min = (int)u;
     return rv;
 }
 

@@ -278,10 +278,10 @@ static int on_url(http_parser *p, const char *at, size_t len)
     struct http_conn *c = p->data;
     c->header_bytes += len;
     if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
-        return 1;
+        return -1;
     size_t have = strlen(c->req.query); /* the raw URL is gathered in query first */
     if (have + len >= sizeof c->req.query)
-        return 1;
+        return -1;
     memcpy(c->req.query + have, at, len);
     c->req.query[have + len] = '\0';
     return 0;
@@ -292,10 +292,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len)
     struct http_conn *c = p->data;
     c->header_bytes += len;
     if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
-        return 1;
-    if (c->cur != H_NONE || c->field_len == sizeof c->field) {
-        /* a new field starts (the previous one had a value) */
-    }
+        return -1;
     size_t take = len < sizeof c->field - 1 - c->field_len ? len : sizeof c->field - 1 - c->field_len;
     if (c->cur != H_NONE)
         c->field_len = 0;
@@ -312,7 +309,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct http_request *r = &c->req;
     c->header_bytes += len;
     if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
-        return 1;
+        return -1;
     if (c->cur == H_NONE) {
         c->cur = strcasecmp(c->field, "Content-Type") == 0 ? H_CONTENT_TYPE
                  : strcasecmp(c->field, "Accept") == 0     ? H_ACCEPT
@@ -345,8 +342,9 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
+    /* 1 and 2 mean "no body" to http-parser: errors must be another value */
     if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY_BYTES)
-        return 2;
+        return -1;
     /* Split the URL into a decoded path and the raw query. */
     struct http_parser_url u;
     char url[sizeof c->req.query];
@@ -354,10 +352,10 @@ static int on_headers_complete(http_parser *p)
     c->req.query[0] = '\0';
     http_parser_url_init(&u);
     if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
-        return 3;
+        return -1;
     if (percent_decode(url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, c->req.path,
                        sizeof c->req.path) != 0)
-        return 3;
+        return -1;
     if (u.field_set & (1 << UF_QUERY))
         snprintf(c->req.query, sizeof c->req.query, "%.*s", (int)u.field_data[UF_QUERY].len,
                  url + u.field_data[UF_QUERY].off);
@@ -376,8 +374,8 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
     if (c->req.body.len + len > HTTP_MAX_BODY_BYTES)
-        return 2;
-    return cmn_buf_append(&c->req.body, at, len) == 0 ? 0 : 1;
+        return -1;
+    return cmn_buf_append(&c->req.body, at, len) == 0 ? 0 : -1;
 }
 
 static int on_message_complete(http_parser *p)
@@ -433,6 +431,8 @@ static void feed(struct http_conn *c, const uint8_t *data, size_t len)
                 protocol_error(c, 413, "The request body is larger than 4 MiB");
             else if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
                 protocol_error(c, 431, "The request headers are larger than 16 KiB");
+            else if (e == HPE_CB_headers_complete)
+                protocol_error(c, 400, "The request URL is not valid");
             else
                 protocol_error(c, 400, http_errno_description(e));
             return;

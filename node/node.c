@@ -220,17 +220,32 @@ static bool node_record_exists(struct node *n, const char *tag)
     return found;
 }
 
+X509 *node_issuing_cert(struct node *n)
+{
+    if (n->issuing_cert == NULL) {
+        struct kv_issuing_ca ca;
+        if (kv_issuing_ca_get(n->kv, &ca, NULL) != 0)
+            return NULL;
+        if (ca_cert_from_der(ca.cert_der, ca.cert_len, &n->issuing_cert, NULL) != 0)
+            n->issuing_cert = NULL;
+        kv_issuing_ca_fini(&ca);
+    }
+    return n->issuing_cert;
+}
+
+void node_issuing_forget(struct node *n)
+{
+    X509_free(n->issuing_cert);
+    n->issuing_cert = NULL;
+}
+
 static bool issued_by_cluster_ca(struct node *n, X509 *cert)
 {
     if (n->have_cluster_ca && ca_pfx_leaf(&n->cluster_ca) &&
         ca_issued_by(cert, ca_pfx_leaf(&n->cluster_ca), NULL) == 0)
         return true;
-    struct node_issuer is;
-    if (node_issuer_load(n, &is, NULL) != 0)
-        return false;
-    bool ok = ca_issued_by(cert, is.cert, NULL) == 0;
-    node_issuer_fini(&is);
-    return ok;
+    X509 *ca = node_issuing_cert(n);
+    return ca != NULL && ca_issued_by(cert, ca, NULL) == 0;
 }
 
 /* Who may take part in Raft as node `tag` (the certificate names that tag). */
@@ -719,6 +734,8 @@ void node_fini(struct node *n)
     kv_close(n->kv);
     SSL_CTX_free(n->raft_ctx);
     SSL_CTX_free(n->https_ctx);
+    SSL_CTX_free(n->fetch_ctx);
+    node_issuing_forget(n);
     http_server_free(n->http);
     ca_cert_list_fini(&n->issuers);
     EVP_PKEY_free(n->key);

@@ -44,9 +44,11 @@ struct node {
     struct node_admin *admin;
     /* HTTPS API */
     SSL_CTX *https_ctx;
+    SSL_CTX *fetch_ctx; /* client side of node_fetch: this node's certificate, any server */
     struct http_server *http;
     struct ca_cert_list issuers; /* Security.WellKnownIssuers.Admin */
     uint64_t trust_gen;          /* bumped by every applied trust change: re-authenticate */
+    X509 *issuing_cert;          /* cache of the trust state's issuing CA certificate */
     struct node_lastused *lastused;
     bool stopping;
     int exit_code;
@@ -70,11 +72,29 @@ struct node_issuer {
 };
 int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;
 void node_issuer_fini(struct node_issuer *is);
+/* The issuing CA's certificate (borrowed, cached; NULL before bootstrap committed it). */
+X509 *node_issuing_cert(struct node *n);
+/* Forgets the cached issuing CA (the trust state was replaced or set). */
+void node_issuing_forget(struct node *n);
 
 /* Builds a certificate registration (kv_cert) for x: thumbprint, pinning hash, serial, validity,
  * public DER, and whether the cluster CA issued it. */
 int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
                      struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+
+/* Membership (node/members.c), on the leader. cb gets 0 or a CMN_E* code and a message. */
+typedef void (*node_member_cb)(void *ctx, int status, const char *msg);
+int node_member_add(struct node *n, const char *tag, const char *server_url, const char *tcp_url,
+                    X509 *cert, node_member_cb cb, void *ctx, char *errmsg) CMN_MUST_CHECK;
+int node_member_remove(struct node *n, const char *tag, node_member_cb cb, void *ctx,
+                       char *errmsg) CMN_MUST_CHECK;
+
+/* An HTTPS GET to another node (node/fetch.c). cb gets status 0 and the answer, or an error and
+ * a message; peer is the certificate the node presented (borrowed for the call). */
+typedef void (*node_fetch_cb)(void *ctx, int status, const char *msg, X509 *peer, int http_status,
+                              const char *body, size_t len);
+int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb cb, void *ctx,
+               char *errmsg) CMN_MUST_CHECK;
 
 /* HTTPS API (node/api.c). */
 int node_api_start(struct node *n, char *errmsg) CMN_MUST_CHECK;

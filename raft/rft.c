@@ -73,6 +73,11 @@ struct rft {
     bool ready;
     bool barrier_pending;
     struct raft_barrier barrier;
+    /* canonical/raft tells followers about a new commit index only with the next entry or
+     * heartbeat; a barrier right after a command commits carries it at once, so that a write
+     * (a revocation above all) is applied on every node without waiting a heartbeat. */
+    bool nudge_wanted, nudge_pending;
+    struct raft_barrier nudge;
     /* proposals */
     struct prop *props;
     uint64_t next_seq;
@@ -149,6 +154,8 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         return RAFT_IOERR;
     }
     *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
+    if (r->ready)
+        r->nudge_wanted = true;
     if (!r->last_result.skipped && r->cfg.applied)
         r->cfg.applied(r->cfg.cb_ctx, index, buf->base, buf->len, &r->last_result);
     kick(r); /* proposals waiting for this index */
@@ -426,10 +433,29 @@ static void complete(struct prop *p)
 
 static void check_leadership(struct rft *r);
 
+static void nudge_cb(struct raft_barrier *req, int status)
+{
+    struct rft *r = req->data;
+    r->nudge_pending = false;
+    (void)status;
+}
+
+static void maybe_nudge(struct rft *r)
+{
+    if (!r->nudge_wanted || r->nudge_pending || !r->ready || r->closing)
+        return;
+    r->nudge_wanted = false;
+    r->nudge.data = r;
+    if (raft_barrier(&r->raft, &r->nudge, nudge_cb) == 0)
+        r->nudge_pending = true;
+}
+
 static void pump(struct rft *r)
 {
-    if (!r->closing)
+    if (!r->closing) {
         check_leadership(r);
+        maybe_nudge(r);
+    }
     uint64_t now = uv_now(r->loop);
     uint64_t applied = kv_applied_index(r->cfg.kv);
     raft_id leader = 0;
@@ -750,9 +776,9 @@ int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, cha
     if (!r->cfg.heartbeat_ms)
         r->cfg.heartbeat_ms = 100;
     if (!r->cfg.snapshot_threshold)
-        r->cfg.snapshot_threshold = 1024;
+        r->cfg.snapshot_threshold = 16384;
     if (!r->cfg.snapshot_trailing)
-        r->cfg.snapshot_trailing = 2048;
+        r->cfg.snapshot_trailing = 8192;
     if (!r->cfg.propose_timeout_ms)
         r->cfg.propose_timeout_ms = 5000;
     snprintf(r->tag, sizeof r->tag, "%s", cfg->tag);

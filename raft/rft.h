@@ -53,8 +53,8 @@ struct rft_config {
     void *cb_ctx;
     unsigned election_ms;  /* default 1000 */
     unsigned heartbeat_ms; /* default 100 */
-    unsigned snapshot_threshold; /* default 1024 */
-    unsigned snapshot_trailing;  /* default 2048 */
+    unsigned snapshot_threshold; /* default 16384 */
+    unsigned snapshot_trailing;  /* default 8192 */
     unsigned propose_timeout_ms; /* how long a proposal waits for a leader: default 5000 */
 };
 
