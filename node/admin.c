@@ -150,19 +150,24 @@ static void cmd_info(struct client *c)
     struct rft_status st;
     rft_status(n->rft, &st);
     uint8_t h[32];
-    char hex[65] = "?";
+    char hex[65] = "?", trust[65] = "?";
     if (kv_state_hash(n->kv, h, NULL) == 0)
         cmn_hex_lower(h, 32, hex);
+    if (kv_trust_hash(n->kv, h, NULL) == 0)
+        cmn_hex_lower(h, 32, trust);
     size_t certs = 0;
     CMN_IGNORE(kv_cert_count(n->kv, &certs, NULL));
     answer(c, 0,
            "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
-           "AppliedIndex: %llu\nStateHash: %s\nCertificates: %zu\nThumbprint: %s\n"
-           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\n",
+           "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
+           "Thumbprint: %s\n"
+           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\n",
            n->cfg.tag, st.state, st.leader[0] ? st.leader : "(none)",
            (unsigned long long)st.term, (unsigned long long)st.commit_index,
-           (unsigned long long)st.last_index, (unsigned long long)st.applied_index, hex, certs,
-           n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir);
+           (unsigned long long)st.last_index, (unsigned long long)st.applied_index, hex, trust,
+           certs,
+           n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
+           n->serving ? "yes" : "no (catching up with the cluster)");
 }
 
 static void cmd_cluster_status(struct client *c)

@@ -1354,6 +1354,17 @@ static void on_request(void *ctx, struct http_request *req)
             lu_touch(n, a->thumb, cmn_now_ms(&cmn_clock_system));
         }
     }
+    if (match->need != NEED_NONE && !n->serving) {
+        struct rft_status st;
+        rft_status(n->rft, &st);
+        http_respond_error(req, 503, "NotReady",
+                           strcmp(st.state, "Passive") == 0
+                               ? "Node %s is not part of a cluster yet: add it with PUT "
+                                 "/admin/cluster/node on the cluster's leader"
+                               : "Node %s is catching up with the cluster: retry in a moment",
+                           n->cfg.tag);
+        return;
+    }
     if (!node_auth_check(n, req, a, match->need)) {
         CMN_INFO("HTTP-AUTH", "refused %s %s for %s", req->method_name, req->path,
                  a->thumb_upper[0] ? a->thumb_upper : "a client without a certificate");

@@ -544,6 +544,35 @@ static void self_register(struct node *n)
         n->registering = false;
 }
 
+static void sync_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct node *n = ctx;
+    n->syncing = false;
+    if (status != 0)
+        return; /* no quorum yet: the duty timer tries again */
+    n->serving = true;
+    CMN_INFO("NODE-START", "node %s caught up with the cluster at index %llu: serving requests",
+             n->cfg.tag, (unsigned long long)res->index);
+}
+
+/* A node that restarts may have missed commits (a revocation above all). It answers
+ * authenticated requests only once an entry it proposed is applied locally: everything
+ * committed before is then applied too. */
+static void catch_up(struct node *n)
+{
+    struct kv_cmd cmd;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    kv_cmd_init(&cmd, KV_CMD_AUDIT);
+    char event[96];
+    snprintf(event, sizeof event, "node %s started and caught up", n->cfg.tag);
+    cmd.u.audit.event = strdup(event);
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+    n->syncing = true;
+    if (node_propose(n, &cmd, sync_done, n, errmsg) != 0)
+        n->syncing = false;
+}
+
 static void duty_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -572,6 +601,8 @@ static void duty_cb(uv_timer_t *t)
     }
     if (st.leader[0] && !n->registering && strcmp(st.state, "Passive") != 0)
         self_register(n);
+    if (!n->serving && !n->syncing && st.leader[0] && strcmp(st.state, "Passive") != 0)
+        catch_up(n);
 }
 
 /* ---- applied entries ---- */

@@ -39,6 +39,8 @@ struct node {
     /* background duties */
     uv_timer_t duty;
     bool registering;  /* self-registration proposal in flight */
+    bool serving;      /* caught up with the cluster since start: may answer authenticated calls */
+    bool syncing;      /* the catch-up proposal is in flight */
     bool ca_proposing; /* issuing-CA proposal in flight */
     uv_signal_t sigterm, sigint;
     struct node_admin *admin;

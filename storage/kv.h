@@ -84,6 +84,9 @@ void kv_audit_free_array(struct kv_audit *a, size_t n);
 
 /* SHA-256 over every record of every column family: equal for equal states. */
 int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg) CMN_MUST_CHECK;
+/* The same over the trust state only: without the audit trail and request-id records, so it
+ * stays the same across events that only add to the audit (a node restarting). */
+int kv_trust_hash(struct kv *kv, uint8_t out[32], char *errmsg) CMN_MUST_CHECK;
 
 /* ---- snapshots ---- */
 

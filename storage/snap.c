@@ -237,7 +237,7 @@ static int hash_item(void *ctx, const char *k, size_t klen, const char *v, size_
     return 0;
 }
 
-int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg)
+static int hash_families(struct kv *kv, bool trust_only, uint8_t out[32], char *errmsg)
 {
     struct hasher h = {.md = EVP_MD_CTX_new()};
     if (h.md == NULL || !EVP_DigestInit_ex(h.md, EVP_sha256(), NULL)) {
@@ -247,6 +247,8 @@ int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg)
     const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(kv->db);
     int rv = 0;
     for (int cf = 1; cf < CF_COUNT && rv == 0; cf++) {
+        if (trust_only && (cf == CF_AUDIT || cf == CF_REQUESTS))
+            continue;
         h.cf = cf;
         rv = kv__scan(kv, snap, cf, "", 0, hash_item, &h, errmsg);
     }
@@ -256,4 +258,14 @@ int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg)
         rv = CMN_ECRYPTO;
     EVP_MD_CTX_free(h.md);
     return rv;
+}
+
+int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg)
+{
+    return hash_families(kv, false, out, errmsg);
+}
+
+int kv_trust_hash(struct kv *kv, uint8_t out[32], char *errmsg)
+{
+    return hash_families(kv, true, out, errmsg);
 }

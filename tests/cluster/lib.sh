@@ -117,12 +117,14 @@ leader_of() {
 }
 has_leader() { leader_of "$@" >/dev/null; }
 
-# A leader that has committed its barrier and the issuing CA (bootstrap finished).
+# A leader that has committed its barrier and the issuing CA (bootstrap finished), and every
+# given node caught up and serving.
 ready() {
-  local l
+  local l t
   l=$(leader_of "$@") || return 1
   admin "$l" info | grep -q '^State: Leader' || return 1
-  [ "$(field "$l" Certificates)" -ge 1 ]
+  [ "$(field "$l" Certificates)" -ge 1 ] || return 1
+  for t in "$@"; do [ "$(field "$t" Serving)" = yes ] || return 1; done
 }
 
 applied() { field "$1" AppliedIndex; }

@@ -136,7 +136,7 @@ log "up again changes nothing"
 wait_same_state A B C
 before_pids=$(pids A B C)
 before_certs=$(field A Certificates)
-before_hash=$(field A StateHash)
+before_hash=$(field A TrustHash)
 before_admin=$(stat -c %Y "$L/admin/admin.client.certificate.pfx")
 run up2 up >/dev/null
 grep -q "already running" "$L/up2.out" || fail "a second up does not say the cluster runs"
@@ -145,7 +145,7 @@ grep -q "already running" "$L/up2.out" || fail "a second up does not say the clu
   fail "a second up rewrote the admin certificate"
 wait_same_state A B C
 [ "$(field A Certificates)" = "$before_certs" ] || fail "a second up changed the certificates"
-[ "$(field A StateHash)" = "$before_hash" ] || fail "a second up changed the state"
+[ "$(field A TrustHash)" = "$before_hash" ] || fail "a second up changed the state"
 log "certificates: $before_certs, state $before_hash"
 
 log "down"
@@ -160,7 +160,7 @@ grep -q "creating the first admin" "$L/up3.out" && fail "up after down made a ne
 wait_same_state A B C
 [ "$(field A Certificates)" = "$before_certs" ] ||
   fail "certificates $(field A Certificates) after restart, $before_certs before"
-[ "$(field A StateHash)" = "$before_hash" ] || fail "the state hash changed across down/up"
+[ "$(field A TrustHash)" = "$before_hash" ] || fail "the trust state changed across down/up"
 
 log "add-node D"
 run add add-node D

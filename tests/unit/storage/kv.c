@@ -559,6 +559,26 @@ static void cluster_records(void **state)
     kv_replacement_fini(&r);
 }
 
+static void audit_changes_state_not_trust(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    put(e->kv, 1, 1, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, NULL, &res);
+    uint8_t s1[32], s2[32], t1[32], t2[32];
+    hash(e->kv, s1);
+    assert_int_equal(kv_trust_hash(e->kv, t1, NULL), 0);
+    struct kv_cmd c;
+    kv_cmd_init(&c, KV_CMD_AUDIT);
+    fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
+    c.u.audit.event = strdup("node A started");
+    assert_int_equal(fx_apply(e->kv, 2, &c, &res), 0);
+    assert_false(res.rejected);
+    hash(e->kv, s2);
+    assert_int_equal(kv_trust_hash(e->kv, t2, NULL), 0);
+    assert_memory_not_equal(s1, s2, 32);
+    assert_memory_equal(t1, t2, 32);
+}
+
 static void reopen_keeps_everything(void **state)
 {
     struct env *e = *state;
@@ -588,6 +608,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(same_pinning_hash_keeps_five, setup, teardown),
         cmocka_unit_test_setup_teardown(cluster_records, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_keeps_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_changes_state_not_trust, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
