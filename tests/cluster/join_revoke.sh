@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The flows users run, with public commands only: add node D by importing the exported server
+# certificates (with every bad case refused and nothing changed), revoke a certificate
+# cluster-wide (refused at once on every node and listed in the CRL), a revocation made while a
+# node is down enforced by that node before it serves anything, and node removal.
+. "$(dirname "$0")/lib.sh"
+TESTCERT="$CORVID_BIN/corvid-testcert"
+start_cluster A B C
+C="$WORK/c"
+mkdir -p "$C"
+url() { echo "https://127.0.0.1:$(http_port "$1")$2"; }
+cp "$WORK/pki/A.pem" "$C/node.pem"
+# call CERT METHOD NODE PATH [BODY]: status into $CODE, body into $WORK/last.body (follows 307)
+call() {
+  local who=$1 method=$2 node=$3 path=$4 body=${5:-}
+  CODE=$(curl -s -L -o "$WORK/last.body" -w '%{http_code}' --cacert "$WORK/pki/ca-chain.crt" \
+    --cert "$C/$who.pem" -X "$method" ${body:+-H 'Content-Type: application/json' -d "$body"} \
+    "$(url "$node" "$path")" || true)
+}
+must() { local want=$1; shift; call "$@"; [ "$CODE" = "$want" ] || fail "$* -> $CODE (want $want): $(head -c 400 "$WORK/last.body")"; }
+mint() { # mint NAME CLEARANCE -> $C/NAME.pem, generated through node A
+  must 200 node POST A /admin/certificates "{\"Name\":\"$1\",\"SecurityClearance\":\"$2\",\"Permissions\":{}}"
+  (cd "$C" && rm -rf "z-$1" && mkdir "z-$1" && cd "z-$1" && unzip -q "$WORK/last.body" &&
+    cat "$1.crt" "$1.key" >"$C/$1.pem") || fail "mint $1"
+}
+tp() { openssl x509 -in "$C/$1.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g'; }
+mint admin ClusterAdmin
+mint early ValidUser
+mint operator Operator
+wait_until 10 "same state" same_state A B C
+
+log "export the server certificates"
+must 200 admin GET B /admin/certificates/export
+cp "$WORK/last.body" "$WORK/exported.pfx"
+[ "$(openssl pkcs12 -in "$WORK/exported.pfx" -nokeys -passin pass: 2>/dev/null | grep -c 'BEGIN CERTIFICATE')" = 3 ] ||
+  fail "the export does not hold the three node certificates"
+
+log "start D passive, trusting the export"
+config D "" '"Cluster.TrustedNodeCertificates.Path": "exported.pfx"'
+start D
+wait_until 10 "D answers" curl -s -k "$(url D /cluster/node-info)"
+L=$(leader_of A B C)
+F=$(echo A B C | tr ' ' '\n' | grep -v "$L" | head -1)
+H=$(field A TrustHash)
+
+log "bad cases change nothing"
+must 403 operator PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=D"
+must 400 admin PUT "$F" "/admin/cluster/node?url=https://127.0.0.1:1&tag=D"
+grep -q "cannot reach" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
+must 400 admin PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=D&expectedThumbprint=0000000000000000000000000000000000000000"
+grep -q "not the expected thumbprint" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
+must 409 admin PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=A"
+must 400 admin PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=E"
+grep -q "is node D, not E" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
+must 409 admin PUT "$F" "/admin/cluster/node?url=$(url B '')&tag=B"
+pki "$WORK/other"
+mkdir -p "$WORK/pki-e" && cp "$WORK/other/E.pfx" "$WORK/pki/E-other.pfx"
+config E "E" ''
+sed -i 's#pki/E.pfx#pki/E-other.pfx#; s#pki/issuing.pfx#other/issuing.pfx#' "$WORK/E.json"
+start E
+wait_until 20 "E leads its own cluster" sh -c "\"$CLI\" admin-channel --data-dir \"$WORK/data/E\" info | grep -q 'State: Leader'"
+must 409 admin PUT "$F" "/admin/cluster/node?url=$(url E '')&tag=E"
+grep -q "already a member of a cluster" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
+stop E
+[ "$(field A TrustHash)" = "$H" ] || fail "a refused add-node changed the trust state"
+
+log "add D through a follower (307 to the leader)"
+DTP=$(openssl x509 -in "$WORK/pki/D.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+must 200 admin PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=D&expectedThumbprint=$DTP"
+wait_until 30 "D caught up" same_state A B C D
+wait_until 30 "D serving" sh -c "[ \"\$(\"$CLI\" admin-channel --data-dir \"$WORK/data/D\" info | sed -n 's/^Serving: //p')\" = yes ]"
+must 200 early GET D /certificates/whoami
+grep -q '"Name":"early"' "$WORK/last.body" || fail "D does not know the early certificate"
+must 200 admin GET D /admin/certificates/export
+[ "$(openssl pkcs12 -in "$WORK/last.body" -nokeys -passin pass: 2>/dev/null | grep -c 'BEGIN CERTIFICATE')" = 4 ] ||
+  fail "the export does not hold four node certificates"
+must 200 admin GET A /admin/certificates
+grep -q '"Name":"Server certificate for Node D"' "$WORK/last.body" || fail "D's registration is missing"
+
+log "revoke cluster-wide: refused at once on every node, listed in the CRL"
+mint late ValidUser
+wait_until 10 "same state" same_state A B C D
+LATE=$(tp late)
+must 204 admin DELETE C "/admin/certificates?thumbprint=$LATE"
+for t in A B C D; do
+  must 403 late GET "$t" /cluster/topology
+  grep -q "was revoked" "$WORK/last.body" || fail "node $t: $(cat "$WORK/last.body")"
+done
+curl -s --cacert "$WORK/pki/ca-chain.crt" "$(url D '/ca/crl?format=pem')" >"$WORK/crl.pem"
+openssl crl -in "$WORK/crl.pem" -noout -text | grep -q "Serial Number: $(openssl x509 -in "$C/late.pem" -noout -serial | sed 's/serial=//')" ||
+  fail "the CRL does not list the revoked serial"
+
+log "a revocation while node C is down is enforced by C before it serves"
+mint whiledown ValidUser
+wait_until 10 "same state" same_state A B C D
+must 200 whiledown GET C /cluster/topology
+stop C
+must 204 admin DELETE A "/admin/certificates?thumbprint=$(tp whiledown)"
+start C
+# poll C from the moment it listens: it must never answer 200 to the revoked certificate
+for _ in $(seq 1 100); do
+  call whiledown GET C /cluster/topology
+  case "$CODE" in
+    000 | 503) sleep 0.1 ;;
+    403) break ;;
+    *) fail "restarted C answered $CODE to a certificate revoked while it was down" ;;
+  esac
+done
+[ "$CODE" = 403 ] || fail "C never came back ($CODE)"
+
+log "remove D"
+must 204 admin DELETE "$F" "/admin/cluster/node?nodeTag=D"
+admin A clusterStatus | grep -q "Node D" && fail "D is still a member"
+wait_until 10 "D's certificate revoked" sh -c "curl -s --cacert \"$WORK/pki/ca-chain.crt\" \"$(url A /ca/crl?format=pem)\" | openssl crl -noout -text | grep -q \"Serial Number: $(openssl x509 -in "$WORK/pki/D.crt" -noout -serial | sed 's/serial=//')\""
+must 404 admin DELETE A "/admin/cluster/node?nodeTag=D"
+stop D
+for t in A B C; do stop "$t"; done
+log "PASS"
