@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "common/env.h"
 #include "common/log.h"
 #include "node/auth.h"
@@ -607,10 +609,43 @@ static void duty_cb(uv_timer_t *t)
 
 /* ---- applied entries ---- */
 
+/* Logs.AuditPath: one JSON line per applied entry, written after commit, from the replicated
+ * audit trail (so every node writes the same lines). */
+static void audit_line(struct node *n, uint64_t index)
+{
+    if (n->cfg.audit_path == NULL)
+        return;
+    struct kv_audit *a = NULL;
+    size_t count = 0;
+    if (kv_audit_page(n->kv, index - 1, 1, &a, &count, NULL) != 0 || count == 0 ||
+        a[0].index != index) {
+        kv_audit_free_array(a, count);
+        return;
+    }
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:b, s:s}", "Index", (json_int_t)index,
+                          "Term", (json_int_t)st.term, "TimeMs", (json_int_t)a[0].time_ms, "Node",
+                          n->cfg.tag, "Command", kv_cmd_type_name(a[0].type), "Actor",
+                          a[0].actor, "Rejected", a[0].rejected, "Summary",
+                          a[0].summary ? a[0].summary : "");
+    char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    FILE *f = line ? fopen(n->cfg.audit_path, "a") : NULL;
+    if (f) {
+        fprintf(f, "%s\n", line);
+        fclose(f);
+    }
+    free(line);
+    json_decref(o);
+    kv_audit_free_array(a, count);
+}
+
 static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
                        const struct kv_result *res)
 {
     struct node *n = ctx;
+    if (entry != NULL && res != NULL && !res->duplicate)
+        audit_line(n, index);
     if (entry == NULL || len == 0) {
         node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
