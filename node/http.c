@@ -29,22 +29,16 @@ struct http_server {
     void *close_ctx;
 };
 
-enum hdr { H_NONE, H_CONTENT_TYPE, H_ACCEPT, H_COOKIE, H_ORIGIN, H_EXPECT };
+enum hdr { H_NONE, H_CONTENT_TYPE, H_ACCEPT, H_COOKIE, H_ORIGIN, H_EXPECT, H_OTHER };
 
 struct http_conn {
     struct tls_conn tls;
     uv_timer_t deadline; /* HTTP_REQUEST_MS from a request's first byte */
     struct http_server *s;
-    http_parser parser;
-    struct http_request req;
+    struct http_reqparser rp;
     void *auth;
     X509 *peer; /* the client certificate from the handshake */
-    char field[64];
-    size_t field_len;
-    enum hdr cur;
-    size_t header_bytes;
     bool in_request;  /* bytes of a request arrived */
-    bool expect_continue;
     bool busy;        /* a complete request is being handled */
     bool close_after; /* no keep-alive after this response */
     bool dead;        /* TLS gone or closing */
@@ -53,8 +47,6 @@ struct http_conn {
     struct cmn_buf pending; /* bytes that arrived while busy */
     struct http_conn *next, *prev;
 };
-
-static http_parser_settings settings;
 
 /* ---- lifecycle ---- */
 
@@ -81,7 +73,7 @@ static void conn_free_maybe(struct http_conn *c)
         c->next->prev = c->prev;
     if (s->gone && c->auth)
         s->gone(s->cb_ctx, c->auth);
-    cmn_buf_fini(&c->req.body);
+    http_reqparser_fini(&c->rp);
     cmn_buf_fini(&c->pending);
     X509_free(c->peer);
     free(c);
@@ -170,8 +162,7 @@ static void request_done(struct http_conn *c)
 {
     c->busy = false;
     c->in_request = false;
-    c->header_bytes = 0;
-    cmn_buf_fini(&c->req.body);
+    http_reqparser_next(&c->rp);
     if (c->dead) {
         conn_free_maybe(c);
         return;
@@ -181,7 +172,6 @@ static void request_done(struct http_conn *c)
         conn_close(c);
         return;
     }
-    http_parser_pause(&c->parser, 0);
     if (c->pending.len) {
         struct cmn_buf rest = c->pending;
         cmn_buf_init(&c->pending, false);
@@ -261,74 +251,91 @@ static int percent_decode(const char *in, size_t n, char *out, size_t cap)
 
 static int on_message_begin(http_parser *p)
 {
-    struct http_conn *c = p->data;
-    struct http_request *r = &c->req;
+    struct http_reqparser *rp = p->data;
+    struct http_request *r = &rp->req;
+    struct http_conn *conn = r->conn;
+    X509 *peer = r->peer;
+    void *auth = r->auth;
+    cmn_buf_fini(&r->body);
     memset(r, 0, sizeof *r);
-    r->conn = c;
-    r->peer = c->peer;
-    r->auth = c->auth;
+    r->conn = conn;
+    r->peer = peer;
+    r->auth = auth;
     cmn_buf_init(&r->body, false);
-    c->cur = H_NONE;
-    c->field_len = 0;
+    rp->cur = H_NONE;
+    rp->field_len = 0;
+    rp->header_bytes = 0;
+    return 0;
+}
+
+static int count_header(struct http_reqparser *rp, size_t len)
+{
+    rp->header_bytes += len;
+    if (rp->header_bytes > HTTP_MAX_HEADER_BYTES) {
+        rp->status = 431;
+        rp->error = "The request headers are larger than 16 KiB";
+        return -1;
+    }
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
-    c->header_bytes += len;
-    if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
+    struct http_reqparser *rp = p->data;
+    if (count_header(rp, len) != 0)
         return -1;
-    size_t have = strlen(c->req.query); /* the raw URL is gathered in query first */
-    if (have + len >= sizeof c->req.query)
+    size_t have = strlen(rp->req.query); /* the raw URL is gathered in query first */
+    if (have + len >= sizeof rp->req.query) {
+        rp->status = 431;
+        rp->error = "The request URL is too long";
         return -1;
-    memcpy(c->req.query + have, at, len);
-    c->req.query[have + len] = '\0';
+    }
+    memcpy(rp->req.query + have, at, len);
+    rp->req.query[have + len] = '\0';
     return 0;
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
-    c->header_bytes += len;
-    if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
+    struct http_reqparser *rp = p->data;
+    if (count_header(rp, len) != 0)
         return -1;
-    size_t take = len < sizeof c->field - 1 - c->field_len ? len : sizeof c->field - 1 - c->field_len;
-    if (c->cur != H_NONE)
-        c->field_len = 0;
-    c->cur = H_NONE;
-    memcpy(c->field + c->field_len, at, take);
-    c->field_len += take;
-    c->field[c->field_len] = '\0';
+    if (rp->cur != H_NONE) /* a value came before: this is a new field */
+        rp->field_len = 0;
+    rp->cur = H_NONE;
+    size_t room = sizeof rp->field - 1 - rp->field_len;
+    size_t take = len < room ? len : room;
+    memcpy(rp->field + rp->field_len, at, take);
+    rp->field_len += take;
+    rp->field[rp->field_len] = '\0';
     return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
-    struct http_request *r = &c->req;
-    c->header_bytes += len;
-    if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
+    struct http_reqparser *rp = p->data;
+    struct http_request *r = &rp->req;
+    if (count_header(rp, len) != 0)
         return -1;
-    if (c->cur == H_NONE) {
-        c->cur = strcasecmp(c->field, "Content-Type") == 0 ? H_CONTENT_TYPE
-                 : strcasecmp(c->field, "Accept") == 0     ? H_ACCEPT
-                 : strcasecmp(c->field, "Cookie") == 0     ? H_COOKIE
-                 : strcasecmp(c->field, "Origin") == 0     ? H_ORIGIN
-                 : strcasecmp(c->field, "Expect") == 0     ? H_EXPECT
-                                                           : (enum hdr)99;
-        c->field_len = 0;
+    if (rp->cur == H_NONE) {
+        rp->cur = strcasecmp(rp->field, "Content-Type") == 0 ? H_CONTENT_TYPE
+                  : strcasecmp(rp->field, "Accept") == 0     ? H_ACCEPT
+                  : strcasecmp(rp->field, "Cookie") == 0     ? H_COOKIE
+                  : strcasecmp(rp->field, "Origin") == 0     ? H_ORIGIN
+                  : strcasecmp(rp->field, "Expect") == 0     ? H_EXPECT
+                                                             : H_OTHER;
+        rp->field_len = 0;
     }
     char *dst = NULL;
     size_t cap = 0;
-    switch (c->cur) {
+    switch (rp->cur) {
     case H_CONTENT_TYPE: dst = r->content_type; cap = sizeof r->content_type; break;
     case H_ACCEPT: dst = r->accept; cap = sizeof r->accept; break;
     case H_COOKIE: dst = r->cookie; cap = sizeof r->cookie; break;
     case H_ORIGIN: dst = r->origin; cap = sizeof r->origin; break;
     case H_EXPECT:
         if (len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
-            c->expect_continue = true;
+            rp->expect_continue = true;
         return 0;
     default: return 0;
     }
@@ -341,51 +348,106 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 
 static int on_headers_complete(http_parser *p)
 {
-    struct http_conn *c = p->data;
+    struct http_reqparser *rp = p->data;
+    struct http_request *r = &rp->req;
     /* 1 and 2 mean "no body" to http-parser: errors must be another value */
-    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY_BYTES)
+    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY_BYTES) {
+        rp->status = 413;
+        rp->error = "The request body is larger than 4 MiB";
         return -1;
+    }
     /* Split the URL into a decoded path and the raw query. */
     struct http_parser_url u;
-    char url[sizeof c->req.query];
-    snprintf(url, sizeof url, "%s", c->req.query);
-    c->req.query[0] = '\0';
+    char url[sizeof r->query];
+    snprintf(url, sizeof url, "%s", r->query);
+    r->query[0] = '\0';
     http_parser_url_init(&u);
-    if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)))
+    if (http_parser_parse_url(url, strlen(url), 0, &u) != 0 || !(u.field_set & (1 << UF_PATH)) ||
+        percent_decode(url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, r->path,
+                       sizeof r->path) != 0) {
+        rp->status = 400;
+        rp->error = "The request URL is not valid";
         return -1;
-    if (percent_decode(url + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len, c->req.path,
-                       sizeof c->req.path) != 0)
-        return -1;
-    if (u.field_set & (1 << UF_QUERY))
-        snprintf(c->req.query, sizeof c->req.query, "%.*s", (int)u.field_data[UF_QUERY].len,
-                 url + u.field_data[UF_QUERY].off);
-    c->req.method = p->method;
-    c->req.method_name = http_method_str((enum http_method)p->method);
-    if (c->expect_continue) {
-        /* curl waits a second for this before sending a body larger than 1 KiB */
-        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-        c->expect_continue = false;
-        CMN_IGNORE(tls_conn_write(&c->tls, cont, sizeof cont - 1));
     }
+    if (u.field_set & (1 << UF_QUERY))
+        snprintf(r->query, sizeof r->query, "%.*s", (int)u.field_data[UF_QUERY].len,
+                 url + u.field_data[UF_QUERY].off);
+    r->method = p->method;
+    r->method_name = http_method_str((enum http_method)p->method);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
-    struct http_conn *c = p->data;
-    if (c->req.body.len + len > HTTP_MAX_BODY_BYTES)
+    struct http_reqparser *rp = p->data;
+    if (rp->req.body.len + len > HTTP_MAX_BODY_BYTES) {
+        rp->status = 413;
+        rp->error = "The request body is larger than 4 MiB";
         return -1;
-    return cmn_buf_append(&c->req.body, at, len) == 0 ? 0 : -1;
+    }
+    if (cmn_buf_append(&rp->req.body, at, len) != 0) {
+        rp->status = 500;
+        rp->error = "out of memory";
+        return -1;
+    }
+    return 0;
 }
 
 static int on_message_complete(http_parser *p)
 {
-    struct http_conn *c = p->data;
-    c->busy = true;
-    c->close_after = !http_should_keep_alive(p);
-    c->req.started_ms = uv_now(c->s->loop);
-    http_parser_pause(p, 1); /* one request at a time: the rest waits in `pending` */
+    struct http_reqparser *rp = p->data;
+    rp->complete = true;
+    rp->keep_alive = http_should_keep_alive(p);
+    http_parser_pause(p, 1); /* one request at a time: what follows waits */
     return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+void http_reqparser_init(struct http_reqparser *rp)
+{
+    memset(rp, 0, sizeof *rp);
+    http_parser_init(&rp->parser, HTTP_REQUEST);
+    rp->parser.data = rp;
+    cmn_buf_init(&rp->req.body, false);
+}
+
+int http_reqparser_feed(struct http_reqparser *rp, const uint8_t *data, size_t len, size_t *used)
+{
+    *used = 0;
+    if (rp->status || rp->complete)
+        return rp->status;
+    size_t n = http_parser_execute(&rp->parser, &settings, (const char *)data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&rp->parser);
+    *used = n;
+    if (e == HPE_OK || (e == HPE_PAUSED && rp->complete))
+        return 0;
+    if (!rp->status) {
+        rp->status = 400;
+        rp->error = http_errno_description(e);
+    }
+    return rp->status;
+}
+
+void http_reqparser_next(struct http_reqparser *rp)
+{
+    rp->complete = false;
+    cmn_buf_fini(&rp->req.body);
+    cmn_buf_init(&rp->req.body, false);
+    http_parser_pause(&rp->parser, 0);
+}
+
+void http_reqparser_fini(struct http_reqparser *rp)
+{
+    cmn_buf_fini(&rp->req.body);
 }
 
 static void deadline_cb(uv_timer_t *t)
@@ -412,29 +474,28 @@ static void feed(struct http_conn *c, const uint8_t *data, size_t len)
             c->in_request = true;
             uv_timer_start(&c->deadline, deadline_cb, HTTP_REQUEST_MS, 0);
         }
-        size_t n = http_parser_execute(&c->parser, &settings, (const char *)data, len);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED) {
+        size_t n;
+        int status = http_reqparser_feed(&c->rp, data, len, &n);
+        if (c->rp.expect_continue) {
+            /* curl waits a second for this before sending a body larger than 1 KiB */
+            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+            c->rp.expect_continue = false;
+            CMN_IGNORE(tls_conn_write(&c->tls, cont, sizeof cont - 1));
+        }
+        if (status != 0) {
+            protocol_error(c, status, c->rp.error);
+            return;
+        }
+        if (c->rp.complete) {
             /* a complete request: hand it over, keep what follows */
+            c->busy = true;
+            c->close_after = !c->rp.keep_alive;
+            c->rp.req.started_ms = uv_now(c->s->loop);
             if (n < len && cmn_buf_append(&c->pending, data + n, len - n) != 0) {
                 conn_close(c);
                 return;
             }
-            c->s->handler(c->s->cb_ctx, &c->req);
-            return;
-        }
-        if (e != HPE_OK) {
-            if (e == HPE_CB_headers_complete && c->parser.content_length != ULLONG_MAX &&
-                c->parser.content_length > HTTP_MAX_BODY_BYTES)
-                protocol_error(c, 413, "The request body is larger than 4 MiB");
-            else if (e == HPE_CB_body)
-                protocol_error(c, 413, "The request body is larger than 4 MiB");
-            else if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
-                protocol_error(c, 431, "The request headers are larger than 16 KiB");
-            else if (e == HPE_CB_headers_complete)
-                protocol_error(c, 400, "The request URL is not valid");
-            else
-                protocol_error(c, 400, http_errno_description(e));
+            c->s->handler(c->s->cb_ctx, &c->rp.req);
             return;
         }
         data += n;
@@ -458,6 +519,7 @@ static void tls_event(struct tls_conn *t, int status)
     if (c->s->handshaking > 0)
         c->s->handshaking--;
     c->peer = tls_conn_peer_cert(t);
+    c->rp.req.peer = c->peer;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -478,9 +540,8 @@ static void on_connection(uv_stream_t *server, int status)
     uv_timer_init(s->loop, &c->deadline);
     c->deadline.data = c;
     c->open_handles = 2; /* the TLS connection (its own two handles) and the deadline timer */
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    c->req.conn = c;
+    http_reqparser_init(&c->rp);
+    c->rp.req.conn = c;
     cmn_buf_init(&c->pending, false);
     c->next = s->conns;
     if (s->conns)
@@ -501,13 +562,6 @@ int http_server_start(uv_loop_t *loop, SSL_CTX *ctx, const char *hostport,
                       http_handler_fn handler, http_conn_gone_fn gone, void *cb_ctx,
                       struct http_server **out, char *errmsg)
 {
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
     struct sockaddr_storage addr;
     int rv = tls_parse_addr(hostport, &addr, errmsg);
     if (rv != 0)

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <http_parser.h>
 #include <openssl/ssl.h>
 #include <uv.h>
 
@@ -39,6 +40,28 @@ struct http_request {
     void *auth;  /* the node's per-connection authentication state (see http_conn_auth) */
     uint64_t started_ms;
 };
+
+/* The request parser, sans I/O (the connection feeds it; the fuzz target too). */
+struct http_reqparser {
+    http_parser parser;
+    struct http_request req;
+    char field[64];
+    size_t field_len;
+    int cur;
+    size_t header_bytes;
+    bool expect_continue; /* the client waits for "100 Continue" before its body */
+    bool complete;        /* req holds a whole request; call http_reqparser_next after it */
+    bool keep_alive;
+    int status;           /* after a refusal: the HTTP status to answer (400, 413, 431) */
+    const char *error;    /* and why (static text) */
+};
+void http_reqparser_init(struct http_reqparser *rp);
+/* Parses up to len bytes; *used gets how many were taken (a complete request stops there).
+ * Returns 0, or the error status when the input is refused (then see rp->error). */
+int http_reqparser_feed(struct http_reqparser *rp, const uint8_t *data, size_t len,
+                        size_t *used) CMN_MUST_CHECK;
+void http_reqparser_next(struct http_reqparser *rp);
+void http_reqparser_fini(struct http_reqparser *rp);
 
 typedef void (*http_handler_fn)(void *ctx, struct http_request *req);
 /* Called when a connection goes away, to free what the node attached to it. */
