@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static int64_t system_now_ms(void *ctx)
@@ -49,4 +51,22 @@ int cmn_rng_counter_fill(void *state_u64, void *buf, size_t n)
         n -= k;
     }
     return 0;
+}
+
+int cmn_mkdir_p(const char *dir, unsigned mode)
+{
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST ? -1 : 0;
 }

@@ -31,6 +31,9 @@ static inline int cmn_random(const struct cmn_rng *r, void *buf, size_t n)
     return r->fill(r->ctx, buf, n);
 }
 
+/* mkdir -p with the given mode for every directory it creates; 0 or -1 with errno. */
+int cmn_mkdir_p(const char *dir, unsigned mode);
+
 /* A deterministic generator for tests and fuzzing (splitmix64 over *state). */
 int cmn_rng_counter_fill(void *state_u64, void *buf, size_t n);
 

@@ -212,19 +212,6 @@ static void propose_done(void *ctx, int status, const struct kv_result *res, con
     free(j);
 }
 
-static int read_all(const char *path, struct cmn_buf *out, char *errmsg)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
-    uint8_t chunk[8192];
-    size_t got;
-    int rv = 0;
-    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rv = out->len + got > CA_INPUT_MAX ? CMN_ETOOBIG : cmn_buf_append(out, chunk, got);
-    fclose(f);
-    return rv == CMN_ETOOBIG ? cmn_fail(errmsg, rv, "%s is too large", path) : rv;
-}
 
 /* trustClientCert / trustServerCert: register every certificate of a file as one entry
  * (a collection when there are several), like RavenDB's PutCertificateCollectionInCluster. */
@@ -240,7 +227,7 @@ static void cmd_trust(struct client *c, int argc, char **argv, bool server)
     cmn_buf_init(&bytes, true);
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
-    int rv = read_all(argv[2], &bytes, errmsg);
+    int rv = node_read_file(argv[2], &bytes, errmsg);
     if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
         struct ca_pfx pfx;
         rv = ca_pfx_parse(bytes.data, bytes.len, argc == 4 ? argv[3] : NULL, 0, &pfx, errmsg);
@@ -554,7 +541,7 @@ static void cmd_add_node(struct client *c, int argc, char **argv)
     cmn_buf_init(&bytes, false);
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
-    int rv = read_all(argv[4], &bytes, errmsg);
+    int rv = node_read_file(argv[4], &bytes, errmsg);
     if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
         struct ca_pfx pfx;
         rv = ca_pfx_parse(bytes.data, bytes.len, NULL, 0, &pfx, errmsg);

@@ -22,7 +22,7 @@
 
 /* ---- files ---- */
 
-static int read_file(const char *path, struct cmn_buf *out, char *errmsg)
+int node_read_file(const char *path, struct cmn_buf *out, char *errmsg)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
@@ -45,7 +45,7 @@ static int load_pfx(const char *key, const char *path, const char *password, str
 {
     struct cmn_buf b;
     cmn_buf_init(&b, true);
-    int rv = read_file(path, &b, errmsg);
+    int rv = node_read_file(path, &b, errmsg);
     if (rv == 0)
         rv = ca_pfx_parse(b.data, b.len, password, 0, out, errmsg);
     cmn_buf_fini(&b);
@@ -54,20 +54,6 @@ static int load_pfx(const char *key, const char *path, const char *password, str
     return rv;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 /* One process per DataDir: raft has no lock of its own, and two writers corrupt the log. */
 static int lock_data_dir(struct node *n, char *errmsg)
@@ -691,7 +677,7 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
     if (rv != 0)
         return rv;
     cmn_log_setup(n->cfg.log_level, NULL);
-    if (mkdir_p(n->cfg.data_dir) != 0)
+    if (cmn_mkdir_p(n->cfg.data_dir, 0700) != 0)
         return cmn_fail(errmsg, CMN_EIO, "DataDir: cannot create %s: %s", n->cfg.data_dir,
                         strerror(errno));
     chmod(n->cfg.data_dir, 0700);

@@ -61,6 +61,9 @@ int node_init(struct node *n, const char *config_path, char *errmsg) CMN_MUST_CH
 int node_run(struct node *n);
 void node_fini(struct node *n);
 
+/* Reads a whole file (at most CA_INPUT_MAX bytes) into out. */
+int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
+
 /* Proposes cmd (consumed): fills the request id when absent, the time and the actor. */
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
                  char *errmsg) CMN_MUST_CHECK;

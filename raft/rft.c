@@ -12,6 +12,7 @@
 
 #include "ca/ident.h"
 #include "common/buf.h"
+#include "common/env.h"
 #include "common/log.h"
 #include "raft/transport.h"
 #include "storage/cmd.h"
@@ -747,22 +748,6 @@ static void check_leadership(struct rft *r)
 
 /* ---- lifecycle ---- */
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, char *errmsg)
 {
@@ -809,7 +794,7 @@ int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, cha
 
 int rft_start(struct rft *r, char *errmsg)
 {
-    if (mkdir_p(r->dir) != 0)
+    if (cmn_mkdir_p(r->dir, 0700) != 0)
         return cmn_fail(errmsg, CMN_EIO, "cannot create %s: %s", r->dir, strerror(errno));
     struct rft_transport_config tc = {
         .loop = r->loop,

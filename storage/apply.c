@@ -22,13 +22,6 @@ struct apply {
     char errmsg[CMN_ERRMSG_SIZE]; /* I/O or decoding errors while reading the state */
 };
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        int rv_ = (expr);                                                                          \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
-
 static int reject(struct apply *a, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
 static int reject(struct apply *a, int code, const char *fmt, ...)
 {

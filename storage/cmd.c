@@ -6,12 +6,6 @@
 
 #include "storage/mp.h"
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        int rv_ = (expr);                                                                          \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
 #define PKM(expr) TRY((expr) ? CMN_ENOMEM : 0)
 
 static const char *const type_names[KV_CMD_TYPE_MAX + 1] = {

@@ -17,13 +17,6 @@ const char *const kv__cf_names[CF_COUNT] = {"default", "certs",   "by_pkph", "by
                                             "nodes",   "revoked", "ca",      "audit",
                                             "meta",    "requests"};
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        int rv_ = (expr);                                                                          \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
-
 int kv__rdb_fail(char *errmsg, char *err, const char *what)
 {
     cmn_fail(errmsg, CMN_EIO, "storage: %s: %s", what, err ? err : "failed");

@@ -191,13 +191,6 @@ int kv_cert_validate(const struct kv_cert *c, char *errmsg)
     return 0;
 }
 
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        int rv_ = (expr);                                                                          \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
-
 /* ---- certificate ---- */
 
 enum { C_TP, C_NAME, C_CL, C_PERMS, C_DER, C_PKPH, C_SER, C_NB, C_NA, C_CAI, C_PRI, C_SEC, C_2FA,

@@ -10,6 +10,14 @@
 #include "common/buf.h"
 #include "common/err.h"
 
+/* Returns from the enclosing function when expr fails. */
+#define TRY(expr)                                                                                  \
+    do {                                                                                           \
+        int rv_ = (expr);                                                                          \
+        if (rv_ != 0)                                                                              \
+            return rv_;                                                                            \
+    } while (0)
+
 /* Index of key k in names[0..n), or -1. */
 int kv__field(const msgpack_object *k, const char *const *names, int n);
 /* Walks a map strictly: each key must be in names, none twice. For each pair calls
