@@ -278,6 +278,13 @@ static void write_done(void *ctx, int status, const struct kv_result *res, const
         http_respond_error(req, status_for(res),
                            res->code == KV_REJ_FORBIDDEN ? "InvalidAuth" : "InvalidOperation",
                            "%s", res->reason);
+    else if (j->zip.len && res->duplicate)
+        /* The first attempt registered another key pair, whose private key went to that
+         * attempt's answer and is kept nowhere: this one was not registered. */
+        http_respond_error(req, 409, "InvalidOperation",
+                           "raft-request-id was already used for a certificate that is "
+                           "registered; its key was returned once and is not stored: generate "
+                           "a new certificate with a new request id");
     else if (j->zip.len) {
         char extra[600];
         snprintf(extra, sizeof extra, "Content-Disposition: attachment; filename=%s\r\n",
@@ -346,13 +353,13 @@ static void h_whoami(struct node *n, struct http_request *req, struct node_auth 
     respond_json(req, 200, o);
 }
 
-static json_t *server_cert_entry(struct node *n)
+static json_t *server_cert_entry(struct node *n, bool metadata_only)
 {
     struct kv_cert c;
     char errmsg[CMN_ERRMSG_SIZE];
     if (node_cert_record(n, n->cert, "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg) != 0)
         return NULL;
-    json_t *o = def_json(&c, false);
+    json_t *o = def_json(&c, metadata_only);
     kv_cert_fini(&c);
     return o;
 }
@@ -408,7 +415,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         struct kv_cert c;
         int rv = kv_cert_get(n->kv, thumb, &c, NULL);
         if (rv == CMN_ENOTFOUND && strcasecmp(thumb, n->thumb) == 0) {
-            json_array_append_new(results, server_cert_entry(n));
+            json_array_append_new(results, server_cert_entry(n, metadata_only));
         } else if (rv != 0) {
             json_decref(results);
             http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
@@ -426,7 +433,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         }
     } else {
         if (has_name != 1 && has_days != 1 && start == 0)
-            json_array_append_new(results, server_cert_entry(n));
+            json_array_append_new(results, server_cert_entry(n, metadata_only));
         struct kv_cert *list = NULL;
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
@@ -443,6 +450,8 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
                 continue;
             if (has_days == 1 && list[i].not_after > horizon)
                 continue;
+            if (!filtered && strcmp(list[i].thumbprint, n->thumb) == 0)
+                continue; /* listed first, as "Server Certificate" */
             if (filtered && skipped < start) {
                 skipped++;
                 continue;
@@ -1179,7 +1188,7 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
                (tcp = json_string_value(json_object_get(info, "TcpUrl"))) == NULL) {
         snprintf(errmsg, sizeof errmsg, "%s did not answer /cluster/node-info (HTTP %d)", j->url,
                  http_status);
-    } else if (strcmp(tag, j->tag) != 0) {
+    } else if (j->tag[0] && strcmp(tag, j->tag) != 0) {
         snprintf(errmsg, sizeof errmsg, "The node at %s is node %s, not %s", j->url, tag,
                  j->tag);
     } else if ((state = json_string_value(json_object_get(info, "CurrentState"))) != NULL &&
@@ -1201,8 +1210,11 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
                  id.thumbprint, j->expected);
     } else {
         code = 0;
-        if (node_member_add(j->n, j->tag, j->url, tcp, peer, add_done, j, errmsg) != 0)
-            code = 400;
+        if (!j->tag[0]) /* RavenDB's tag is optional: the node names itself */
+            snprintf(j->tag, sizeof j->tag, "%.4s", tag);
+        int rv = node_member_add(j->n, j->tag, j->url, tcp, peer, add_done, j, errmsg);
+        if (rv != 0)
+            code = member_status(rv) == 500 ? 400 : member_status(rv);
     }
     json_decref(info);
     if (code != 0) {
@@ -1224,14 +1236,14 @@ static void h_add_node(struct node *n, struct http_request *req, struct node_aut
     j->req = req;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rc = http_query(req, "expectedThumbprint", j->expected, sizeof j->expected, NULL);
-    if (http_query(req, "url", j->url, sizeof j->url, NULL) != 1 ||
-        http_query(req, "tag", j->tag, sizeof j->tag, NULL) != 1 || rc < 0) {
+    int has_tag = http_query(req, "tag", j->tag, sizeof j->tag, NULL);
+    if (http_query(req, "url", j->url, sizeof j->url, NULL) != 1 || has_tag < 0 || rc < 0) {
         free(j);
         http_respond_error(req, 400, "BadRequest",
-                           "PUT /admin/cluster/node needs ?url=https://HOST:PORT&tag=TAG");
+                           "PUT /admin/cluster/node needs ?url=https://HOST:PORT[&tag=TAG]");
         return;
     }
-    if (rft_tag_to_id(j->tag) == 0) {
+    if (has_tag == 1 && rft_tag_to_id(j->tag) == 0) {
         http_respond_error(req, 400, "BadRequest", "'%s' is not a node tag (1 to 4 letters A-Z)",
                            j->tag);
         free(j);

@@ -14,7 +14,7 @@
 
 #include "tools/corvid/cli.h"
 
-const char admin_summary[] = "admin-channel   console on a local node's admin socket";
+const char admin_summary[] = "console on a local node's admin socket (RavenDB's server CLI)";
 
 static const char admin_usage[] =
     "usage: corvid admin-channel (--data-dir DIR | --config FILE) [COMMAND [ARG...]]\n"

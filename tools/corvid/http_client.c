@@ -23,8 +23,8 @@
 
 struct hc_conn {
     struct hc_url url;
-    int fd;     /* -1 when not connected */
-    SSL *ssl;   /* NULL when not connected */
+    int fd;      /* -1 when not connected */
+    SSL *ssl;    /* NULL when not connected */
     bool reused; /* has answered a request already */
 };
 
@@ -62,8 +62,8 @@ int hc_url_parse(const char *s, struct hc_url *out, char *errmsg)
         rest = h + hlen;
         for (size_t i = 0; i < hlen; i++) {
             char ch = out->host[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '.' || ch == '_'))
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
                 return cmn_fail(errmsg, CMN_EINVALID, "%s: bad character in the host", s);
         }
         struct in_addr a4;
@@ -281,8 +281,8 @@ static int tcp_connect(struct hc_client *c, struct hc_conn *k, char *errmsg)
                         gai_strerror(g));
     int err = 0;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
-        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                        a->ai_protocol);
+        int fd =
+            socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
         if (fd < 0) {
             err = errno;
             continue;
@@ -332,7 +332,11 @@ static int tls_handshake(struct hc_client *c, struct hc_conn *k, char *errmsg)
             return cmn_fail(errmsg, CMN_ECRYPTO, "%s: cannot set the expected host name",
                             k->url.base);
     }
-    struct waiter w = {mono_ms(), mono_ms() + c->timeout_ms, NULL};
+    /* A live node completes a handshake in milliseconds; one that accepted the connection but
+     * does not answer (stopped, overloaded) is skipped after twice the connect timeout. */
+    int hs_ms =
+        2 * c->connect_timeout_ms < c->timeout_ms ? 2 * c->connect_timeout_ms : c->timeout_ms;
+    struct waiter w = {mono_ms(), mono_ms() + hs_ms, NULL};
     for (;;) {
         ERR_clear_error();
         int r = SSL_connect(k->ssl);
@@ -384,8 +388,7 @@ static int send_all(struct hc_conn *k, const void *p, size_t n, const struct wai
         int e = SSL_get_error(k->ssl, r);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             if (wait_fd(k->fd, e == SSL_ERROR_WANT_WRITE, w) != 0)
-                return cmn_fail(errmsg, CMN_EIO, "%s: timed out sending the request",
-                                k->url.base);
+                return cmn_fail(errmsg, CMN_EIO, "%s: timed out sending the request", k->url.base);
             continue;
         }
         return cmn_fail(errmsg, CMN_EIO, "%s: the connection broke while sending", k->url.base);
@@ -404,7 +407,9 @@ struct parse_state {
     size_t flen;
     bool field_overflow;
     size_t vlen;
-    bool want_value; /* the current field is Content-Type */
+    char *value_dst; /* where the current header's value goes (NULL: not kept) */
+    size_t value_cap;
+    bool value_overflow;
 };
 
 static void header_finish(struct parse_state *s)
@@ -412,7 +417,7 @@ static void header_finish(struct parse_state *s)
     s->flen = 0;
     s->field_overflow = false;
     s->vlen = 0;
-    s->want_value = false;
+    s->value_dst = NULL;
     s->in_value = false;
 }
 
@@ -436,16 +441,26 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct parse_state *s = p->data;
     if (!s->in_value) {
         s->in_value = true;
-        s->want_value = !s->field_overflow && strcasecmp(s->field, "Content-Type") == 0;
         s->vlen = 0;
+        s->value_dst = NULL;
+        s->value_overflow = false;
+        if (!s->field_overflow && strcasecmp(s->field, "Content-Type") == 0) {
+            s->value_dst = s->out->content_type;
+            s->value_cap = sizeof s->out->content_type;
+        } else if (!s->field_overflow && strcasecmp(s->field, "Location") == 0) {
+            s->value_dst = s->out->location;
+            s->value_cap = sizeof s->out->location;
+        }
     }
-    if (s->want_value) {
-        char *ct = s->out->content_type;
-        size_t room = sizeof s->out->content_type - 1 - s->vlen;
-        size_t take = len < room ? len : room;
-        memcpy(ct + s->vlen, at, take);
-        s->vlen += take;
-        ct[s->vlen] = '\0';
+    if (s->value_dst != NULL && !s->value_overflow) {
+        if (s->vlen + len >= s->value_cap) {
+            s->value_overflow = true; /* a cut Location would lead elsewhere: keep none */
+            s->value_dst[0] = '\0';
+            return 0;
+        }
+        memcpy(s->value_dst + s->vlen, at, len);
+        s->vlen += len;
+        s->value_dst[s->vlen] = '\0';
     }
     return 0;
 }
@@ -471,8 +486,7 @@ static int on_message_complete(http_parser *p)
 /* Reads one answer. *got_bytes tells whether anything at all arrived (a kept connection the
  * server had closed gives nothing). */
 static int read_response(struct hc_client *c, struct hc_conn *k, const struct waiter *w,
-                         struct hc_response *out, bool *got_bytes, bool *keep_alive,
-                         char *errmsg)
+                         struct hc_response *out, bool *got_bytes, bool *keep_alive, char *errmsg)
 {
     http_parser_settings settings;
     http_parser_settings_init(&settings);
@@ -514,8 +528,7 @@ static int read_response(struct hc_client *c, struct hc_conn *k, const struct wa
             }
             char why[256];
             openssl_reason(why, sizeof why);
-            return cmn_fail(errmsg, CMN_EIO, "%s: reading the answer failed: %s", k->url.base,
-                            why);
+            return cmn_fail(errmsg, CMN_EIO, "%s: reading the answer failed: %s", k->url.base, why);
         }
         *got_bytes = true;
         size_t used = http_parser_execute(&parser, &settings, buf, (size_t)r);
@@ -579,6 +592,10 @@ static int call_one(struct hc_client *c, const struct hc_url *u, const struct hc
     if (build_head(u, req, &head) != 0)
         return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     int rv = 0;
+    /* A request that must not be sent twice goes on a new connection: on a kept one, a close
+     * by the node could not be told from a failure after the node acted on it. */
+    if (!req->resend_ok && k->fd >= 0)
+        conn_close(k);
     for (int attempt = 0; attempt < 2; attempt++) {
         bool was_reused = k->fd >= 0 && k->reused;
         if (k->fd < 0) {
@@ -609,6 +626,8 @@ static int call_one(struct hc_client *c, const struct hc_url *u, const struct hc
         break;
     }
     cmn_buf_fini(&head);
+    if (rv != 0)
+        out->maybe_sent = *oc == SENT;
     return rv;
 }
 
@@ -621,6 +640,24 @@ int hc_call_url(struct hc_client *c, const char *url, const struct hc_request *r
         return rv;
     enum outcome oc;
     return call_one(c, &u, req, out, &oc, errmsg);
+}
+
+int hc_call_location(struct hc_client *c, const char *location, const struct hc_request *req,
+                     struct hc_response *out, char *errmsg)
+{
+    if (strncasecmp(location, "https://", 8) != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to %.200s, which is not https://",
+                        location);
+    const char *slash = strchr(location + 8, '/');
+    char base[HC_URL_MAX];
+    size_t blen = slash ? (size_t)(slash - location) : strlen(location);
+    if (blen >= sizeof base)
+        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to a URL too long");
+    memcpy(base, location, blen);
+    base[blen] = '\0';
+    struct hc_request r2 = *req;
+    r2.path = slash ? slash : "/";
+    return hc_call_url(c, base, &r2, out, errmsg);
 }
 
 int hc_call(struct hc_client *c, const struct hc_request *req, struct hc_response *out,
@@ -642,8 +679,8 @@ int hc_call(struct hc_client *c, const struct hc_request *req, struct hc_respons
         if (rv != CMN_EIO || (oc == SENT && !req->resend_ok))
             break;
         if (i + 1 < c->n_urls && c->note) {
-            char msg[CMN_ERRMSG_SIZE + 64];
-            snprintf(msg, sizeof msg, "%s; trying %s", last,
+            char msg[512];
+            snprintf(msg, sizeof msg, "%.200s; trying %.200s", last,
                      c->urls[(at + 1) % c->n_urls].base);
             c->note(c->note_ctx, msg);
         }

@@ -13,10 +13,10 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define HC_URL_MAX      512
-#define HC_MAX_URLS     32
-#define HC_MAX_BODY     (64u << 20) /* largest response body accepted */
-#define HC_MAX_HEADERS  (64u << 10) /* largest response head accepted */
+#define HC_URL_MAX     512
+#define HC_MAX_URLS    32
+#define HC_MAX_BODY    (64u << 20) /* largest response body accepted */
+#define HC_MAX_HEADERS (64u << 10) /* largest response head accepted */
 
 /* An https:// base URL, split. */
 struct hc_url {
@@ -34,18 +34,20 @@ int hc_url_parse(const char *s, struct hc_url *out, char *errmsg) CMN_MUST_CHECK
 /* How the server is verified and how the client authenticates. All pointers borrowed for the
  * duration of hc_client_init (the SSL_CTX takes its own references). */
 struct hc_tls_opts {
-    const char *ca_file; /* PEM file of trusted CAs; NULL: the system's trust store */
-    bool insecure;       /* no verification of the server at all (explicit opt-in) */
-    X509 *cert;          /* client certificate, NULL for none */
-    EVP_PKEY *key;       /* its private key */
+    const char *ca_file;              /* PEM file of trusted CAs; NULL: the system's trust store */
+    bool insecure;                    /* no verification of the server at all (explicit opt-in) */
+    X509 *cert;                       /* client certificate, NULL for none */
+    EVP_PKEY *key;                    /* its private key */
     const struct ca_cert_list *chain; /* sent after cert; may be NULL */
 };
 
 struct hc_response {
-    int status;                 /* HTTP status code */
-    struct cmn_buf body;        /* owned; NUL-terminated after len */
-    char content_type[128];     /* "" when absent */
-    char url[HC_URL_MAX];       /* base URL of the node that answered */
+    int status;             /* HTTP status code */
+    struct cmn_buf body;    /* owned; NUL-terminated after len */
+    char content_type[128]; /* "" when absent */
+    char location[1024];    /* Location header (redirects), "" when absent or too long */
+    char url[HC_URL_MAX];   /* base URL of the node that answered */
+    bool maybe_sent;        /* after a failed call: the request may have reached the node */
 };
 void hc_response_init(struct hc_response *r);
 void hc_response_fini(struct hc_response *r);
@@ -93,8 +95,9 @@ void hc_client_fini(struct hc_client *c);
 int hc_client_add_url(struct hc_client *c, const char *url, char *errmsg) CMN_MUST_CHECK;
 
 /* Sends req to the node that answered last (first: the first URL), failing over to the next
- * URLs in order when one cannot be reached. On success (any HTTP status) fills out, which the
- * caller then releases with hc_response_fini. Errors, with errmsg saying which node and why:
+ * URLs in order when one cannot be reached. out must have been set up with hc_response_init. On
+ * success (any HTTP status, redirects included) fills out, which the caller then releases with
+ * hc_response_fini. Errors, with errmsg saying which node and why:
  * CMN_EIO (no node reachable, or the connection broke), CMN_ECRYPTO (the TLS handshake failed
  * or the server's certificate did not verify: never failed over, it may be an attack),
  * CMN_EMALFORMED (not an HTTP answer), CMN_ETOOBIG, CMN_ENOMEM. */
@@ -104,6 +107,11 @@ int hc_call(struct hc_client *c, const struct hc_request *req, struct hc_respons
 /* As hc_call but to one base URL only (which need not be in the list): for asking every node. */
 int hc_call_url(struct hc_client *c, const char *url, const struct hc_request *req,
                 struct hc_response *out, char *errmsg) CMN_MUST_CHECK;
+
+/* Sends req to an absolute URL as found in a Location header ("https://host:port/path?q"):
+ * req->path is replaced by the URL's path. Errors as hc_call_url. */
+int hc_call_location(struct hc_client *c, const char *location, const struct hc_request *req,
+                     struct hc_response *out, char *errmsg) CMN_MUST_CHECK;
 
 /* Percent-encodes s for a query string value (RFC 3986 unreserved characters kept). Appends a
  * NUL-terminated string to out. */

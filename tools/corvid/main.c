@@ -1,4 +1,5 @@
 /* The corvid command-line tool: global options and dispatch to subcommands. */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,8 +11,9 @@ struct subcommand {
     const char *summary;
 };
 
-/* Later: certs, cluster, admin-channel. */
 static const struct subcommand subcommands[] = {
+    {"certs", certs_main, certs_summary},
+    {"cluster", cluster_main, cluster_summary},
     {"pki", pki_main, pki_summary},
     {"admin-channel", admin_main, admin_summary},
 };
@@ -24,12 +26,18 @@ static void usage(FILE *out)
                  "Commands:\n");
     for (size_t i = 0; i < N_SUBCOMMANDS; i++)
         fprintf(out, "  %-14s %s\n", subcommands[i].name, subcommands[i].summary);
-    fprintf(out, "\nRun 'corvid <command> --help' for a command's options.\n"
-                 "Exit status: 0 success, 1 failure, 2 usage error.\n");
+    fprintf(out, "\nRun 'corvid <command> --help' for a command's options. `certs` and `cluster`\n"
+                 "talk to a running cluster and share global options (--url, --cert, --ca-file,\n"
+                 "--json, ...; or CORVID_URL, CORVID_CERT, CORVID_CA_FILE): see 'corvid certs "
+                 "--help'.\n"
+                 "Exit status: 0 success; 1 failure or refused by the server; 2 usage error;\n"
+                 "3 cannot connect to any node; 4 TLS or certificate problem.\n");
 }
 
 int main(int argc, char **argv)
 {
+    setlocale(LC_CTYPE, ""); /* column widths of UTF-8 names in tables */
+    argv = cli_hoist_globals(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return CLI_USAGE;

@@ -37,7 +37,10 @@ enum cli_global_code {
         {"ca-file", required_argument, NULL, OPT_CA_FILE},                                         \
         {"insecure", no_argument, NULL, OPT_INSECURE}, {"json", no_argument, NULL, OPT_JSON},      \
         {"timeout", required_argument, NULL, OPT_TIMEOUT},                                         \
-        {"verbose", no_argument, NULL, OPT_VERBOSE}, {"help", no_argument, NULL, OPT_HELP }
+        {"verbose", no_argument, NULL, OPT_VERBOSE},                                               \
+    {                                                                                              \
+        "help", no_argument, NULL, OPT_HELP                                                        \
+    }
 
 /* The global options, for every remote command's --help. */
 extern const char cli_global_help[];
@@ -80,14 +83,13 @@ void cli_fini(struct cli *c);
  * a terminal while waiting. Returns CLI_OK with *out filled (caller: hc_response_fini) for a 2xx
  * answer; otherwise prints the problem — the server's message and status, or why no node could
  * be reached — and returns its exit code with *out released. */
-int cli_request(struct cli *c, const char *method, const char *path, json_t *body,
-                unsigned flags, const char *label, struct hc_response *out);
+int cli_request(struct cli *c, const char *method, const char *path, json_t *body, unsigned flags,
+                const char *label, struct hc_response *out);
 /* GET path, expecting a JSON object (owned by the caller on success). */
 int cli_get_json(struct cli *c, const char *path, unsigned flags, json_t **out);
 /* The same against one node (for asking every node). Prints nothing: returns 0 or an exit code
  * with the reason in errmsg. */
-int cli_get_json_at(struct cli *c, const char *url, const char *path, json_t **out,
-                    char *errmsg);
+int cli_get_json_at(struct cli *c, const char *url, const char *path, json_t **out, char *errmsg);
 
 /* The exit code that a CMN_E* failure of the HTTP client means. */
 int cli_exit_for(int hc_error);
@@ -108,17 +110,19 @@ bool cli_prompt_password(const char *prompt, struct cmn_buf *out);
 
 /* Certificates read from a .pfx, .pem, .crt or .cer file. */
 struct cli_certfile {
-    X509 *leaf;               /* borrowed from certs: the one matching key, else the first */
-    EVP_PKEY *key;            /* owned; NULL when the file holds none */
+    X509 *leaf;                /* borrowed from certs: the one matching key, else the first */
+    EVP_PKEY *key;             /* owned; NULL when the file holds none */
     struct ca_cert_list certs; /* every certificate, in file order */
     bool pfx;
 };
 /* Loads path (PKCS#12 recognised by content). password may be NULL; when the file needs a
  * password and the one given (or none) does not open it, the user is asked on a terminal.
  * key_path, when not NULL, names a separate PEM key file. With want_key a private key is
- * required. Failures are printed with `what` ("--cert", "FILE") and return fail_code. */
+ * required. Failures are printed with `what` ("--cert", "FILE"), with pw_hint when a password
+ * was missing, and return fail_code. */
 int cli_certfile_load(struct cli_certfile *f, const char *path, const char *key_path,
-                      const char *password, bool want_key, const char *what, int fail_code);
+                      const char *password, bool want_key, const char *what, const char *pw_hint,
+                      int fail_code);
 void cli_certfile_fini(struct cli_certfile *f);
 
 /* Writes a file created with mode from the start; refuses to replace an existing file unless
