@@ -23,20 +23,6 @@ const char certs_summary[] = "client certificates on a running cluster: list, ge
 
 /* ---------------------------------------------------------------- shared */
 
-static const char env_example[] =
-    "The examples assume the local cluster (tools/local-cluster up) and:\n"
-    "  export CORVID_URL=https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083\n"
-    "  export CORVID_CERT=var/local/admin/admin.client.certificate.pfx\n"
-    "  export CORVID_CA_FILE=var/local/pki/ca-chain.crt\n";
-
-static void print_help(const char *help)
-{
-    fputs(help, stdout);
-    fputc('\n', stdout);
-    fputs(env_example, stdout);
-    fputc('\n', stdout);
-    fputs(cli_global_help, stdout);
-}
 
 static int usage_error(const char *cmd)
 {
@@ -424,7 +410,7 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
 static int open_or_help(struct cli *c, const char *help)
 {
     if (c->help) {
-        print_help(help);
+        cli_print_help(help);
         return -1;
     }
     return cli_open(c);
@@ -1972,13 +1958,7 @@ static int cmd_expiring(int argc, char **argv)
 
 /* ---------------------------------------------------------------- dispatch */
 
-struct certs_cmd {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-};
-
-static const struct certs_cmd certs_cmds[] = {
+static const struct cli_cmd certs_cmds[] = {
     {"list", cmd_list, "the registered certificates, as a table"},
     {"show", cmd_show, "one certificate in detail"},
     {"generate", cmd_generate, "a new client certificate from the cluster CA (.zip or files)"},
@@ -1991,44 +1971,19 @@ static const struct certs_cmd certs_cmds[] = {
     {"whoami", cmd_whoami, "how the cluster sees your client certificate"},
     {"expiring", cmd_expiring, "the certificates that expire soon"},
 };
-#define N_CERTS_CMDS (sizeof certs_cmds / sizeof certs_cmds[0])
-
-static void certs_usage(FILE *out)
-{
-    fprintf(out, "usage: corvid certs <command> [<args>] [global options]\n\n"
-                 "Client certificates on a running cluster, over its HTTPS API with a client\n"
-                 "certificate (an Operator or ClusterAdmin one for most commands).\n\n"
-                 "Commands:\n");
-    for (size_t i = 0; i < N_CERTS_CMDS; i++)
-        fprintf(out, "  %-10s %s\n", certs_cmds[i].name, certs_cmds[i].summary);
-    fprintf(out,
-            "\n%s\nExamples:\n"
-            "  corvid certs list\n"
-            "  corvid certs generate ops --clearance Operator --out var/local/ops\n"
-            "  corvid certs whoami --cert var/local/ops/ops.pfx\n"
-            "  corvid certs delete ops\n"
-            "\nRun 'corvid certs <command> --help' for a command's options.\n\n%s",
-            env_example, cli_global_help);
-}
 
 int certs_main(int argc, char **argv)
 {
-    if (argc < 2) {
-        certs_usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        certs_usage(stdout);
-        return CLI_OK;
-    }
-    for (size_t i = 0; i < N_CERTS_CMDS; i++)
-        if (strcmp(cmd, certs_cmds[i].name) == 0) {
-            int rv = certs_cmds[i].run(argc - 1, argv + 1);
-            fflush(stdout);
-            return rv;
-        }
-    fprintf(stderr, "corvid: unknown certs command '%s'\n\n", cmd);
-    certs_usage(stderr);
-    return CLI_USAGE;
+    static const struct cli_group g = {
+        .name = "certs",
+        .about = "Client certificates on a running cluster, over its HTTPS API with a client\n"
+                 "certificate (an Operator or ClusterAdmin one for most commands).",
+        .examples = "  corvid certs list\n"
+                    "  corvid certs generate ops --clearance Operator --out var/local/ops\n"
+                    "  corvid certs whoami --cert var/local/ops/ops.pfx\n"
+                    "  corvid certs delete ops\n",
+        .cmds = certs_cmds,
+        .n = sizeof certs_cmds / sizeof certs_cmds[0],
+    };
+    return cli_group_main(&g, argc, argv);
 }

@@ -13,20 +13,6 @@
 
 const char cluster_summary[] = "a running cluster's nodes: status, topology, add and remove nodes";
 
-static const char env_example[] =
-    "The examples assume the local cluster (tools/local-cluster up) and:\n"
-    "  export CORVID_URL=https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083\n"
-    "  export CORVID_CERT=var/local/admin/admin.client.certificate.pfx\n"
-    "  export CORVID_CA_FILE=var/local/pki/ca-chain.crt\n";
-
-static void print_help(const char *help)
-{
-    fputs(help, stdout);
-    fputc('\n', stdout);
-    fputs(env_example, stdout);
-    fputc('\n', stdout);
-    fputs(cli_global_help, stdout);
-}
 
 static int usage_error(const char *cmd)
 {
@@ -55,7 +41,7 @@ static const char *str_of(json_t *o, const char *key)
 static int start(struct cli *c, const char *help)
 {
     if (c->help) {
-        print_help(help);
+        cli_print_help(help);
         return -1;
     }
     return cli_open(c);
@@ -628,53 +614,22 @@ static int cmd_remove(int argc, char **argv)
 
 /* ---------------------------------------------------------------- dispatch */
 
-struct cluster_cmd {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-};
-
-static const struct cluster_cmd cluster_cmds[] = {
+static const struct cli_cmd cluster_cmds[] = {
     {"status", cmd_status, "every node asked: role, state, term, leader, index"},
     {"topology", cmd_topology, "the topology as one node sees it"},
     {"add-node", cmd_add, "add a running passive node, wait until it is a member"},
     {"remove-node", cmd_remove, "remove a node from the cluster"},
 };
-#define N_CLUSTER_CMDS (sizeof cluster_cmds / sizeof cluster_cmds[0])
-
-static void cluster_usage(FILE *out)
-{
-    fprintf(out, "usage: corvid cluster <command> [<args>] [global options]\n\n"
-                 "A running cluster's nodes, over its HTTPS API.\n\n"
-                 "Commands:\n");
-    for (size_t i = 0; i < N_CLUSTER_CMDS; i++)
-        fprintf(out, "  %-12s %s\n", cluster_cmds[i].name, cluster_cmds[i].summary);
-    fprintf(out,
-            "\n%s\nExamples:\n"
-            "  corvid cluster status\n"
-            "  corvid cluster add-node https://127.0.0.1:8084 --tag D\n"
-            "\nRun 'corvid cluster <command> --help' for a command's options.\n\n%s",
-            env_example, cli_global_help);
-}
 
 int cluster_main(int argc, char **argv)
 {
-    if (argc < 2) {
-        cluster_usage(stderr);
-        return CLI_USAGE;
-    }
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
-        cluster_usage(stdout);
-        return CLI_OK;
-    }
-    for (size_t i = 0; i < N_CLUSTER_CMDS; i++)
-        if (strcmp(cmd, cluster_cmds[i].name) == 0) {
-            int rv = cluster_cmds[i].run(argc - 1, argv + 1);
-            fflush(stdout);
-            return rv;
-        }
-    fprintf(stderr, "corvid: unknown cluster command '%s'\n\n", cmd);
-    cluster_usage(stderr);
-    return CLI_USAGE;
+    static const struct cli_group g = {
+        .name = "cluster",
+        .about = "A running cluster's nodes, over its HTTPS API.",
+        .examples = "  corvid cluster status\n"
+                    "  corvid cluster add-node https://127.0.0.1:8084 --tag D\n",
+        .cmds = cluster_cmds,
+        .n = sizeof cluster_cmds / sizeof cluster_cmds[0],
+    };
+    return cli_group_main(&g, argc, argv);
 }

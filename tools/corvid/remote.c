@@ -1030,3 +1030,53 @@ char **cli_hoist_globals(int argc, char **argv)
     n[k] = NULL;
     return n;
 }
+
+const char cli_env_example[] =
+    "The examples assume the local cluster (tools/local-cluster up) and:\n"
+    "  export CORVID_URL=https://127.0.0.1:8081,https://127.0.0.1:8082,https://127.0.0.1:8083\n"
+    "  export CORVID_CERT=var/local/admin/admin.client.certificate.pfx\n"
+    "  export CORVID_CA_FILE=var/local/pki/ca-chain.crt\n";
+
+void cli_print_help(const char *help)
+{
+    fputs(help, stdout);
+    fputc('\n', stdout);
+    fputs(cli_env_example, stdout);
+    fputc('\n', stdout);
+    fputs(cli_global_help, stdout);
+}
+
+static void group_usage(const struct cli_group *g, FILE *out)
+{
+    fprintf(out, "usage: corvid %s <command> [<args>] [global options]\n\n%s\n\nCommands:\n",
+            g->name, g->about);
+    for (size_t i = 0; i < g->n; i++)
+        fprintf(out, "  %-12s %s\n", g->cmds[i].name, g->cmds[i].summary);
+    fprintf(out,
+            "\n%s\nExamples:\n%s\nRun 'corvid %s <command> --help' for a command's "
+            "options.\n\n%s",
+            cli_env_example, g->examples, g->name, cli_global_help);
+}
+
+int cli_group_main(const struct cli_group *g, int argc, char **argv)
+{
+    if (argc < 2) {
+        group_usage(g, stderr);
+        return CLI_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        group_usage(g, stdout);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        if (strcmp(cmd, g->cmds[i].name) == 0) {
+            int rv = g->cmds[i].run(argc - 1, argv + 1);
+            fflush(stdout);
+            return rv;
+        }
+    }
+    fprintf(stderr, "corvid: unknown %s command '%s'\n\n", g->name, cmd);
+    group_usage(g, stderr);
+    return CLI_USAGE;
+}

@@ -45,6 +45,27 @@ enum cli_global_code {
 /* The global options, for every remote command's --help. */
 extern const char cli_global_help[];
 
+/* What the examples of every --help assume, and a command's help followed by it and the global
+ * options. */
+extern const char cli_env_example[];
+void cli_print_help(const char *help);
+
+/* A group of subcommands (`corvid certs …`, `corvid cluster …`). */
+struct cli_cmd {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+struct cli_group {
+    const char *name;        /* "certs" */
+    const char *about;       /* the paragraph after the usage line */
+    const char *examples;    /* example lines */
+    const struct cli_cmd *cmds;
+    size_t n;
+};
+/* Runs argv[1] of the group (argv[0] is the group's name), or prints the group's usage. */
+int cli_group_main(const struct cli_group *g, int argc, char **argv);
+
 /* One run of a remote command. Strings in the option fields are borrowed from argv/environ. */
 struct cli {
     const char *urls[HC_MAX_URLS];
