@@ -155,14 +155,22 @@ static void usage(FILE *out)
         out,
         "usage: corvid-bench ca [--seconds N]\n"
         "       corvid-bench raft --socket PATH [...] [--clients C] ...\n"
-        "       corvid-bench etcd --endpoint HOST:PORT [...] --cacert F --cert F --key F ...\n\n"
+        "       corvid-bench etcd --endpoint HOST:PORT [...] --cacert F --cert F --key F ...\n"
+        "       corvid-bench http-whoami|http-register|http-generate --url URL ... [...]\n"
+        "       corvid-bench revoke --url URL --url URL ... --cert PEM [...]\n\n"
         "  ca   generated client certificates per second (EC-P256, RSA-2048): key\n"
         "       generation + issuance + PKCS#12, with `openssl speed` beside it\n"
         "       --seconds N   measuring time per row (default 3)\n"
         "  raft registrations committed per second on a running Corvid cluster, through\n"
         "       the nodes' admin channels (corvid-bench raft --help)\n"
         "  etcd the same shape of load on etcd v3 with mutual TLS, as the reference\n"
-        "       (corvid-bench etcd --help)\n");
+        "       (corvid-bench etcd --help)\n"
+        "  http-whoami    authenticated GET /certificates/whoami per second on keep-alive\n"
+        "                 HTTPS connections (corvid-bench http-whoami --help)\n"
+        "  http-register  PUT /admin/certificates registrations per second, or a bulk load\n"
+        "  http-generate  POST /admin/certificates: certificates generated end to end per second\n"
+        "  revoke         time from DELETE /admin/certificates returning until every node\n"
+        "                 refuses the certificate\n");
 }
 
 int main(int argc, char **argv)
@@ -175,6 +183,14 @@ int main(int argc, char **argv)
         return bench_raft_main(argc, argv);
     if (argc >= 2 && strcmp(argv[1], "etcd") == 0)
         return bench_etcd_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "http-whoami") == 0)
+        return bench_http_whoami_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "http-register") == 0)
+        return bench_http_register_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "http-generate") == 0)
+        return bench_http_generate_main(argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
+        return bench_revoke_main(argc, argv);
     if (argc < 2 || strcmp(argv[1], "ca") != 0) {
         usage(stderr);
         return 2;

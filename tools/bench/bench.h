@@ -3,8 +3,14 @@
 #ifndef CORVID_TOOLS_BENCH_BENCH_H
 #define CORVID_TOOLS_BENCH_BENCH_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "ca/ca.h"
+#include "common/buf.h"
 
 double bench_now(void); /* CLOCK_MONOTONIC, seconds */
 
@@ -34,7 +40,73 @@ void bench_run_report(struct bench_run *r, const char *system, const char *targe
 int bench_arg_double(const char *opt, const char *s, double lo, double hi, double *out);
 int bench_arg_long(const char *opt, const char *s, long lo, long hi, long *out);
 
+/* The signing CA from a PKCS#12 file without password: *cert and *key are new references. */
+int bench_load_issuer(const char *path, X509 **cert, EVP_PKEY **key, char *errmsg);
+
+/* ---- a non-blocking HTTPS/1.1 client for poll() loops (https.c) ----
+ * One request in flight per connection, keep-alive; responses must carry Content-Length (the
+ * node always sends it). */
+enum hc_state { HC_CLOSED, HC_CONNECTING, HC_HANDSHAKE, HC_OPEN, HC_WRITING, HC_READING };
+enum hc_event { HC_AGAIN = 0, HC_OPENED = 1, HC_RESPONSE = 2, HC_FAILED = -1 };
+
+struct hc {
+    int fd;
+    SSL *ssl;
+    enum hc_state st;
+    short want;     /* poll events the last call needs */
+    bool have_req;  /* a request waits for the handshake */
+    bool eof;       /* the peer closed the connection (cleanly or not) */
+    const char *req; /* borrowed until the response arrives */
+    size_t req_len, req_off;
+    char *in;
+    size_t in_len, in_cap;
+    size_t head_len; /* bytes of the status line and headers; 0 until complete */
+    size_t body_len; /* Content-Length */
+    int status;
+    bool close_after; /* the response said Connection: close */
+    double start;     /* the caller's */
+    char err[200];
+};
+
+/* A client context: verifies the server against cacert (when given) and presents cert/key
+ * (when given; key may be NULL when cert holds both). NULL with a message on stderr. */
+SSL_CTX *hc_ctx_new(const char *cacert, const char *cert, const char *key);
+/* "https://A.B.C.D:PORT" (or "A.B.C.D:PORT") into sa. */
+int hc_parse_url(const char *url, struct sockaddr_in *sa);
+/* Starts a connection (non-blocking connect, then the handshake); cert/key, when given, replace
+ * the context's client certificate for this connection. 0 or -1 (err set). */
+int hc_open(struct hc *c, SSL_CTX *ctx, const struct sockaddr_in *sa, X509 *cert, EVP_PKEY *key);
+/* Queues a request (bytes borrowed until the response); sent once the handshake is done. */
+void hc_send(struct hc *c, const char *req, size_t len);
+/* Advances c after poll said so (or right after hc_open/hc_send): HC_AGAIN, HC_OPENED (the
+ * handshake finished and no request waits), HC_RESPONSE (a complete response: status, body at
+ * in + head_len), HC_FAILED (err set; eof when the peer closed). */
+int hc_io(struct hc *c);
+const char *hc_body(const struct hc *c);
+void hc_close(struct hc *c);
+/* Connects and handshakes, blocking (setup paths). 0 or -1 (err set). */
+int hc_open_wait(struct hc *c, SSL_CTX *ctx, const struct sockaddr_in *sa, X509 *cert,
+                 EVP_PKEY *key, double timeout_s);
+/* One request and its response, blocking. HC_RESPONSE or HC_FAILED. */
+int hc_roundtrip(struct hc *c, const char *req, size_t len, double timeout_s);
+
+/* A fresh EC-P256 client certificate named cn, signed by signer, for `days`. 0 or -1 with
+ * errmsg. Its public key is only encoded: parse it back from DER before using it for TLS. */
+int bench_client_cert(const struct ca_signer *signer, const char *cn, int days, X509 **cert,
+                      EVP_PKEY **key, char *errmsg);
+/* A signer: the CA in the PKCS#12 file at path, or a throwaway self-signed CA when NULL. */
+int bench_signer(const char *path, struct ca_signer *out, char *errmsg);
+void bench_signer_fini(struct ca_signer *s);
+/* Writes cert and key (unencrypted) as one PEM file. */
+int bench_write_pem(const char *path, X509 *cert, EVP_PKEY *key, char *errmsg);
+/* The JSON string value of s (quotes included) appended to out. */
+int bench_json_str(struct cmn_buf *out, const char *s, size_t n);
+
 int bench_raft_main(int argc, char **argv);
 int bench_etcd_main(int argc, char **argv);
+int bench_http_whoami_main(int argc, char **argv);
+int bench_http_register_main(int argc, char **argv);
+int bench_http_generate_main(int argc, char **argv);
+int bench_revoke_main(int argc, char **argv);
 
 #endif

@@ -12,7 +12,8 @@
 #   BENCH_CORVID_PORT=28080 BENCH_ETCD_PORT=23790  port bases (+1..3 and +11..13)
 #
 # Corvid: `corvid-bench raft` registers distinct client certificates with trustClientCert over
-# the nodes' admin channels (each answer comes after the entry is committed and applied there).
+# the nodes' admin channels (each answer comes after the entry is committed and applied there);
+# `corvid-bench http-register` does the same with PUT /admin/certificates over HTTPS (corvid-http).
 # etcd:   `corvid-bench etcd` puts 256-byte values with gRPC KV/Put over HTTP/2 + mTLS (each
 # answer comes after the entry is committed). The clusters run one at a time, on loopback only.
 set -euo pipefail
@@ -187,6 +188,22 @@ corvid_run "Corvid, 64 in flight, leader $L, outside certificates" ext corvid-ex
   --socket "$(sock "$L")"
 # shellcheck disable=SC2086
 corvid_run "Corvid, 64 in flight, spread over A, B, C" ca corvid 64 spread $ALL_SOCKS
+# The same registrations through the HTTPS API: PUT /admin/certificates (RavenDB's body, the
+# certificate inline), node A's certificate as the caller, each answered 201 once applied there.
+https_url() { case "$1" in A) echo "https://127.0.0.1:$((CORVID_PORT + 1))";; B) echo "https://127.0.0.1:$((CORVID_PORT + 2))";; C) echo "https://127.0.0.1:$((CORVID_PORT + 3))";; esac; }
+http_common=(--cacert "$C/pki/ca-chain.crt" --cert "$C/pki/A.pem" --issuer "$C/pki/issuing.pfx"
+  --seconds "$SECS" --warmup "$WARMUP" --system corvid-http)
+HPOOL1=$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(1000 * (s + w)) }')
+HPOOL64=$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(4000 * (s + w)) }')
+run "Corvid HTTPS PUT, 1 in flight, leader $L" "$BENCH" http-register "${http_common[@]}" \
+  --clients 1 --pool "$HPOOL1" --url "$(https_url "$L")" --target leader
+run "Corvid HTTPS PUT, 1 in flight, follower $F" "$BENCH" http-register "${http_common[@]}" \
+  --clients 1 --pool "$HPOOL1" --url "$(https_url "$F")" --target follower
+run "Corvid HTTPS PUT, 64 in flight, leader $L" "$BENCH" http-register "${http_common[@]}" \
+  --clients 64 --pool "$HPOOL64" --url "$(https_url "$L")" --target leader
+run "Corvid HTTPS PUT, 64 in flight, spread over A, B, C" "$BENCH" http-register \
+  "${http_common[@]}" --clients 64 --pool "$HPOOL64" --url "$(https_url A)" --url "$(https_url B)" \
+  --url "$(https_url C)" --target spread
 say "Corvid now holds $(field "$L" Certificates) certificates"
 [ "$(field "$L" State)" = Leader ] || say "note: Corvid's leadership changed during the run"
 stop_all
@@ -269,7 +286,7 @@ awk '
     key = v[NR, "target"] "/" v[NR, "clients"]
     if (v[NR, "system"] == "etcd") { erate[key] = v[NR, "rate"]; ep99[key] = v[NR, "p99"] } }
   END {
-    printf "%-10s %-8s %7s %7s %8s %8s %8s %6s %10s %10s\n", "system", "target", "clients",
+    printf "%-11s %-8s %7s %7s %8s %8s %8s %6s %10s %10s\n", "system", "target", "clients",
       "ops", "rate/s", "p50 ms", "p99 ms", "errors", "rate/etcd", "p99/etcd"
     for (r = 1; r <= NR; r++) {
       key = v[r, "target"] "/" v[r, "clients"]
@@ -278,12 +295,14 @@ awk '
         rr = sprintf("%.2fx", v[r, "rate"] / erate[key])
         pr = sprintf("%.2fx", v[r, "p99"] / ep99[key])
       }
-      printf "%-10s %-8s %7d %7d %8.0f %8.2f %8.2f %6d %10s %10s\n", v[r, "system"],
+      printf "%-11s %-8s %7d %7d %8.0f %8.2f %8.2f %6d %10s %10s\n", v[r, "system"],
         v[r, "target"], v[r, "clients"], v[r, "ops"], v[r, "rate"], v[r, "p50"], v[r, "p99"],
         v[r, "errors"], rr, pr
     }
   }' "$RESULTS"
-echo "corvid: certificates from the cluster's issuing CA; corvid-ext: from a CA the cluster does"
-echo "not know. target: leader = every connection to the leader; follower = to one follower"
-echo "(forwarded to the leader); spread = connections round-robin over the 3 nodes."
+echo "corvid: trustClientCert over the admin channel, certificates from the cluster's issuing CA;"
+echo "corvid-ext: the same with certificates from a CA the cluster does not know; corvid-http:"
+echo "PUT /admin/certificates over HTTPS (mutual TLS, keep-alive), issuing-CA certificates."
+echo "target: leader = every connection to the leader; follower = to one follower (forwarded to"
+echo "the leader); spread = connections round-robin over the 3 nodes."
 [ "${BENCH_JSON:-}" = "" ] || echo "etcd-json (etcd's JSON gateway) is compared with etcd over gRPC."

@@ -86,7 +86,7 @@ static void usage(FILE *out)
 /* ---- the certificate pool ---- */
 
 /* The signing CA from a PKCS#12 file: *cert and *key are new references owned by the caller. */
-static int load_issuer(const char *path, X509 **cert, EVP_PKEY **key, char *errmsg)
+int bench_load_issuer(const char *path, X509 **cert, EVP_PKEY **key, char *errmsg)
 {
     struct cmn_buf bytes;
     cmn_buf_init(&bytes, true);
@@ -151,7 +151,7 @@ static int make_pool(struct rbench *b)
         free(abs);
     }
     if (b->issuer) {
-        if (load_issuer(b->issuer, &ca, &ca_key, errmsg) != 0)
+        if (bench_load_issuer(b->issuer, &ca, &ca_key, errmsg) != 0)
             goto out;
     } else {
         if (ca_key_generate(CA_KEY_EC_P256, &ca_key, errmsg) != 0)
