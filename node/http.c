@@ -106,7 +106,7 @@ static void conn_close(struct http_conn *c)
     if (c->tls.state == TLS_HANDSHAKE && c->s->handshaking > 0)
         c->s->handshaking--;
     uv_close((uv_handle_t *)&c->deadline, deadline_closed);
-    tls_conn_close(&c->tls, tls_closed);
+    tls_conn_close_graceful(&c->tls, tls_closed, 2000);
 }
 
 /* ---- responses ---- */

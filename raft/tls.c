@@ -140,11 +140,18 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(slab, sizeof slab);
 }
 
+static void close_handles(struct tls_conn *c);
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct tls_conn *c = s->data;
     if (nread == 0)
         return;
+    if (c->state == TLS_CLOSING) { /* lingering: discard until the peer's EOF */
+        if (nread < 0)
+            close_handles(c);
+        return;
+    }
     if (nread < 0) {
         fail(c, "%s", nread == UV_EOF ? "connection closed" : uv_strerror((int)nread));
         return;
@@ -163,6 +170,10 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static void timer_cb(uv_timer_t *t)
 {
     struct tls_conn *c = t->data;
+    if (c->state == TLS_CLOSING) {
+        close_handles(c); /* the linger time is over */
+        return;
+    }
     if (c->state == TLS_HANDSHAKE || c->state == TLS_CONNECTING) {
         fail(c, "%s", "handshake timed out");
         return;
@@ -314,14 +325,45 @@ static void handle_closed(uv_handle_t *h)
         c->on_close(c);
 }
 
+static void close_handles(struct tls_conn *c)
+{
+    if (c->handles_closing)
+        return;
+    c->handles_closing = true;
+    uv_close((uv_handle_t *)&c->tcp, handle_closed);
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
+}
+
 void tls_conn_close(struct tls_conn *c, tls_close_cb cb)
 {
     if (c->state == TLS_CLOSING)
         return;
     c->state = TLS_CLOSING;
     c->on_close = cb;
-    uv_close((uv_handle_t *)&c->tcp, handle_closed);
-    uv_close((uv_handle_t *)&c->timer, handle_closed);
+    close_handles(c);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status; /* written (or failed): now wait for the peer's EOF, or the timer */
+}
+
+void tls_conn_close_graceful(struct tls_conn *c, tls_close_cb cb, uint64_t linger_ms)
+{
+    if (c->state == TLS_CLOSING)
+        return;
+    bool connected = c->state == TLS_OPEN || c->state == TLS_HANDSHAKE;
+    c->state = TLS_CLOSING;
+    c->on_close = cb;
+    c->shutdown_req.data = c;
+    if (!connected || !uv_is_writable((uv_stream_t *)&c->tcp) ||
+        uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+        close_handles(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb); /* no-op when reading already */
+    uv_timer_start(&c->timer, timer_cb, linger_ms, 0);
 }
 
 void tls_tcp_tune(uv_tcp_t *tcp)

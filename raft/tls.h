@@ -34,6 +34,8 @@ struct tls_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* handshake deadline, then idle timeout when set */
     uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    bool handles_closing;
     SSL *ssl;
     enum tls_state state;
     bool server;
@@ -70,6 +72,12 @@ void tls_conn_pause(struct tls_conn *c, bool paused);
 X509 *tls_conn_peer_cert(const struct tls_conn *c);
 /* Closes both handles; cb (may be NULL) fires once both are closed, and c may then be freed. */
 void tls_conn_close(struct tls_conn *c, tls_close_cb cb);
+
+/* Like tls_conn_close, but lets what was written reach the peer first: shuts the write side
+ * down, discards what the peer still sends, and closes at its EOF or after linger_ms. Closing
+ * at once with unread input makes the kernel reset the connection, and the peer may then never
+ * read the last answer (a 413 for a body it is still sending). */
+void tls_conn_close_graceful(struct tls_conn *c, tls_close_cb cb, uint64_t linger_ms);
 
 /* Sets TCP keepalive (3 s idle, 3 probes of 3 s), TCP_USER_TIMEOUT and TCP_NODELAY. */
 void tls_tcp_tune(uv_tcp_t *tcp);
