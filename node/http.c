@@ -38,6 +38,7 @@ struct http_conn {
     struct http_reqparser rp;
     void *auth;
     X509 *peer; /* the client certificate from the handshake */
+    bool counted;     /* counted in s->handshaking until its handshake ends, either way */
     bool in_request;  /* bytes of a request arrived */
     bool busy;        /* a complete request is being handled */
     bool close_after; /* no keep-alive after this response */
@@ -98,13 +99,20 @@ static void tls_closed(struct tls_conn *t)
     handle_down(t->data);
 }
 
+static void handshake_over(struct http_conn *c)
+{
+    if (c->counted) {
+        c->counted = false;
+        c->s->handshaking--;
+    }
+}
+
 static void conn_close(struct http_conn *c)
 {
     if (c->dead)
         return;
     c->dead = true;
-    if (c->tls.state == TLS_HANDSHAKE && c->s->handshaking > 0)
-        c->s->handshaking--;
+    handshake_over(c);
     uv_close((uv_handle_t *)&c->deadline, deadline_closed);
     tls_conn_close_graceful(&c->tls, tls_closed, 2000);
 }
@@ -516,8 +524,7 @@ static void tls_event(struct tls_conn *t, int status)
         conn_close(c);
         return;
     }
-    if (c->s->handshaking > 0)
-        c->s->handshaking--;
+    handshake_over(c);
     c->peer = tls_conn_peer_cert(t);
     c->rp.req.peer = c->peer;
 }
@@ -552,6 +559,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     s->handshaking++;
+    c->counted = true;
     if (tls_conn_start(&c->tls, HTTP_HANDSHAKE_MS) != 0)
         conn_close(c);
 }

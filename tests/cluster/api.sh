@@ -199,5 +199,12 @@ expect 200 admin GET A /admin/certificates
 wait "$SLOW" || true
 for t in A B C; do [ "$(hash_of "$t")" = "$HASH" ] || fail "bad input changed the trust state on $t"; done
 
+log "300 aborted handshakes do not lock clients out"
+seq 1 300 | xargs -P 8 -I{} curl -s -o /dev/null "$(url A /cluster/node-info)" || true
+PIDS=()
+for i in $(seq 1 6); do code admin GET A /cluster/node-info >"$WORK/hs-$i" & PIDS+=($!); done
+wait "${PIDS[@]}"
+for i in $(seq 1 6); do [ "$(cat "$WORK/hs-$i")" = 200 ] || fail "after aborted handshakes: $(cat "$WORK/hs-$i")"; done
+
 for t in A B C; do stop "$t"; done
 log "PASS"
