@@ -53,9 +53,9 @@ struct hc {
     int fd;
     SSL *ssl;
     enum hc_state st;
-    short want;     /* poll events the last call needs */
-    bool have_req;  /* a request waits for the handshake */
-    bool eof;       /* the peer closed the connection (cleanly or not) */
+    short want;      /* poll events the last call needs */
+    bool have_req;   /* a request waits for the handshake */
+    bool eof;        /* the peer closed the connection (cleanly or not) */
     const char *req; /* borrowed until the response arrives */
     size_t req_len, req_off;
     char *in;

@@ -17,8 +17,8 @@
 #include "common/env.h"
 #include "tools/bench/bench.h"
 
-#define MAX_URLS    16
-#define MAX_CLIENTS 1024
+#define MAX_URLS     16
+#define MAX_CLIENTS  1024
 #define OP_TIMEOUT_S 30.0
 
 /* ---- shared options and the load loop ---- */
@@ -345,12 +345,13 @@ int bench_http_whoami_main(int argc, char **argv)
                    "Authenticated GET requests per second on keep-alive connections (default\n"
                    "GET /certificates/whoami), one in flight per connection.\n\n");
             printf(COMMON_USAGE, 64);
-            printf("  --callers DIR     client certificates DIR/0.pem, 1.pem, ... (certificate and\n"
-                   "                    key; connection i presents file i mod their count), e.g.\n"
-                   "                    what `http-register --save DIR` wrote\n"
-                   "  --cert/--key PEM  one client certificate for every connection instead\n"
-                   "  --path PATH       another GET path (default /certificates/whoami)\n"
-                   "  --expect STATUS   the status that counts as success (default 200)\n");
+            printf(
+                "  --callers DIR     client certificates DIR/0.pem, 1.pem, ... (certificate and\n"
+                "                    key; connection i presents file i mod their count), e.g.\n"
+                "                    what `http-register --save DIR` wrote\n"
+                "  --cert/--key PEM  one client certificate for every connection instead\n"
+                "  --path PATH       another GET path (default /certificates/whoami)\n"
+                "  --expect STATUS   the status that counts as success (default 200)\n");
             return 0;
         } else if (strcmp(argv[i], "--callers") == 0 && i + 1 < argc) {
             callers = argv[++i];
@@ -408,9 +409,9 @@ struct reg {
     long bundle;
     unsigned tag;
     const char *prefix, *clearance;
-    long seq;          /* certificates made so far */
-    long limit;        /* certificates to make at most (0: no limit) */
-    char **pool;       /* prepared requests (pool mode), or NULL: made on demand */
+    long seq;    /* certificates made so far */
+    long limit;  /* certificates to make at most (0: no limit) */
+    char **pool; /* prepared requests (pool mode), or NULL: made on demand */
     size_t *pool_len;
     long n_pool, pool_next;
     struct cmn_buf *bufs; /* per connection, on demand */
@@ -531,11 +532,12 @@ int bench_http_register_main(int argc, char **argv)
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: corvid-bench http-register --url URL --cert PEM [--key PEM] [options]\n\n"
-                   "Registers distinct, freshly generated EC-P256 client certificates with\n"
-                   "PUT /admin/certificates (RavenDB's body: Name, Certificate, SecurityClearance,\n"
-                   "Permissions), each answered 201 once applied on that node. --cert is the\n"
-                   "caller (Operator or above, e.g. a node's .pem).\n\n");
+            printf(
+                "usage: corvid-bench http-register --url URL --cert PEM [--key PEM] [options]\n\n"
+                "Registers distinct, freshly generated EC-P256 client certificates with\n"
+                "PUT /admin/certificates (RavenDB's body: Name, Certificate, SecurityClearance,\n"
+                "Permissions), each answered 201 once applied on that node. --cert is the\n"
+                "caller (Operator or above, e.g. a node's .pem).\n\n");
             printf(COMMON_USAGE, 64);
             printf("  --pool N          certificates prepared before the window (default 20000);\n"
                    "                    the run ends early when they are used up\n"
@@ -721,11 +723,12 @@ int bench_http_generate_main(int argc, char **argv)
         const char *a = argv[i];
         bool has = i + 1 < argc;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            printf("usage: corvid-bench http-generate --url URL --cert PEM [--key PEM] [options]\n\n"
-                   "Client certificates generated end to end per second: POST /admin/certificates\n"
-                   "(Name, SecurityClearance ValidUser, KeyType), each answered with the zip once\n"
-                   "the registration is applied on that node; an answer counts when it is 200 and\n"
-                   "a zip. --cert is the caller (Operator or above).\n\n");
+            printf(
+                "usage: corvid-bench http-generate --url URL --cert PEM [--key PEM] [options]\n\n"
+                "Client certificates generated end to end per second: POST /admin/certificates\n"
+                "(Name, SecurityClearance ValidUser, KeyType), each answered with the zip once\n"
+                "the registration is applied on that node; an answer counts when it is 200 and\n"
+                "a zip. --cert is the caller (Operator or above).\n\n");
             printf(COMMON_USAGE, 16);
             printf("  --key-type T      EC-P256 (default), EC-P384, RSA-2048, ...\n"
                    "  --password P      protect the .pfx and .key in the zip (default: none)\n");

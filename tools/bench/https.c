@@ -121,8 +121,10 @@ static int fail_ssl(struct hc *c, const char *what)
     bool queued = ERR_peek_error() != 0;
     ssl_err(msg, sizeof msg, what);
     if (!queued) /* nothing from OpenSSL: the socket failed or the peer went away */
-        return fail(c, "%s: %s", msg, c->eof ? "the server closed the connection"
-                                             : saved ? strerror(saved) : "connection lost");
+        return fail(c, "%s: %s", msg,
+                    c->eof  ? "the server closed the connection"
+                    : saved ? strerror(saved)
+                            : "connection lost");
     return fail(c, "%s", msg);
 }
 
@@ -295,8 +297,7 @@ int hc_io(struct hc *c)
                 return HC_AGAIN;
             }
             c->eof = e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL;
-            return c->eof ? fail(c, "%s", "the server closed the connection")
-                          : fail_ssl(c, "read");
+            return c->eof ? fail(c, "%s", "the server closed the connection") : fail_ssl(c, "read");
         }
         case HC_WRITING: {
             c->have_req = false;
@@ -436,18 +437,18 @@ int bench_client_cert(const struct ca_signer *signer, const char *cn, int days, 
     ASN1_OCTET_STRING *skid = ASN1_OCTET_STRING_new();
     AUTHORITY_KEYID *akid = AUTHORITY_KEYID_new();
     const ASN1_OCTET_STRING *issuer_kid = X509_get0_subject_key_id(signer->cert);
-    int ok = x && subject && sn && penc && bc && ku && eku && skid && akid &&
-             X509_set_version(x, X509_VERSION_3) &&
-             X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
-                                        (const unsigned char *)cn, -1, -1, 0) &&
-             X509_set_subject_name(x, subject) &&
-             X509_set_issuer_name(x, X509_get_subject_name(signer->cert)) &&
-             ASN1_STRING_set(sn, serial, sizeof serial) && X509_set_serialNumber(x, sn) &&
-             ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
-             ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) &&
-             X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x),
-                                    OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-                                    OBJ_nid2obj(NID_X9_62_prime256v1), penc, (int)ptlen);
+    int ok =
+        x && subject && sn && penc && bc && ku && eku && skid && akid &&
+        X509_set_version(x, X509_VERSION_3) &&
+        X509_NAME_add_entry_by_NID(subject, NID_commonName, MBSTRING_UTF8,
+                                   (const unsigned char *)cn, -1, -1, 0) &&
+        X509_set_subject_name(x, subject) &&
+        X509_set_issuer_name(x, X509_get_subject_name(signer->cert)) &&
+        ASN1_STRING_set(sn, serial, sizeof serial) && X509_set_serialNumber(x, sn) &&
+        ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) &&
+        ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) &&
+        X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                               V_ASN1_OBJECT, OBJ_nid2obj(NID_X9_62_prime256v1), penc, (int)ptlen);
     if (ok)
         penc = NULL; /* owned by the certificate now */
     ok = ok && ASN1_BIT_STRING_set_bit(ku, 0, 1) &&

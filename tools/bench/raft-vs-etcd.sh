@@ -25,10 +25,10 @@ case "${1:-}" in
 esac
 SECS=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}
-# Certificates for the Corvid rows (each registration uses a new one): enough for ~2,000/s and
-# ~1,000/s sustained over the rows that draw on each pool; a run that uses one up says so.
-POOL_CA=${BENCH_POOL:-$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(5000 * (s + w)) }')}
-POOL_EXT=${BENCH_POOL_EXT:-$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(2000 * (s + w)) }')}
+# Certificates for the Corvid rows (each registration uses a new one): enough for ~5,000/s and
+# ~4,000/s sustained over the rows that draw on each pool; a run that uses one up says so.
+POOL_CA=${BENCH_POOL:-$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(12000 * (s + w)) }')}
+POOL_EXT=${BENCH_POOL_EXT:-$(awk -v s="$SECS" -v w="$WARMUP" 'BEGIN { print int(5000 * (s + w)) }')}
 BUILD=$ROOT/build/release
 CORVID_PORT=${BENCH_CORVID_PORT:-28080} # HTTP +1..3, Raft +11..13
 ETCD_PORT=${BENCH_ETCD_PORT:-23790}     # client +1..3, peer +11..13

@@ -80,7 +80,7 @@ static void usage(FILE *out)
             "  --first K         use certificates K, K+1, ... (--pool of them) that an earlier\n"
             "                    --generate wrote into --dir, instead of generating; prints\n"
             "                    \"POOL next=<index>\": the first one left unused\n"
-            "Generating costs ~0.4 ms per certificate; several runs can share one pool.\n");
+            "Generating costs ~0.1 ms per certificate; several runs can share one pool.\n");
 }
 
 /* ---- the certificate pool ---- */
@@ -166,7 +166,6 @@ static int make_pool(struct rbench *b)
             goto out;
     }
     struct ca_signer signer = {ca, ca_key};
-    ca_validity_days(now, 7, &nb, &na);
     double t = bench_now();
     for (long i = 0; i < b->pool; i++) {
         EVP_PKEY *key = NULL;
@@ -175,12 +174,8 @@ static int make_pool(struct rbench *b)
         cmn_buf_init(&pem, false);
         char cn[64], path[1100];
         snprintf(cn, sizeof cn, "bench-%08x-%ld", b->tag, i);
-        struct ca_cert_req req = {
-            .profile = CA_PROFILE_CLIENT, .cn = cn, .not_before = nb, .not_after = na};
-        int r = ca_key_generate(CA_KEY_EC_P256, &key, errmsg);
-        req.subject_key = key;
-        if (r == 0)
-            r = ca_cert_issue(&req, &signer, &cmn_rng_system, &cert, errmsg);
+        /* the client profile of ca_cert_issue, made ~4x faster (see https.c) */
+        int r = bench_client_cert(&signer, cn, 7, &cert, &key, errmsg);
         if (r == 0 && (r = ca_cert_to_pem(cert, &pem)) != 0)
             snprintf(errmsg, sizeof errmsg, "PEM encoding: %s", cmn_strerror(r));
         if (r == 0) {

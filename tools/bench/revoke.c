@@ -29,12 +29,12 @@ struct probe_node {
     const char *url;
     struct sockaddr_in sa;
     struct hc conns[MAX_SPARES];
-    int active;     /* index of the connection with the probe in flight, or -1 */
-    bool done;      /* refused */
-    double refused; /* when */
-    long served;    /* 200s after the DELETE returned, this revocation */
+    int active;      /* index of the connection with the probe in flight, or -1 */
+    bool done;       /* refused */
+    double refused;  /* when */
+    long served;     /* 200s after the DELETE returned, this revocation */
     long served_all; /* and over all of them */
-    double *lat;    /* per revocation, seconds */
+    double *lat;     /* per revocation, seconds */
 };
 
 static int cmp_double(const void *a, const void *b)
@@ -144,8 +144,8 @@ static int settle(struct probe_node *nodes, int n_nodes, int spares, SSL_CTX *tl
     }
 }
 
-static int open_spares(struct probe_node *nodes, int n_nodes, int spares, SSL_CTX *tls,
-                       X509 *cert, EVP_PKEY *key, double timeout, long *refused)
+static int open_spares(struct probe_node *nodes, int n_nodes, int spares, SSL_CTX *tls, X509 *cert,
+                       EVP_PKEY *key, double timeout, long *refused)
 {
     for (int k = 0; k < n_nodes; k++) {
         for (int s = 0; s < spares; s++) {
@@ -244,7 +244,7 @@ int bench_revoke_main(int argc, char **argv)
     SSL_CTX *probe_tls = hc_ctx_new(cacert, NULL, NULL);
     X509 **certs = calloc((size_t)count, sizeof *certs);
     EVP_PKEY **keys = calloc((size_t)count, sizeof *keys);
-    char (*thumbs)[CA_THUMBPRINT_SIZE] = calloc((size_t)count, sizeof *thumbs);
+    char(*thumbs)[CA_THUMBPRINT_SIZE] = calloc((size_t)count, sizeof *thumbs);
     double *slowest = calloc((size_t)count, sizeof *slowest);
     double *del_lat = calloc((size_t)count, sizeof *del_lat);
     struct hc admin;
@@ -252,8 +252,8 @@ int bench_revoke_main(int argc, char **argv)
     admin.fd = -1;
     for (int k = 0; k < n_nodes; k++)
         nodes[k].lat = calloc((size_t)count, sizeof *nodes[k].lat);
-    if (admin_tls == NULL || probe_tls == NULL || certs == NULL || keys == NULL ||
-        thumbs == NULL || slowest == NULL || del_lat == NULL)
+    if (admin_tls == NULL || probe_tls == NULL || certs == NULL || keys == NULL || thumbs == NULL ||
+        slowest == NULL || del_lat == NULL)
         goto out;
     for (int k = 0; k < n_nodes; k++)
         if (nodes[k].lat == NULL)
@@ -296,8 +296,8 @@ int bench_revoke_main(int argc, char **argv)
                 cmn_buf_append_str(&body, "\"SecurityClearance\":\"ValidUser\","
                                           "\"Permissions\":{}}") ||
                 cmn_buf_append(&body, "", 1);
-        char *req = r == 0 ? make_request("PUT", "/admin/certificates", (const char *)body.data)
-                           : NULL;
+        char *req =
+            r == 0 ? make_request("PUT", "/admin/certificates", (const char *)body.data) : NULL;
         cmn_buf_fini(&der);
         cmn_buf_fini(&b64);
         cmn_buf_fini(&body);
@@ -335,8 +335,7 @@ int bench_revoke_main(int argc, char **argv)
                     nanosleep(&(struct timespec){0, 20000000}, NULL);
             }
             if (ok != 0) {
-                fprintf(stderr, "corvid-bench: %s never served certificate %ld\n", nodes[k].url,
-                        i);
+                fprintf(stderr, "corvid-bench: %s never served certificate %ld\n", nodes[k].url, i);
                 goto out;
             }
         }
@@ -379,8 +378,8 @@ int bench_revoke_main(int argc, char **argv)
                 pending++;
                 for (int s = 0; s < spares; s++) {
                     struct hc *c = &nodes[k].conns[s];
-                    bool moving = s == nodes[k].active || c->st == HC_CONNECTING ||
-                                  c->st == HC_HANDSHAKE;
+                    bool moving =
+                        s == nodes[k].active || c->st == HC_CONNECTING || c->st == HC_HANDSHAKE;
                     if (!moving)
                         continue;
                     pfd[np].fd = c->fd;
@@ -446,8 +445,7 @@ int bench_revoke_main(int argc, char **argv)
                 break;
         }
         /* replacements still handshaking finish before everything is closed */
-        if (settle(nodes, n_nodes, (int)spares, probe_tls, certs[i], keys[i], 10, &hs_refused) !=
-            0)
+        if (settle(nodes, n_nodes, (int)spares, probe_tls, certs[i], keys[i], 10, &hs_refused) != 0)
             goto out;
         for (int k = 0; k < n_nodes; k++)
             for (int s = 0; s < spares; s++)
