@@ -109,6 +109,60 @@ static void register_renewal(struct node *n, X509 *peer, const struct kv_cert *l
     CMN_IGNORE(node_propose(n, &cmd, renew_done, NULL, errmsg));
 }
 
+/* ---- revocations announced by the leader before this node applies them ---- */
+
+struct node_early_revocation {
+    char thumb[KV_THUMB_LEN + 1]; /* lower case */
+    uint64_t index;
+    int64_t time_ms;
+};
+
+int node_auth_revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd)
+{
+    if (cmd->type != KV_CMD_DELETE_CERTS || cmd->u.del.n == 0)
+        return 0;
+    struct node_early_revocation *v =
+        realloc(n->early, (n->n_early + cmd->u.del.n) * sizeof *n->early);
+    if (v == NULL)
+        return CMN_ENOMEM;
+    n->early = v;
+    for (size_t i = 0; i < cmd->u.del.n; i++) {
+        struct node_early_revocation *e = &n->early[n->n_early];
+        if (kv_thumb_norm(cmd->u.del.thumbprints[i], e->thumb) != 0)
+            continue;
+        e->index = index;
+        e->time_ms = cmd->time_ms;
+        n->n_early++;
+    }
+    return 0;
+}
+
+void node_auth_applied(struct node *n, uint64_t applied)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_early; i++)
+        if (n->early[i].index > applied)
+            n->early[k++] = n->early[i];
+    n->n_early = k;
+    if (k == 0) {
+        free(n->early);
+        n->early = NULL;
+    }
+}
+
+/* Whether a registration (or the collection it belongs to) was revoked early. */
+static bool early_revoked(const struct node *n, const struct kv_cert *def, int64_t *time_ms)
+{
+    for (size_t i = 0; i < n->n_early; i++) {
+        if (strcmp(n->early[i].thumb, def->thumbprint) == 0 ||
+            strcmp(n->early[i].thumb, def->primary) == 0) {
+            *time_ms = n->early[i].time_ms;
+            return true;
+        }
+    }
+    return false;
+}
+
 void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
 {
     uint64_t last_used = a->last_used_ms;
@@ -198,6 +252,11 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
     }
     a->registered = true;
     snprintf(a->source, sizeof a->source, "Registered");
+    if (early_revoked(n, &a->def, &a->revoked_ms)) {
+        /* as once applied: a certificate of the cluster CA is revoked, any other forgotten */
+        a->status = a->def.ca_issued ? AUTH_REVOKED : AUTH_UNFAMILIAR;
+        return;
+    }
     if (a->def.twofa_key != NULL) {
         /* Registered with a TOTP key: refused with 428 until a two-factor session exists;
          * sessions (POST /authentication/2fa) arrive with the two-factor work. */

@@ -632,6 +632,7 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
     struct node *n = ctx;
     if (entry != NULL && res != NULL && !res->duplicate)
         audit_line(n, index);
+    node_auth_applied(n, kv_applied_index(n->kv));
     if (entry == NULL || len == 0) {
         node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
@@ -654,6 +655,25 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
     node_api_trust_changed(n, &cmd);
     kv_cmd_fini(&cmd);
     (void)index;
+}
+
+/* Revocations must be in force on every node when the call that made them returns: the
+ * leader announces them as committed, and each node refuses the certificates at once. */
+static bool announce_entry(void *ctx, const void *entry, size_t len)
+{
+    (void)ctx;
+    return len > 0 && ((const uint8_t *)entry)[0] == KV_CMD_DELETE_CERTS;
+}
+
+static void on_committed(void *ctx, uint64_t index, const void *entry, size_t len)
+{
+    struct node *n = ctx;
+    struct kv_cmd cmd;
+    if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
+        return;
+    if (node_auth_revoke_early(n, index, &cmd) == 0)
+        node_api_trust_changed(n, &cmd);
+    kv_cmd_fini(&cmd);
 }
 
 /* ---- lifecycle ---- */
@@ -720,6 +740,8 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         .kv = n->kv,
         .trust = node_trust,
         .applied = on_applied,
+        .announce = announce_entry,
+        .committed = on_committed,
         .cb_ctx = n,
         .election_ms = n->cfg.election_ms,
         .heartbeat_ms = n->cfg.heartbeat_ms,
@@ -796,6 +818,7 @@ void node_fini(struct node *n)
     if (n->have_cluster_ca)
         ca_pfx_fini(&n->cluster_ca);
     free(n->trusted);
+    free(n->early);
     if (n->lock_fd >= 0)
         close(n->lock_fd);
     node_config_fini(&n->cfg);

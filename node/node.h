@@ -52,6 +52,9 @@ struct node {
     uint64_t trust_gen;          /* bumped by every applied trust change: re-authenticate */
     X509 *issuing_cert;          /* cache of the trust state's issuing CA certificate */
     struct node_lastused *lastused;
+    /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
+    struct node_early_revocation *early;
+    size_t n_early;
     bool stopping;
     int exit_code;
 };

@@ -20,8 +20,11 @@
 #define TICK_MS 50
 #define TRANSFER_WAIT_MS 3000
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
-#define FWD_REQ 1
-#define FWD_RESP 2
+#define FWD_REQ 1       /* follower -> leader: a proposal */
+#define FWD_RESP 2      /* leader -> follower: its outcome */
+#define FWD_COMMITTED 3 /* leader -> follower: an announced entry is committed */
+#define FWD_ACK 4       /* follower -> leader: the announcement was taken */
+#define FWD_RETRY_MS 200
 
 enum prop_state { P_QUEUED, P_APPLYING, P_FORWARDED, P_WAIT_APPLY, P_DONE };
 
@@ -38,6 +41,7 @@ struct prop {
     enum prop_state state;
     uint64_t deadline;
     uint64_t seq; /* while forwarded by us */
+    uint64_t hold_until; /* leader: answered once announced to the followers, or then */
     int status;
     struct kv_result res;
     char errmsg[CMN_ERRMSG_SIZE];
@@ -50,6 +54,8 @@ struct fwd_peer {
     struct rft *r;
     struct rft_chan *ch;
     struct cmn_buf rx;
+    uint64_t sent, acked; /* announcements: the last sent, the last acknowledged */
+    bool lagging;         /* missed an acknowledgement: not waited for until it acknowledges */
     struct fwd_peer *next;
 };
 
@@ -89,6 +95,7 @@ struct rft {
     raft_id fwd_leader;
     bool fwd_open;
     struct cmn_buf fwd_rx;
+    uint64_t fwd_retry_at; /* the channel failed: reopen it on its own from then */
     /* forwarding, leader side */
     struct fwd_peer *peers;
     /* membership */
@@ -138,6 +145,7 @@ static void rlog(struct rft *r, enum cmn_log_level level, const char *id, const 
 }
 
 static void kick(struct rft *r);
+static void announce(struct rft *r, uint64_t index, const void *entry, size_t len);
 
 /* ---- FSM ---- */
 
@@ -159,6 +167,10 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         r->nudge_wanted = true;
     if (!r->last_result.skipped && r->cfg.applied)
         r->cfg.applied(r->cfg.cb_ctx, index, buf->base, buf->len, &r->last_result);
+    if (r->ready && !r->last_result.skipped && !r->last_result.duplicate &&
+        !r->last_result.rejected && r->cfg.announce &&
+        r->cfg.announce(r->cfg.cb_ctx, buf->base, buf->len))
+        announce(r, index, buf->base, buf->len);
     kick(r); /* proposals waiting for this index */
     return 0;
 }
@@ -395,18 +407,25 @@ static void fwd_drop(struct rft *r)
     requeue_forwarded(r);
 }
 
-static void dispatch_forward(struct rft *r, struct prop *p, raft_id leader, const char *address)
+/* Opens the channel to the leader (kept open: it also brings announcements); false while it
+ * is not open yet. */
+static bool fwd_connect(struct rft *r, raft_id leader, const char *address)
 {
     if (r->fwd && r->fwd_leader != leader)
         fwd_drop(r);
     if (r->fwd == NULL) {
         r->fwd = rft_chan_open(&r->transport, leader, address, fwd_data, fwd_event, r);
         if (r->fwd == NULL)
-            return;
+            return false;
         r->fwd_leader = leader;
         r->fwd_open = false;
     }
-    if (!r->fwd_open)
+    return r->fwd_open;
+}
+
+static void dispatch_forward(struct rft *r, struct prop *p, raft_id leader, const char *address)
+{
+    if (!fwd_connect(r, leader, address))
         return; /* sent once the channel is up */
     p->seq = ++r->next_seq;
     uint8_t hdr[4 + 1 + 8];
@@ -451,6 +470,33 @@ static void maybe_nudge(struct rft *r)
         r->nudge_pending = true;
 }
 
+/* Whether the answer to p waits for followers to acknowledge its announcement. */
+static bool held(struct rft *r, struct prop *p, uint64_t now)
+{
+    if (p->status != 0 || p->res.rejected || p->res.duplicate || p->res.index == 0 ||
+        r->cfg.announce == NULL || !r->cfg.announce(r->cfg.cb_ctx, p->entry, p->len))
+        return false;
+    if (p->hold_until == 0)
+        p->hold_until = now + RFT_ANNOUNCE_WAIT_MS;
+    bool wait = false;
+    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next) {
+        if (peer->lagging || peer->sent < p->res.index || peer->acked >= p->res.index)
+            continue;
+        if (now < p->hold_until) {
+            wait = true;
+        } else {
+            char tag[8] = "";
+            rft_id_to_tag(peer->ch->peer, tag);
+            rlog(r, CMN_LOG_WARN, "RFT-ANNOUNCE",
+                 "node %s did not acknowledge entry %llu within %d ms: not waiting for it until "
+                 "it catches up",
+                 tag, (unsigned long long)p->res.index, RFT_ANNOUNCE_WAIT_MS);
+            peer->lagging = true;
+        }
+    }
+    return wait;
+}
+
 static void pump(struct rft *r)
 {
     if (!r->closing) {
@@ -463,6 +509,9 @@ static void pump(struct rft *r)
     const char *leader_addr = NULL;
     if (r->started && !r->closed_raft)
         raft_leader(&r->raft, &leader, &leader_addr);
+    if (!r->closing && leader != 0 && leader != r->id && leader_addr &&
+        (r->fwd == NULL || r->fwd_leader != leader) && now >= r->fwd_retry_at)
+        fwd_connect(r, leader, leader_addr);
     struct prop *p = r->props;
     while (p) {
         struct prop *next = p->next;
@@ -493,7 +542,7 @@ static void pump(struct rft *r)
     p = r->props;
     while (p) {
         struct prop *next = p->next;
-        if (p->state == P_DONE)
+        if (p->state == P_DONE && (r->closing || !held(r, p, now)))
             complete(p);
         p = next;
     }
@@ -566,9 +615,30 @@ static int parse_frames(struct cmn_buf *rx, const uint8_t *data, size_t len,
     return 0;
 }
 
+/* [u8 3][be64 index][entry]: run the committed callback, acknowledge with [u8 4][be64 index]. */
+static void fwd_committed(struct rft *r, const uint8_t *f, size_t n)
+{
+    if (n < 1 + 8 + 1)
+        return;
+    uint64_t index = cmn_be64_get(f + 1);
+    if (index > kv_applied_index(r->cfg.kv) && r->cfg.committed)
+        r->cfg.committed(r->cfg.cb_ctx, index, f + 9, n - 9);
+    uint8_t ack[4 + 1 + 8];
+    frame_put(ack, 1 + 8);
+    ack[4] = FWD_ACK;
+    cmn_be64_put(ack + 5, index);
+    if (r->fwd && rft_chan_write(r->fwd, ack, sizeof ack) != 0)
+        rlog(r, CMN_LOG_DEBUG, "RFT-FWD", "cannot acknowledge entry %llu",
+             (unsigned long long)index);
+}
+
 static void fwd_response(void *ctx, const uint8_t *f, size_t n)
 {
     struct rft *r = ctx;
+    if (n >= 1 && f[0] == FWD_COMMITTED) {
+        fwd_committed(r, f, n);
+        return;
+    }
     if (n < 1 + 8 + 4 + 8 + 1 || f[0] != FWD_RESP)
         return;
     uint64_t seq = cmn_be64_get(f + 1);
@@ -618,6 +688,7 @@ static void fwd_event(struct rft_chan *ch, int status)
         return;
     }
     /* closed or failed: the channel is gone */
+    r->fwd_retry_at = uv_now(r->loop) + FWD_RETRY_MS;
     r->fwd = NULL;
     r->fwd_open = false;
     r->fwd_leader = 0;
@@ -628,10 +699,31 @@ static void fwd_event(struct rft_chan *ch, int status)
 
 /* ---- forwarding wire: leader side ---- */
 
+/* Sends an announced entry to every follower channel (see rft_announce_fn). */
+static void announce(struct rft *r, uint64_t index, const void *entry, size_t len)
+{
+    uint8_t hdr[4 + 1 + 8];
+    frame_put(hdr, (uint32_t)(1 + 8 + len));
+    hdr[4] = FWD_COMMITTED;
+    cmn_be64_put(hdr + 5, index);
+    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next)
+        if (rft_chan_write(peer->ch, hdr, sizeof hdr) == 0 &&
+            rft_chan_write(peer->ch, entry, len) == 0)
+            peer->sent = index;
+}
+
 static void peer_request(void *ctx, const uint8_t *f, size_t n)
 {
     struct fwd_peer *peer = ctx;
     struct rft *r = peer->r;
+    if (n == 1 + 8 && f[0] == FWD_ACK) {
+        uint64_t index = cmn_be64_get(f + 1);
+        if (index > peer->acked)
+            peer->acked = index;
+        peer->lagging = false;
+        kick(r);
+        return;
+    }
     if (n < 1 + 8 + 8 || f[0] != FWD_REQ)
         return;
     struct prop *p = calloc(1, sizeof *p);

@@ -38,6 +38,16 @@ typedef void (*rft_applied_cb)(void *ctx, uint64_t index, const void *entry, siz
                                const struct kv_result *res);
 /* This node became a leader that may serve writes (after its barrier), or stopped being one. */
 typedef void (*rft_leader_cb)(void *ctx, bool leader);
+/* Whether an applied (not rejected) entry must reach every connected node before its proposer
+ * is answered: the leader then sends it to the other nodes as committed, they run
+ * rft_committed_cb at once, without waiting for their own apply, and acknowledge; the proposer
+ * is answered once every connected node did (a node that does not within RFT_ANNOUNCE_WAIT_MS
+ * is not waited for again until it catches up). For changes that must take effect everywhere
+ * when the call returns, such as a revocation. */
+typedef bool (*rft_announce_fn)(void *ctx, const void *entry, size_t len);
+/* On a node other than the leader: entry `index` is committed and not applied here yet. */
+typedef void (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
+#define RFT_ANNOUNCE_WAIT_MS 200
 
 struct rft_config {
     const char *tag;
@@ -50,6 +60,8 @@ struct rft_config {
     rft_trust_cb trust;
     rft_applied_cb applied;
     rft_leader_cb leader;
+    rft_announce_fn announce;
+    rft_committed_cb committed;
     void *cb_ctx;
     unsigned election_ms;  /* default 1000 */
     unsigned heartbeat_ms; /* default 100 */

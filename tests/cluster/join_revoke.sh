@@ -90,6 +90,18 @@ curl -s --cacert "$WORK/pki/ca-chain.crt" "$(url D '/ca/crl?format=pem')" >"$WOR
 openssl crl -in "$WORK/crl.pem" -noout -text | grep -q "Serial Number: $(openssl x509 -in "$C/late.pem" -noout -serial | sed 's/serial=//')" ||
   fail "the CRL does not list the revoked serial"
 
+log "revocations through the leader: no node serves a certificate once its DELETE returned"
+# corvid-bench revoke opens connections presenting X on every node before the DELETE and sends
+# their first requests the moment the 204 arrives: a node that had not taken the revocation yet
+# would serve X (a follower applies an entry only after the leader's next message reaches it).
+LEADER=$(leader_of A B C D) || fail "no leader"
+"$CORVID_BIN/corvid-bench" revoke --url "$(url A /)" --url "$(url B /)" --url "$(url C /)" \
+  --url "$(url D /)" --delete-url "$(url "$LEADER" /)" --cacert "$WORK/pki/ca-chain.crt" \
+  --cert "$C/node.pem" --key "$C/node.pem" --issuer "$WORK/pki/issuing.pfx" --count 40 >"$WORK/revoke.out" 2>&1 ||
+  fail "corvid-bench revoke: $(cat "$WORK/revoke.out")"
+grep -q "requests served with the revoked certificate after the DELETE returned: 0$" \
+  "$WORK/revoke.out" || fail "a revoked certificate was served after its DELETE returned: $(cat "$WORK/revoke.out")"
+
 log "a revocation while node C is down is enforced by C before it serves"
 mint whiledown ValidUser
 wait_until 10 "same state" same_state A B C D
