@@ -19,6 +19,7 @@
 
 #define TICK_MS 50
 #define TRANSFER_WAIT_MS 3000
+#define CATCH_UP_ROUND_MS 60000
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
 #define FWD_REQ 1       /* follower -> leader: a proposal */
 #define FWD_RESP 2      /* leader -> follower: its outcome */
@@ -927,6 +928,10 @@ int rft_start(struct rft *r, char *errmsg)
     raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
     raft_set_pre_vote(&r->raft, true);
+    /* A joining node first receives the whole log (or a snapshot) in one catch-up round; 0.15
+     * gives up on a round after 5 s, too short for a node joining a cluster with 100,000
+     * certificates on this hardware. */
+    raft_set_max_catch_up_round_duration(&r->raft, CATCH_UP_ROUND_MS);
     if (r->cfg.n_bootstrap) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);

@@ -4,6 +4,9 @@
 #   whoami    GET /certificates/whoami per second on keep-alive connections to one node, with
 #             BENCH_COUNTS registered certificates (registered in bulk with PUT between the
 #             rows), and each node's RSS at each count
+#   join      at each of BENCH_COUNTS: a new node (D, then E, ...) is added with
+#             PUT /admin/cluster/node; the time until that call returned and until the new node
+#             serves (it answers whoami for the last certificate registered); then removed
 #   revoke    time from DELETE /admin/certificates returning until every node refuses the
 #             certificate on a new connection, via the leader and via a follower
 #   generate  POST /admin/certificates (EC-P256, zip returned) per second, 16 and 64 clients
@@ -12,7 +15,7 @@
 #   tools/bench/http.sh                           build (Release), then every step
 #   BENCH_NO_BUILD=1 tools/bench/http.sh          use build/release as it is
 #   BENCH_STEPS="whoami revoke" ...               some steps only
-#   BENCH_COUNTS="1000 100000" ...                whoami rows: certificates registered (default)
+#   BENCH_COUNTS="1000 100000" ...                whoami and join rows: certificates registered
 #   BENCH_BUNDLE=64 ...                           certificates per PUT for the bulk loads
 #                                                 (default 1: one PUT per certificate)
 #   BENCH_REVOKE_COUNT=1000 ...                   revocations per row (default 1000)
@@ -28,13 +31,13 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 case "${1:-}" in
-  -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
   *) echo "usage: $0 [--help]  (settings come from BENCH_* variables)" >&2; exit 2 ;;
 esac
 SECS=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}
-STEPS=" ${BENCH_STEPS:-whoami revoke generate register} "
+STEPS=" ${BENCH_STEPS:-whoami join revoke generate register} "
 COUNTS=${BENCH_COUNTS:-1000 100000}
 BUNDLE=${BENCH_BUNDLE:-1}
 REVOKES=${BENCH_REVOKE_COUNT:-1000}
@@ -60,7 +63,7 @@ fi
 NODE=$BUILD/corvid-node CLI=$BUILD/corvid BENCH=$BUILD/corvid-bench
 for b in "$NODE" "$CLI" "$BENCH"; do [ -x "$b" ] || { echo "missing $b" >&2; exit 1; }; done
 
-for port in $(seq $((PORT + 1)) $((PORT + 3))) $(seq $((PORT + 11)) $((PORT + 13))); do
+for port in $(seq $((PORT + 1)) $((PORT + 9))) $(seq $((PORT + 11)) $((PORT + 19))); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use; set BENCH_PORT to another base" >&2
     exit 1
@@ -209,11 +212,62 @@ register_callers() {
   wait_for 900 "every node knowing the marker certificate" known_everywhere "$1.marker/0.pem"
 }
 
-# ---- whoami at each count ----
-if [[ $STEPS == *" whoami "* ]]; then
-  row '%-10s %-8s %8s %9s %13s %8s %8s %8s %6s %6s %7s  %s\n' "registered" "clients" "ops" \
-    "rate/s" "$([ "$REPEAT" = 1 ] && echo range || echo "range ($REPEAT runs)")" "p50 ms" "p99 ms" "max ms" "errors" "CPU" "others" \
-    "RSS after (A,B,C)"
+# join_node: a new node (D, E, ... in turn): exports the server certificates, starts it passive
+# trusting them, adds it through the leader, waits until it serves the last registered
+# certificate (a JOIN result line), then removes it again.
+JOIN_NEXT=4
+join_node() {
+  local k=$JOIN_NEXT tag t0 t1 t2 code
+  JOIN_NEXT=$((JOIN_NEXT + 1))
+  tag=$(echo DEFGHI | cut -c$((k - 3)))
+  local hurl="https://127.0.0.1:$((PORT + k))" tcp="tls://127.0.0.1:$((PORT + 10 + k))"
+  "$CLI" pki init-node --ca-dir "$C/pki" --tag "$tag" --host 127.0.0.1 >/dev/null
+  curl -sf --cacert "$C/pki/ca-chain.crt" --cert "$C/pki/A.pem" -o "$C/export-$tag.pfx" \
+    "$(url "$L")/admin/certificates/export" || { say "export failed"; exit 1; }
+  printf '{\n  "ServerUrl": "%s",\n  "ServerUrl.Tcp": "%s",\n  "DataDir": "data/%s",
+  "Security.Certificate.Path": "pki/%s.pfx",\n  "Cluster.NodeTag": "%s",
+  "Cluster.TrustedNodeCertificates.Path": "export-%s.pfx",\n  %s\n  "Logs.Level": "%s"\n}\n' \
+    "$hurl" "$tcp" "$tag" "$tag" "$tag" "$tag" "${BENCH_CORVID_EXTRA:-}" \
+    "${BENCH_LOG_LEVEL:-Warning}" >"$C/$tag.json"
+  (cd "$C" && exec "$NODE" --config "$tag.json" >"$WORK/$tag.log" 2>&1) &
+  PID[$tag]=$!
+  PIDS="$PIDS $!"
+  wait_for 30 "$tag listening" curl -sk "$hurl/cluster/node-info"
+  say "adding $tag with $REGISTERED certificates registered"
+  t0=$(date +%s.%N)
+  code=$(curl -s -L -o "$WORK/join.body" -w '%{http_code}' --cacert "$C/pki/ca-chain.crt" \
+    --cert "$C/pki/A.pem" -X PUT "$(url "$L")/admin/cluster/node?url=$hurl&tag=$tag")
+  t1=$(date +%s.%N)
+  case $code in 2??) ;; *) say "PUT /admin/cluster/node: $code $(cat "$WORK/join.body")"; exit 1 ;; esac
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$C/pki/ca-chain.crt" \
+    --cert "$callers.marker/0.pem" "$hurl/certificates/whoami")" = 200 ]; do
+    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { exit !(b - a > 900) }' &&
+      { say "$tag did not serve within 900 s"; tail -n 20 "$WORK/$tag.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  t2=$(date +%s.%N)
+  echo "JOIN registered=$REGISTERED tag=$tag" \
+    "put_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')" \
+    "serving_secs=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')" \
+    "rss_mib=$(rss "$tag")" >"$WORK/last"
+  cat "$WORK/last" >>"$RESULTS"
+  JOINS="$JOINS$(printf '%-10s %-4s %8s %12s %7s' "$REGISTERED" "$tag" "$(kv put_secs)" \
+    "$(kv serving_secs)" "$(kv rss_mib)")
+"
+  say "$tag served $(kv serving_secs) s after PUT /admin/cluster/node was sent (it returned after $(kv put_secs) s)"
+  curl -sfL --cacert "$C/pki/ca-chain.crt" --cert "$C/pki/A.pem" -X DELETE \
+    "$(url "$L")/admin/cluster/node?nodeTag=$tag" || { say "removing $tag failed"; exit 1; }
+  kill -TERM "${PID[$tag]}" 2>/dev/null || true
+  wait "${PID[$tag]}" 2>/dev/null || true
+}
+
+# ---- whoami and join at each count ----
+JOINS=""
+if [[ $STEPS == *" whoami "* || $STEPS == *" join "* ]]; then
+  [[ $STEPS != *" whoami "* ]] ||
+    row '%-10s %-8s %8s %9s %13s %8s %8s %8s %6s %6s %7s  %s\n' "registered" "clients" "ops" \
+      "rate/s" "$([ "$REPEAT" = 1 ] && echo range || echo "range ($REPEAT runs)")" "p50 ms" \
+      "p99 ms" "max ms" "errors" "CPU" "others" "RSS after (A,B,C)"
   LOADS=""
   callers=""
   for want in $COUNTS; do
@@ -245,6 +299,8 @@ if [[ $STEPS == *" whoami "* ]]; then
       callers=$WORK/callers-0
       register_callers "$callers"
     fi
+    if [[ $STEPS == *" join "* ]]; then join_node; fi
+    [[ $STEPS == *" whoami "* ]] || continue
     for cl in $WCLIENTS; do
       # REPEAT runs of the row; the table shows the one with the median rate, and the range
       : >"$WORK/rows"
@@ -276,6 +332,11 @@ if [[ $STEPS == *" whoami "* ]]; then
     row '%-10s %8s %8s %9s %7s  %s\n' "registered" "added" "secs" "certs/s" "bundle" \
       "RSS after (A, B, C); secs = PUTs sent until applied on every node"
     row '%s\n' "$LOADS"
+  fi
+  if [ -n "$JOINS" ]; then
+    row '%-10s %-4s %8s %12s %7s  %s\n' "registered" "node" "PUT secs" "serving secs" "RSS MiB" \
+      "(secs from PUT /admin/cluster/node sent)"
+    row '%s\n' "$JOINS"
   fi
 fi
 
