@@ -537,20 +537,129 @@ static int load_certificate_field(const char *value, const char *password,
     return rv;
 }
 
+/* PUT /admin/certificates: the request's fields are checked on the loop; the certificates
+ * (up to KV_COLLECTION_MAX in one PEM bundle or PFX) are parsed and made into registrations in
+ * the threadpool, so that a burst of large PUTs never holds the loop (and Raft's heartbeats). */
+struct put_job {
+    uv_work_t work;
+    struct node *n;
+    struct http_request *req;
+    struct node_auth *a;
+    char *name, *cert, *password, *totp;
+    enum kv_clearance cl;
+    struct kv_perm *perms;
+    size_t n_perms;
+    struct node_cluster_cas cas;
+    struct kv_cmd cmd;
+    int status; /* 0, or the HTTP status of the refusal in errmsg */
+    char errmsg[CMN_ERRMSG_SIZE];
+};
+
+static void put_job_free(struct put_job *j)
+{
+    free(j->name);
+    free(j->cert);
+    if (j->password)
+        cmn_cleanse(j->password, strlen(j->password));
+    free(j->password);
+    if (j->totp)
+        cmn_cleanse(j->totp, strlen(j->totp));
+    free(j->totp);
+    free_perms(j->perms, j->n_perms);
+    node_cluster_cas_fini(&j->cas);
+    kv_cmd_fini(&j->cmd);
+    free(j);
+}
+
+static void put_work(uv_work_t *w)
+{
+    struct put_job *j = w->data;
+    struct kv_cmd *cmd = &j->cmd;
+    struct ca_cert_list certs;
+    ca_cert_list_init(&certs);
+    j->status = 400;
+    if (load_certificate_field(j->cert, j->password, &certs, j->errmsg) != 0)
+        goto out; /* errmsg says why (bad base64, wrong password, corrupt PFX) */
+    cmd->u.put.certs = calloc(certs.n, sizeof *cmd->u.put.certs);
+    if (cmd->u.put.certs == NULL) {
+        j->status = 500;
+        goto out;
+    }
+    for (size_t i = 0; i < certs.n; i++) {
+        char tp[CA_THUMBPRINT_SIZE] = "";
+        CMN_IGNORE(ca_thumbprint(certs.v[i], tp));
+        if (strcasecmp(tp, j->n->thumb) == 0) {
+            snprintf(j->errmsg, sizeof j->errmsg,
+                     "You are trying to import the same server certificate (%s) as the one "
+                     "which is already loaded. This is not supported.",
+                     tp);
+            goto out;
+        }
+        struct kv_cert *rec = &cmd->u.put.certs[i];
+        if (node_cert_record_cas(&j->cas, certs.v[i], j->name, j->cl, rec, j->errmsg) != 0)
+            goto out;
+        cmd->u.put.n = i + 1;
+        if (j->totp)
+            rec->twofa_key = strdup(j->totp);
+        rec->perms = calloc(j->n_perms ? j->n_perms : 1, sizeof *rec->perms);
+        for (size_t k = 0; rec->perms && k < j->n_perms; k++) {
+            rec->perms[k].db = strdup(j->perms[k].db);
+            rec->perms[k].access = j->perms[k].access;
+            rec->n_perms = k + 1;
+        }
+    }
+    if (cmd->u.put.n > 1) {
+        struct kv_cert *p = &cmd->u.put.certs[0];
+        p->secondaries = calloc(cmd->u.put.n - 1, sizeof *p->secondaries);
+        p->n_secondaries = cmd->u.put.n - 1;
+        for (size_t i = 1; p->secondaries && i < cmd->u.put.n; i++) {
+            memcpy(p->secondaries[i - 1], cmd->u.put.certs[i].thumbprint, KV_THUMB_LEN + 1);
+            memcpy(cmd->u.put.certs[i].primary, p->thumbprint, KV_THUMB_LEN + 1);
+        }
+    }
+    j->status = 0;
+out:
+    ca_cert_list_fini(&certs);
+}
+
+static void put_after(uv_work_t *w, int status)
+{
+    struct put_job *j = w->data;
+    if (status != 0 || j->status != 0) {
+        http_respond_error(j->req, status != 0 ? 500 : j->status,
+                           status != 0 || j->status == 500 ? "InternalError" : "BadRequest", "%s",
+                           j->errmsg[0] ? j->errmsg : "out of memory");
+        put_job_free(j);
+        return;
+    }
+    struct kv_cmd cmd = j->cmd;
+    kv_cmd_init(&j->cmd, KV_CMD_PUT_CERTS); /* the command moves to the proposal */
+    propose(j->n, j->req, j->a, &cmd, 201, NULL);
+    put_job_free(j);
+}
+
+static char *dup_opt(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
 static void h_put_cert(struct node *n, struct http_request *req, struct node_auth *a)
 {
     json_t *body;
     if (!body_json(req, &body))
         return;
     const char *name, *cert, *password, *totp, *err;
-    enum kv_clearance cl;
-    struct kv_perm *perms = NULL;
-    size_t n_perms = 0;
+    struct put_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        json_decref(body);
+        http_respond_error(req, 500, "InternalError", "out of memory");
+        return;
+    }
+    kv_cmd_init(&j->cmd, KV_CMD_PUT_CERTS);
+    j->n = n;
+    j->req = req;
+    j->a = a;
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    struct ca_cert_list certs;
-    ca_cert_list_init(&certs);
-    struct kv_cmd cmd;
-    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
     int status = 400;
     if ((err = get_string(body, "Name", true, &name)) != NULL || name[0] == '\0') {
         snprintf(errmsg, sizeof errmsg, "Name is a required field in the certificate definition");
@@ -561,67 +670,35 @@ static void h_put_cert(struct node *n, struct http_request *req, struct node_aut
         snprintf(errmsg, sizeof errmsg, "Password %s", err);
     } else if ((err = get_string(body, "TwoFactorAuthenticationKey", false, &totp)) != NULL) {
         snprintf(errmsg, sizeof errmsg, "TwoFactorAuthenticationKey %s", err);
-    } else if ((err = parse_clearance(json_object_get(body, "SecurityClearance"), &cl)) != NULL) {
-        snprintf(errmsg, sizeof errmsg, "%s", err);
-    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &perms, &n_perms)) !=
+    } else if ((err = parse_clearance(json_object_get(body, "SecurityClearance"), &j->cl)) !=
                NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
-    } else if (!may_touch(req, a, cl, "register", name)) {
+    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &j->perms,
+                                  &j->n_perms)) != NULL) {
+        snprintf(errmsg, sizeof errmsg, "%s", err);
+    } else if (!may_touch(req, a, j->cl, "register", name)) {
         status = 0; /* answered */
-    } else if (load_certificate_field(cert, password, &certs, errmsg) != 0) {
-        /* errmsg says why (bad base64, wrong password, corrupt PFX) */
     } else {
-        cmd.u.put.certs = calloc(certs.n, sizeof *cmd.u.put.certs);
-        status = cmd.u.put.certs ? 0 : 500;
-        for (size_t i = 0; status == 0 && i < certs.n; i++) {
-            char tp[CA_THUMBPRINT_SIZE] = "";
-            CMN_IGNORE(ca_thumbprint(certs.v[i], tp));
-            if (strcasecmp(tp, n->thumb) == 0) {
-                snprintf(errmsg, sizeof errmsg,
-                         "You are trying to import the same server certificate (%s) as the one "
-                         "which is already loaded. This is not supported.",
-                         tp);
-                status = 400;
-                break;
-            }
-            struct kv_cert *rec = &cmd.u.put.certs[i];
-            if (node_cert_record(n, certs.v[i], name, cl, rec, errmsg) != 0) {
-                status = 400;
-                break;
-            }
-            cmd.u.put.n = i + 1;
-            if (totp)
-                rec->twofa_key = strdup(totp);
-            rec->perms = calloc(n_perms ? n_perms : 1, sizeof *rec->perms);
-            for (size_t k = 0; rec->perms && k < n_perms; k++) {
-                rec->perms[k].db = strdup(perms[k].db);
-                rec->perms[k].access = perms[k].access;
-                rec->n_perms = k + 1;
-            }
-        }
-        if (status == 0 && cmd.u.put.n > 1) {
-            struct kv_cert *p = &cmd.u.put.certs[0];
-            p->secondaries = calloc(cmd.u.put.n - 1, sizeof *p->secondaries);
-            p->n_secondaries = cmd.u.put.n - 1;
-            for (size_t i = 1; p->secondaries && i < cmd.u.put.n; i++) {
-                memcpy(p->secondaries[i - 1], cmd.u.put.certs[i].thumbprint, KV_THUMB_LEN + 1);
-                memcpy(cmd.u.put.certs[i].primary, p->thumbprint, KV_THUMB_LEN + 1);
-            }
-        }
+        j->name = strdup(name);
+        j->cert = strdup(cert);
+        j->password = dup_opt(password);
+        j->totp = dup_opt(totp);
+        status = j->name && j->cert && (j->password || !password) && (j->totp || !totp) ? -1
+                                                                                       : 500;
     }
-    free_perms(perms, n_perms);
-    ca_cert_list_fini(&certs);
     json_decref(body);
-    if (status != 0) {
-        kv_cmd_fini(&cmd);
-        http_respond_error(req, status, "BadRequest", "%s", errmsg);
-        return;
+    if (status == -1) {
+        node_cluster_cas_get(n, &j->cas);
+        j->work.data = j;
+        if (uv_queue_work(&n->loop, &j->work, put_work, put_after) == 0)
+            return;
+        status = 500;
+        snprintf(errmsg, sizeof errmsg, "cannot queue the work");
     }
-    if (status == 0 && cmd.u.put.n == 0) {
-        kv_cmd_fini(&cmd); /* answered by may_touch */
-        return;
-    }
-    propose(n, req, a, &cmd, 201, NULL);
+    put_job_free(j);
+    if (status != 0)
+        http_respond_error(req, status, status == 500 ? "InternalError" : "BadRequest", "%s",
+                           errmsg[0] ? errmsg : "out of memory");
 }
 
 /* POST /admin/certificates: a key, a certificate from the cluster CA, PKCS#12 and the zip, made

@@ -227,13 +227,38 @@ void node_issuing_forget(struct node *n)
     n->issuing_cert = NULL;
 }
 
+void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out)
+{
+    memset(out, 0, sizeof *out);
+    X509 *v[2] = {n->have_cluster_ca ? ca_pfx_leaf(&n->cluster_ca) : NULL, node_issuing_cert(n)};
+    for (size_t i = 0; i < 2; i++)
+        if (v[i] && X509_up_ref(v[i]) == 1)
+            out->cert[i] = v[i];
+}
+
+void node_cluster_cas_fini(struct node_cluster_cas *c)
+{
+    for (size_t i = 0; i < 2; i++) {
+        X509_free(c->cert[i]);
+        c->cert[i] = NULL;
+    }
+}
+
+static bool issued_by(const struct node_cluster_cas *cas, X509 *cert)
+{
+    for (size_t i = 0; i < 2; i++)
+        if (cas->cert[i] && ca_issued_by(cert, cas->cert[i], NULL) == 0)
+            return true;
+    return false;
+}
+
 static bool issued_by_cluster_ca(struct node *n, X509 *cert)
 {
-    if (n->have_cluster_ca && ca_pfx_leaf(&n->cluster_ca) &&
-        ca_issued_by(cert, ca_pfx_leaf(&n->cluster_ca), NULL) == 0)
-        return true;
-    X509 *ca = node_issuing_cert(n);
-    return ca != NULL && ca_issued_by(cert, ca, NULL) == 0;
+    struct node_cluster_cas cas;
+    node_cluster_cas_get(n, &cas);
+    bool ok = issued_by(&cas, cert);
+    node_cluster_cas_fini(&cas);
+    return ok;
 }
 
 /* Who may take part in Raft as node `tag` (the certificate names that tag). */
@@ -311,6 +336,16 @@ int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ct
 int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
                      struct kv_cert *out, char *errmsg)
 {
+    struct node_cluster_cas cas;
+    node_cluster_cas_get(n, &cas);
+    int rv = node_cert_record_cas(&cas, x, name, cl, out, errmsg);
+    node_cluster_cas_fini(&cas);
+    return rv;
+}
+
+int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
+                         enum kv_clearance cl, struct kv_cert *out, char *errmsg)
+{
     memset(out, 0, sizeof *out);
     struct ca_ident id;
     int rv = ca_ident_get(x, &id, errmsg);
@@ -332,7 +367,7 @@ int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearanc
     rv = out->name ? ca_cert_to_der(x, &der) : CMN_ENOMEM;
     if (rv == 0) {
         out->der = cmn_buf_release(&der, &out->der_len);
-        out->ca_issued = issued_by_cluster_ca(n, x);
+        out->ca_issued = issued_by(cas, x);
     }
     cmn_buf_fini(&der);
     if (rv != 0)

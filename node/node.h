@@ -89,6 +89,16 @@ void node_issuing_forget(struct node *n);
  * public DER, and whether the cluster CA issued it. */
 int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
                      struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+/* The cluster CA certificates (Security.ClusterCA and the trust state's issuing CA), each
+ * referenced, so that registrations can be built in the threadpool with node_cert_record_cas
+ * while the loop changes the trust state. */
+struct node_cluster_cas {
+    X509 *cert[2];
+};
+void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out);
+void node_cluster_cas_fini(struct node_cluster_cas *c);
+int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
+                         enum kv_clearance cl, struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
 
 /* Membership (node/members.c), on the leader. cb gets 0 or a CMN_E* code and a message. */
 typedef void (*node_member_cb)(void *ctx, int status, const char *msg);
