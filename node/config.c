@@ -270,6 +270,12 @@ static int set_snap_trailing(struct node_config *c, const char *key, json_t *v, 
     return set_uint(&c->snapshot_trailing, key, v, 8, 1000000, errmsg);
 }
 
+static int set_snap_mb(struct node_config *c, const char *key, json_t *v, const char *base,
+                       char *errmsg)
+{
+    return set_uint(&c->snapshot_mb, key, v, 1, 4096, errmsg);
+}
+
 static const struct {
     const char *key;
     setter_fn set;
@@ -295,6 +301,7 @@ static const struct {
     {"Cluster.HeartbeatTimeoutInMs", set_heartbeat},
     {"Cluster.SnapshotThreshold", set_snap_threshold},
     {"Cluster.SnapshotTrailing", set_snap_trailing},
+    {"Cluster.SnapshotThresholdInMb", set_snap_mb},
 };
 
 static int check_file(const char *key, const char *path, char *errmsg)

@@ -41,7 +41,7 @@ struct node_config {
     int twofa_max_min;
     enum cmn_log_level log_level;
     char *audit_path;
-    unsigned election_ms, heartbeat_ms, snapshot_threshold, snapshot_trailing;
+    unsigned election_ms, heartbeat_ms, snapshot_threshold, snapshot_trailing, snapshot_mb;
 };
 
 int node_config_load(const char *path, struct node_config *out, char *errmsg) CMN_MUST_CHECK;

@@ -782,6 +782,7 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         .heartbeat_ms = n->cfg.heartbeat_ms,
         .snapshot_threshold = n->cfg.snapshot_threshold,
         .snapshot_trailing = n->cfg.snapshot_trailing,
+        .snapshot_mb = n->cfg.snapshot_mb,
     };
     if ((rv = rft_new(&n->loop, &rc, &n->rft, errmsg)) != 0)
         return rv;

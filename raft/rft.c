@@ -20,6 +20,11 @@
 #define TICK_MS 50
 #define TRANSFER_WAIT_MS 3000
 #define CATCH_UP_ROUND_MS 60000
+/* Snapshots also by size: canonical/raft counts entries only, and one entry may carry hundreds
+ * of certificates. Once the entries applied since the last snapshot hold cfg.snapshot_mb MiB, a
+ * snapshot is taken at once, keeping about an eighth of that of log behind it: the log (which
+ * canonical/raft also holds in memory, reloads at start and ships whole to a joining node)
+ * stays small. */
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
 #define FWD_REQ 1       /* follower -> leader: a proposal */
 #define FWD_RESP 2      /* leader -> follower: its outcome */
@@ -75,6 +80,8 @@ struct rft {
     bool raft_inited, started, closing, closed_raft;
     struct kv_result last_result;
     struct kv_snap *snap;
+    uint64_t log_bytes, log_entries; /* applied since the last snapshot */
+    bool snap_by_size;               /* thresholds lowered for a snapshot by size */
     struct cmn_buf snap_buf;
     struct raft_buffer snap_rbuf;
     /* leadership */
@@ -164,6 +171,19 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         return RAFT_IOERR;
     }
     *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
+    r->log_bytes += buf->len;
+    r->log_entries++;
+    if (r->log_bytes >= (uint64_t)r->cfg.snapshot_mb << 20 && !r->snap_by_size) {
+        uint64_t avg = r->log_bytes / r->log_entries + 1;
+        uint64_t trail = ((uint64_t)r->cfg.snapshot_mb << 17) / avg;
+        trail = trail < 2 ? 2 : trail > r->cfg.snapshot_trailing ? r->cfg.snapshot_trailing : trail;
+        r->snap_by_size = true;
+        rlog(r, CMN_LOG_DEBUG, "RFT-SNAP",
+             "%llu MiB applied since the last snapshot: taking one, keeping %llu entries",
+             (unsigned long long)(r->log_bytes >> 20), (unsigned long long)trail);
+        raft_set_snapshot_threshold(&r->raft, 1);
+        raft_set_snapshot_trailing(&r->raft, (unsigned)trail);
+    }
     if (r->ready)
         r->nudge_wanted = true;
     if (!r->last_result.skipped && r->cfg.applied)
@@ -184,6 +204,7 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     char err[CMN_ERRMSG_SIZE] = "";
     if (kv_snap_begin(r->cfg.kv, &r->snap, err) != 0)
         return RAFT_IOERR;
+    r->log_bytes = r->log_entries = 0;
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
@@ -212,6 +233,11 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
     memset(&r->snap_rbuf, 0, sizeof r->snap_rbuf);
     kv_snap_end(r->snap);
     r->snap = NULL;
+    if (r->snap_by_size) { /* the log behind it is truncated by now: back to the configured */
+        r->snap_by_size = false;
+        raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
+        raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    }
     *bufs = NULL;
     *n_bufs = 0;
     return 0;
@@ -228,6 +254,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         rlog(r, CMN_LOG_ERROR, "RFT-SNAP", "cannot restore snapshot: %s", err);
         return RAFT_MALFORMED;
     } else {
+        r->log_bytes = r->log_entries = 0;
         rlog(r, CMN_LOG_INFO, "RFT-SNAP", "restored snapshot at index %llu",
              (unsigned long long)kv_applied_index(r->cfg.kv));
         if (r->cfg.applied)
@@ -857,6 +884,8 @@ int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, cha
         r->cfg.snapshot_threshold = 16384;
     if (!r->cfg.snapshot_trailing)
         r->cfg.snapshot_trailing = 8192;
+    if (!r->cfg.snapshot_mb)
+        r->cfg.snapshot_mb = 32;
     if (!r->cfg.propose_timeout_ms)
         r->cfg.propose_timeout_ms = 5000;
     snprintf(r->tag, sizeof r->tag, "%s", cfg->tag);

@@ -67,6 +67,8 @@ struct rft_config {
     unsigned heartbeat_ms; /* default 100 */
     unsigned snapshot_threshold; /* default 16384 */
     unsigned snapshot_trailing;  /* default 8192 */
+    unsigned snapshot_mb; /* also a snapshot once the entries since the last hold this many MiB:
+                           * default 32 */
     unsigned propose_timeout_ms; /* how long a proposal waits for a leader: default 5000 */
 };
 

@@ -35,5 +35,23 @@ grep -q "raft start" "$WORK/C.log" || fail "no clear message: $(cat "$WORK/C.log
 ls "$WORK/data/C/raft" | grep -q corrupt && fail "segments were renamed to corrupt-*"
 log "C refused: $(grep 'raft start' "$WORK/C.log" | head -1)"
 rm -f "$WORK/C.pid"
+
+log "snapshots by size: a few large entries (bundles of 128 certificates) and no entry threshold"
 for t in A B; do stop "$t"; done
+rm -rf "$WORK/data"
+for t in A B C; do config "$t" "A B C" '"Cluster.SnapshotThresholdInMb": 1'; done
+: >"$WORK/C.log"
+for t in A B; do start "$t"; done
+wait_until 30 "a leader" ready A B
+L=$(leader_of A B)
+"$CORVID_BIN/corvid-bench" http-register --url "https://127.0.0.1:$(http_port "$L")" \
+  --cacert "$WORK/pki/ca-chain.crt" --cert "$WORK/pki/A.pem" --clients 4 --count 2560 \
+  --bundle 128 >"$WORK/register.out" 2>&1 || fail "registering: $(cat "$WORK/register.out")"
+ls "$WORK/data/$L/raft" | grep -q '^snapshot-' ||
+  fail "no snapshot after ~2 MiB of entries: $(ls "$WORK/data/$L/raft")"
+start C
+wait_until 60 "C caught up" same_state A B C
+grep -q "restored snapshot" "$WORK/C.log" || fail "C joined by replaying the log, not by snapshot"
+log "C received a snapshot taken by size"
+for t in A B C; do stop "$t"; done
 log "PASS"
