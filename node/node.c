@@ -225,6 +225,10 @@ void node_issuing_forget(struct node *n)
 {
     X509_free(n->issuing_cert);
     n->issuing_cert = NULL;
+    if (n->have_issuer) {
+        node_issuer_fini(&n->issuer);
+        n->have_issuer = false;
+    }
 }
 
 void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out)
@@ -375,7 +379,7 @@ int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char
     return rv;
 }
 
-int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg)
+static int issuer_decode(struct node *n, struct node_issuer *out, char *errmsg)
 {
     memset(out, 0, sizeof *out);
     ca_cert_list_init(&out->chain);
@@ -406,6 +410,33 @@ int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg)
     if (rv != 0)
         node_issuer_fini(out);
     return rv;
+}
+
+/* The decoded issuer is cached (decoding its key through OpenSSL 3's decoders cost more than
+ * signing a certificate); callers get their own references, usable in the threadpool. */
+int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg)
+{
+    if (!n->have_issuer) {
+        int rv = issuer_decode(n, &n->issuer, errmsg);
+        if (rv != 0)
+            return rv;
+        n->have_issuer = true;
+    }
+    memset(out, 0, sizeof *out);
+    ca_cert_list_init(&out->chain);
+    int rv = X509_up_ref(n->issuer.cert) == 1 && EVP_PKEY_up_ref(n->issuer.key) == 1 ? 0
+                                                                                    : CMN_ENOMEM;
+    if (rv == 0) {
+        out->cert = n->issuer.cert;
+        out->key = n->issuer.key;
+    }
+    for (size_t i = 0; rv == 0 && i < n->issuer.chain.n; i++)
+        rv = ca_cert_list_add(&out->chain, n->issuer.chain.v[i]);
+    if (rv != 0) {
+        node_issuer_fini(out);
+        return cmn_fail(errmsg, rv, "out of memory");
+    }
+    return 0;
 }
 
 void node_issuer_fini(struct node_issuer *is)

@@ -19,6 +19,14 @@ struct node_lastused;
 
 struct node_admin;
 
+/* The issuing CA from the trust state, ready to sign (node_issuer_load; release with
+ * node_issuer_fini). */
+struct node_issuer {
+    X509 *cert;
+    EVP_PKEY *key;
+    struct ca_cert_list chain; /* issuing CA first, then its issuers */
+};
+
 struct node {
     uv_loop_t loop;
     struct node_config cfg;
@@ -51,6 +59,8 @@ struct node {
     struct ca_cert_list issuers; /* Security.WellKnownIssuers.Admin */
     uint64_t trust_gen;          /* bumped by every applied trust change: re-authenticate */
     X509 *issuing_cert;          /* cache of the trust state's issuing CA certificate */
+    struct node_issuer issuer;   /* cache of node_issuer_load, when have_issuer */
+    bool have_issuer;
     struct node_lastused *lastused;
     /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
     struct node_early_revocation *early;
@@ -71,13 +81,7 @@ int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
                  char *errmsg) CMN_MUST_CHECK;
 
-/* The issuing CA from the trust state, ready to sign (caller frees with ca_pfx_fini-like
- * cleanup: X509_free / EVP_PKEY_free / ca_cert_list_fini). */
-struct node_issuer {
-    X509 *cert;
-    EVP_PKEY *key;
-    struct ca_cert_list chain; /* issuing CA first, then its issuers */
-};
+/* References to the cached issuing CA (usable in the threadpool). */
 int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;
 void node_issuer_fini(struct node_issuer *is);
 /* The issuing CA's certificate (borrowed, cached; NULL before bootstrap committed it). */
