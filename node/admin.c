@@ -144,30 +144,74 @@ static const char help_text[] =
     "  removeNode <Tag>                       (on the leader) remove a node from the cluster\n"
     "  help                                   this text\n";
 
-static void cmd_info(struct client *c)
-{
-    struct node *n = c->a->n;
+/* info: the Raft figures are read on the loop; the state hashes and the certificate count read
+ * the whole store (seconds at a million certificates), so they run in the threadpool over a
+ * RocksDB snapshot while the loop keeps serving. */
+struct info_job {
+    uv_work_t work;
+    struct client *c;
+    struct kv_snap *snap; /* taken with st, so that the hashes match AppliedIndex */
     struct rft_status st;
-    rft_status(n->rft, &st);
+    bool serving;
+    char state_hash[65], trust_hash[65];
+    size_t certs;
+};
+
+static void info_work(uv_work_t *w)
+{
+    struct info_job *j = w->data;
     uint8_t h[32];
-    char hex[65] = "?", trust[65] = "?";
-    if (kv_state_hash(n->kv, h, NULL) == 0)
-        cmn_hex_lower(h, 32, hex);
-    if (kv_trust_hash(n->kv, h, NULL) == 0)
-        cmn_hex_lower(h, 32, trust);
-    size_t certs = 0;
-    CMN_IGNORE(kv_cert_count(n->kv, &certs, NULL));
-    answer(c, 0,
+    if (kv_snap_hash(j->snap, false, h, NULL) == 0)
+        cmn_hex_lower(h, 32, j->state_hash);
+    if (kv_snap_hash(j->snap, true, h, NULL) == 0)
+        cmn_hex_lower(h, 32, j->trust_hash);
+    CMN_IGNORE(kv_snap_cert_count(j->snap, &j->certs, NULL));
+}
+
+static void info_after(uv_work_t *w, int status)
+{
+    struct info_job *j = w->data;
+    struct node *n = j->c->a->n;
+    const struct rft_status *st = &j->st;
+    (void)status;
+    answer(j->c, 0,
            "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
            "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
            "Thumbprint: %s\n"
            "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\n",
-           n->cfg.tag, st.state, st.leader[0] ? st.leader : "(none)",
-           (unsigned long long)st.term, (unsigned long long)st.commit_index,
-           (unsigned long long)st.last_index, (unsigned long long)st.applied_index, hex, trust,
-           certs,
-           n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
-           n->serving ? "yes" : "no (catching up with the cluster)");
+           n->cfg.tag, st->state, st->leader[0] ? st->leader : "(none)",
+           (unsigned long long)st->term, (unsigned long long)st->commit_index,
+           (unsigned long long)st->last_index, (unsigned long long)st->applied_index,
+           j->state_hash, j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url,
+           n->cfg.data_dir, j->serving ? "yes" : "no (catching up with the cluster)");
+    kv_snap_end(j->snap);
+    free(j);
+}
+
+static void cmd_info(struct client *c)
+{
+    struct node *n = c->a->n;
+    struct info_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        answer(c, 1, "error: out of memory");
+        return;
+    }
+    j->c = c;
+    if (kv_snap_begin(n->kv, &j->snap, NULL) != 0) {
+        free(j);
+        answer(c, 1, "error: cannot read the state");
+        return;
+    }
+    rft_status(n->rft, &j->st);
+    j->serving = n->serving;
+    snprintf(j->state_hash, sizeof j->state_hash, "?");
+    snprintf(j->trust_hash, sizeof j->trust_hash, "?");
+    j->work.data = j;
+    if (uv_queue_work(&n->loop, &j->work, info_work, info_after) != 0) {
+        kv_snap_end(j->snap);
+        free(j);
+        answer(c, 1, "error: cannot start the work");
+    }
 }
 
 static void cmd_cluster_status(struct client *c)

@@ -366,6 +366,12 @@ int kv_cert_count(struct kv *kv, size_t *n, char *errmsg)
     return kv__scan(kv, NULL, CF_CERTS, "", 0, count_item, n, errmsg);
 }
 
+int kv_snap_cert_count(struct kv_snap *s, size_t *n, char *errmsg)
+{
+    *n = 0;
+    return kv__scan(s->kv, s->snap, CF_CERTS, "", 0, count_item, n, errmsg);
+}
+
 /* Decodes every value of a column family into a vec of records of `size` bytes. */
 struct all_scan {
     kv__unpack_fn fn;

@@ -97,6 +97,9 @@ int kv_snap_begin(struct kv *kv, struct kv_snap **out, char *errmsg) CMN_MUST_CH
 uint64_t kv_snap_index(const struct kv_snap *s);
 int kv_snap_serialize(struct kv_snap *s, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 void kv_snap_end(struct kv_snap *s);
+/* kv_state_hash (or kv_trust_hash) and kv_cert_count of the view, from any thread. */
+int kv_snap_hash(struct kv_snap *s, bool trust_only, uint8_t out[32], char *errmsg) CMN_MUST_CHECK;
+int kv_snap_cert_count(struct kv_snap *s, size_t *n, char *errmsg) CMN_MUST_CHECK;
 
 /* Replaces the whole state with a serialised snapshot. The buffer is checked completely before
  * anything is written. CMN_ESTALE (and nothing done) when the store is already at or past the

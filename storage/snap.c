@@ -237,14 +237,14 @@ static int hash_item(void *ctx, const char *k, size_t klen, const char *v, size_
     return 0;
 }
 
-static int hash_families(struct kv *kv, bool trust_only, uint8_t out[32], char *errmsg)
+static int hash_families(struct kv *kv, const rocksdb_snapshot_t *snap, bool trust_only,
+                         uint8_t out[32], char *errmsg)
 {
     struct hasher h = {.md = EVP_MD_CTX_new()};
     if (h.md == NULL || !EVP_DigestInit_ex(h.md, EVP_sha256(), NULL)) {
         EVP_MD_CTX_free(h.md);
         return CMN_ECRYPTO;
     }
-    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(kv->db);
     int rv = 0;
     for (int cf = 1; cf < CF_COUNT && rv == 0; cf++) {
         if (trust_only && (cf == CF_AUDIT || cf == CF_REQUESTS))
@@ -252,7 +252,6 @@ static int hash_families(struct kv *kv, bool trust_only, uint8_t out[32], char *
         h.cf = cf;
         rv = kv__scan(kv, snap, cf, "", 0, hash_item, &h, errmsg);
     }
-    rocksdb_release_snapshot(kv->db, snap);
     unsigned n = 0;
     if (rv == 0 && !EVP_DigestFinal_ex(h.md, out, &n))
         rv = CMN_ECRYPTO;
@@ -260,12 +259,25 @@ static int hash_families(struct kv *kv, bool trust_only, uint8_t out[32], char *
     return rv;
 }
 
+static int hash_now(struct kv *kv, bool trust_only, uint8_t out[32], char *errmsg)
+{
+    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(kv->db);
+    int rv = hash_families(kv, snap, trust_only, out, errmsg);
+    rocksdb_release_snapshot(kv->db, snap);
+    return rv;
+}
+
 int kv_state_hash(struct kv *kv, uint8_t out[32], char *errmsg)
 {
-    return hash_families(kv, false, out, errmsg);
+    return hash_now(kv, false, out, errmsg);
 }
 
 int kv_trust_hash(struct kv *kv, uint8_t out[32], char *errmsg)
 {
-    return hash_families(kv, true, out, errmsg);
+    return hash_now(kv, true, out, errmsg);
+}
+
+int kv_snap_hash(struct kv_snap *s, bool trust_only, uint8_t out[32], char *errmsg)
+{
+    return hash_families(s->kv, s->snap, trust_only, out, errmsg);
 }

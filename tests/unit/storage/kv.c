@@ -437,6 +437,35 @@ static void snapshot_round_trip(void **state)
     teardown(&p);
 }
 
+/* A view's hash and count are those of the state when it was taken, whatever comes after. */
+static void snapshot_view_hash(void **state)
+{
+    struct env *e = *state;
+    workload(e->kv, 12, 50);
+    uint8_t now[32], trust[32], viewed[32];
+    size_t count = 0, viewed_count = 0;
+    hash(e->kv, now);
+    assert_int_equal(kv_trust_hash(e->kv, trust, NULL), 0);
+    assert_int_equal(kv_cert_count(e->kv, &count, NULL), 0);
+    struct kv_snap *s;
+    assert_int_equal(kv_snap_begin(e->kv, &s, NULL), 0);
+    struct kv_result res;
+    put(e->kv, 51, 4242, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, NULL, &res);
+    assert_false(res.rejected);
+    assert_int_equal(kv_snap_hash(s, false, viewed, NULL), 0);
+    assert_memory_equal(now, viewed, 32);
+    assert_int_equal(kv_snap_hash(s, true, viewed, NULL), 0);
+    assert_memory_equal(trust, viewed, 32);
+    assert_int_equal(kv_snap_cert_count(s, &viewed_count, NULL), 0);
+    assert_int_equal(viewed_count, count);
+    kv_snap_end(s);
+    /* and the store itself moved on */
+    hash(e->kv, viewed);
+    assert_memory_not_equal(now, viewed, 32);
+    assert_int_equal(kv_cert_count(e->kv, &viewed_count, NULL), 0);
+    assert_int_equal(viewed_count, count + 1);
+}
+
 static void purge_expired(void **state)
 {
     struct env *e = *state;
@@ -604,6 +633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(write_failure_leaves_state, setup, teardown),
         cmocka_unit_test_setup_teardown(same_commands_same_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshot_view_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(same_pinning_hash_keeps_five, setup, teardown),
         cmocka_unit_test_setup_teardown(cluster_records, setup, teardown),
