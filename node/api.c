@@ -1374,24 +1374,25 @@ struct route {
     const char *path;
     enum route_need need;
     handler_fn fn;
+    bool early; /* answered before the node caught up: reads nothing of the trust state */
 };
 
 static const struct route routes[] = {
-    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami},
-    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs},
-    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert},
-    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert},
-    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert},
-    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert},
-    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge},
-    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export},
-    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats},
-    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology},
-    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info},
-    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate},
-    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl},
-    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node},
-    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node},
+    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami, false},
+    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs, false},
+    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert, false},
+    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert, false},
+    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert, false},
+    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert, false},
+    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge, false},
+    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export, false},
+    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats, false},
+    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false},
+    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true},
+    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate, true},
+    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl, false},
+    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false},
+    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false},
 };
 
 static void on_request(void *ctx, struct http_request *req)
@@ -1443,7 +1444,7 @@ static void on_request(void *ctx, struct http_request *req)
             lu_touch(n, a->thumb, cmn_now_ms(&cmn_clock_system));
         }
     }
-    if (match->need != NEED_NONE && !n->serving) {
+    if (!match->early && !n->serving) {
         struct rft_status st;
         rft_status(n->rft, &st);
         http_respond_error(req, 503, "NotReady",

@@ -109,11 +109,22 @@ must 200 whiledown GET C /cluster/topology
 stop C
 must 204 admin DELETE A "/admin/certificates?thumbprint=$(tp whiledown)"
 start C
-# poll C from the moment it listens: it must never answer 200 to the revoked certificate
+# poll C from the moment it listens: it must never answer 200 to the revoked certificate, nor
+# describe it as registered (whoami), nor give a CRL without it
+WD_SERIAL=$(openssl x509 -in "$C/whiledown.pem" -noout -serial | sed 's/serial=//')
 for _ in $(seq 1 100); do
+  call whiledown GET C /certificates/whoami
+  case "$CODE" in 000 | 503 | 204) ;; *) fail "restarted C answered whoami with $CODE: $(cat "$WORK/last.body")" ;; esac
+  call whiledown GET C "/ca/crl?format=pem"
+  case "$CODE" in
+    000 | 503) ;;
+    200) openssl crl -in "$WORK/last.body" -noout -text | grep -q "Serial Number: $WD_SERIAL" ||
+      fail "restarted C gave a CRL without the certificate revoked while it was down" ;;
+    *) fail "restarted C answered the CRL with $CODE" ;;
+  esac
   call whiledown GET C /cluster/topology
   case "$CODE" in
-    000 | 503) sleep 0.1 ;;
+    000 | 503) sleep 0.05 ;;
     403) break ;;
     *) fail "restarted C answered $CODE to a certificate revoked while it was down" ;;
   esac
