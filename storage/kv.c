@@ -38,6 +38,9 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     rocksdb_options_set_create_missing_column_families(kv->opts, 1);
     rocksdb_options_set_paranoid_checks(kv->opts, 1);
     rocksdb_options_set_max_background_jobs(kv->opts, 2);
+    /* The WAL replayed at open stays small: old WAL files are released by flushing the column
+     * families that still have data in them (a restart after a bulk load replayed ~100 MB). */
+    rocksdb_options_set_max_total_wal_size(kv->opts, 64u << 20);
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = kv->opts;
@@ -84,6 +87,16 @@ void kv_close(struct kv *kv)
 {
     if (kv == NULL)
         return;
+    if (kv->db) { /* memtables to disk now, so that the next open replays no WAL */
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        for (int i = 0; fo && i < CF_COUNT; i++) {
+            char *err = NULL;
+            if (kv->cf[i])
+                rocksdb_flush_cf(kv->db, fo, kv->cf[i], &err);
+            free(err);
+        }
+        rocksdb_flushoptions_destroy(fo);
+    }
     for (int i = 0; i < CF_COUNT; i++)
         if (kv->cf[i])
             rocksdb_column_family_handle_destroy(kv->cf[i]);

@@ -7,6 +7,8 @@
 #   join      at each of BENCH_COUNTS: a new node (D, then E, ...) is added with
 #             PUT /admin/cluster/node; the time until that call returned and until the new node
 #             serves (it answers whoami for the last certificate registered); then removed
+#   restart   after the loads: the three nodes stopped (SIGTERM) and started again on their
+#             data; the time until every node serves the last registered certificate, and RSS
 #   revoke    time from DELETE /admin/certificates returning until every node refuses the
 #             certificate on a new connection, via the leader and via a follower
 #   generate  POST /admin/certificates (EC-P256, zip returned) per second, 16 and 64 clients
@@ -31,13 +33,13 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 case "${1:-}" in
-  -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   "") ;;
   *) echo "usage: $0 [--help]  (settings come from BENCH_* variables)" >&2; exit 2 ;;
 esac
 SECS=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}
-STEPS=" ${BENCH_STEPS:-whoami join revoke generate register} "
+STEPS=" ${BENCH_STEPS:-whoami join restart revoke generate register} "
 COUNTS=${BENCH_COUNTS:-1000 100000}
 BUNDLE=${BENCH_BUNDLE:-1}
 REVOKES=${BENCH_REVOKE_COUNT:-1000}
@@ -128,11 +130,12 @@ for t in A B C; do
 }
 EOF
 done
-for t in A B C; do
-  (cd "$C" && exec "$NODE" --config "$t.json" >"$WORK/$t.log" 2>&1) &
-  PID[$t]=$!
+start_node() {
+  (cd "$C" && exec "$NODE" --config "$1.json" >>"$WORK/$1.log" 2>&1) &
+  PID[$1]=$!
   PIDS="$PIDS $!"
-done
+}
+for t in A B C; do start_node "$t"; done
 field() { "$CLI" admin-channel --data-dir "$C/data/$1" info 2>/dev/null | sed -n "s/^$2: //p"; }
 ready() {
   local l t
@@ -338,6 +341,27 @@ if [[ $STEPS == *" whoami "* || $STEPS == *" join "* ]]; then
       "(secs from PUT /admin/cluster/node sent)"
     row '%s\n' "$JOINS"
   fi
+fi
+
+# ---- restart on the loaded data ----
+if [[ $STEPS == *" restart "* ]]; then
+  [ -n "${callers:-}" ] || { callers=$WORK/callers-0; register_callers "$callers"; }
+  say "restarting A, B and C on their data ($REGISTERED certificates)"
+  stop_all
+  t0=$(date +%s.%N)
+  for t in A B C; do start_node "$t"; done
+  wait_for 600 "every node serving again" known_everywhere "$callers.marker/0.pem"
+  t1=$(date +%s.%N)
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+  has_leader() { case $(leader_term A) in "" | "(none)"*) return 1 ;; esac; }
+  wait_for 30 "a leader" has_leader
+  L=$(leader_term A | cut -d' ' -f1)
+  F=$(for t in A B C; do [ "$t" = "$L" ] || echo "$t"; done | head -n 1)
+  LT0=$(leader_term A)
+  echo "RESTART registered=$REGISTERED secs=$secs rss=$(rss A),$(rss B),$(rss C)" >>"$RESULTS"
+  say "every node served again $secs s after being started; RSS: $(rss_all); leader $L"
+  row '%-10s %14s  %s\n' "registered" "restart secs" "RSS after (A, B, C)"
+  row '%-10s %14s  %s\n\n' "$REGISTERED" "$secs" "$(rss A), $(rss B), $(rss C) MiB"
 fi
 
 # ---- revocation ----
