@@ -2,6 +2,7 @@
 #include "raft/rft.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,11 +21,8 @@
 #define TICK_MS 50
 #define TRANSFER_WAIT_MS 3000
 #define CATCH_UP_ROUND_MS 60000
-/* Snapshots also by size: canonical/raft counts entries only, and one entry may carry hundreds
- * of certificates. Once the entries applied since the last snapshot hold cfg.snapshot_mb MiB, a
- * snapshot is taken at once, keeping about an eighth of that of log behind it: the log (which
- * canonical/raft also holds in memory, reloads at start and ships whole to a joining node)
- * stays small. */
+/* canonical/raft's own snapshot threshold is kept out of the way; maybe_snapshot decides. */
+#define SNAP_NEVER (UINT_MAX / 2)
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
 #define FWD_REQ 1       /* follower -> leader: a proposal */
 #define FWD_RESP 2      /* leader -> follower: its outcome */
@@ -81,7 +79,8 @@ struct rft {
     struct kv_result last_result;
     struct kv_snap *snap;
     uint64_t log_bytes, log_entries; /* applied since the last snapshot */
-    bool snap_by_size;               /* thresholds lowered for a snapshot by size */
+    uint64_t last_snap_bytes;        /* size of the last snapshot taken or restored */
+    bool snap_wanted;                /* canonical/raft's threshold lowered to take one now */
     struct cmn_buf snap_buf;
     struct raft_buffer snap_rbuf;
     /* leadership */
@@ -157,6 +156,31 @@ static void announce(struct rft *r, uint64_t index, const void *entry, size_t le
 
 /* ---- FSM ---- */
 
+/* The snapshot policy. canonical/raft counts entries only, and one entry may carry hundreds of
+ * certificates, while its log is held in memory, reloaded at start and shipped whole to a
+ * joining node. A snapshot is due once the entries applied since the last one reach
+ * cfg.snapshot_threshold entries or cfg.snapshot_mb MiB, but waits until they hold a quarter of
+ * the last snapshot's size: a snapshot copies the whole state, so a large state is not copied
+ * for every few MiB of log (at most ~4 bytes of snapshot per byte of log). About an eighth of
+ * cfg.snapshot_mb of log is kept behind it. */
+static void maybe_snapshot(struct rft *r)
+{
+    bool due = r->log_entries >= r->cfg.snapshot_threshold ||
+               r->log_bytes >= (uint64_t)r->cfg.snapshot_mb << 20;
+    if (r->snap_wanted || !due || r->log_bytes < r->last_snap_bytes / 4)
+        return;
+    uint64_t avg = r->log_bytes / r->log_entries + 1;
+    uint64_t trail = ((uint64_t)r->cfg.snapshot_mb << 17) / avg;
+    trail = trail < 2 ? 2 : trail > r->cfg.snapshot_trailing ? r->cfg.snapshot_trailing : trail;
+    r->snap_wanted = true;
+    rlog(r, CMN_LOG_DEBUG, "RFT-SNAP",
+         "%llu entries (%llu MiB) applied since the last snapshot: taking one, keeping %llu",
+         (unsigned long long)r->log_entries, (unsigned long long)(r->log_bytes >> 20),
+         (unsigned long long)trail);
+    raft_set_snapshot_threshold(&r->raft, 1);
+    raft_set_snapshot_trailing(&r->raft, (unsigned)trail);
+}
+
 static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     struct rft *r = fsm->data;
@@ -173,17 +197,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
     r->log_bytes += buf->len;
     r->log_entries++;
-    if (r->log_bytes >= (uint64_t)r->cfg.snapshot_mb << 20 && !r->snap_by_size) {
-        uint64_t avg = r->log_bytes / r->log_entries + 1;
-        uint64_t trail = ((uint64_t)r->cfg.snapshot_mb << 17) / avg;
-        trail = trail < 2 ? 2 : trail > r->cfg.snapshot_trailing ? r->cfg.snapshot_trailing : trail;
-        r->snap_by_size = true;
-        rlog(r, CMN_LOG_DEBUG, "RFT-SNAP",
-             "%llu MiB applied since the last snapshot: taking one, keeping %llu entries",
-             (unsigned long long)(r->log_bytes >> 20), (unsigned long long)trail);
-        raft_set_snapshot_threshold(&r->raft, 1);
-        raft_set_snapshot_trailing(&r->raft, (unsigned)trail);
-    }
+    maybe_snapshot(r);
     if (r->ready)
         r->nudge_wanted = true;
     if (!r->last_result.skipped && r->cfg.applied)
@@ -229,14 +243,15 @@ static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[
                                  unsigned *n_bufs)
 {
     struct rft *r = fsm->data;
+    if (r->snap_buf.len)
+        r->last_snap_bytes = r->snap_buf.len;
     cmn_buf_fini(&r->snap_buf);
     memset(&r->snap_rbuf, 0, sizeof r->snap_rbuf);
     kv_snap_end(r->snap);
     r->snap = NULL;
-    if (r->snap_by_size) { /* the log behind it is truncated by now: back to the configured */
-        r->snap_by_size = false;
-        raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
-        raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    if (r->snap_wanted) { /* the log behind it is truncated by now */
+        r->snap_wanted = false;
+        raft_set_snapshot_threshold(&r->raft, SNAP_NEVER);
     }
     *bufs = NULL;
     *n_bufs = 0;
@@ -255,6 +270,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
         return RAFT_MALFORMED;
     } else {
         r->log_bytes = r->log_entries = 0;
+        r->last_snap_bytes = buf->len;
         rlog(r, CMN_LOG_INFO, "RFT-SNAP", "restored snapshot at index %llu",
              (unsigned long long)kv_applied_index(r->cfg.kv));
         if (r->cfg.applied)
@@ -954,7 +970,7 @@ int rft_start(struct rft *r, char *errmsg)
     r->raft_inited = true;
     raft_set_election_timeout(&r->raft, r->cfg.election_ms);
     raft_set_heartbeat_timeout(&r->raft, r->cfg.heartbeat_ms);
-    raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
+    raft_set_snapshot_threshold(&r->raft, SNAP_NEVER); /* maybe_snapshot decides */
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
     raft_set_pre_vote(&r->raft, true);
     /* A joining node first receives the whole log (or a snapshot) in one catch-up round; 0.15
