@@ -627,11 +627,22 @@ static void catch_up(struct node *n)
         n->syncing = false;
 }
 
+static void stop(struct node *n);
+
 static void duty_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
     if (n->stopping)
         return;
+    char why[CMN_ERRMSG_SIZE] = "";
+    if (rft_failed(n->rft, why)) {
+        /* Fail closed: a node whose Raft stopped would serve a trust state that no longer
+         * follows the cluster (revocations included). Its data is intact: a restart recovers. */
+        CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s): shutting down", why);
+        n->exit_code = 1;
+        stop(n);
+        return;
+    }
     struct rft_status st;
     rft_status(n->rft, &st);
     if (st.ready && !n->ca_proposing) {
@@ -743,8 +754,6 @@ static void on_committed(void *ctx, uint64_t index, const void *entry, size_t le
 }
 
 /* ---- lifecycle ---- */
-
-static void stop(struct node *n);
 
 static void signal_cb(uv_signal_t *s, int signum)
 {

@@ -3,11 +3,15 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <raft/uv.h>
 
@@ -78,6 +82,7 @@ struct rft {
     bool raft_inited, started, closing, closed_raft;
     struct kv_result last_result;
     struct kv_snap *snap;
+    int snap_rv; /* of the serialization thread */
     uint64_t log_bytes, log_entries; /* applied since the last snapshot */
     uint64_t last_snap_bytes;        /* size of the last snapshot taken or restored */
     bool snap_wanted;                /* canonical/raft's threshold lowered to take one now */
@@ -224,13 +229,28 @@ static int fsm_snapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsign
     return 0;
 }
 
+/* Serializes the view on a thread of the lowest CPU priority: copying a large state must not
+ * starve the event loops (Raft heartbeats) of a busy machine. */
+static void *serialize_thread(void *arg)
+{
+    struct rft *r = arg;
+    CMN_IGNORE(setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19));
+    char err[CMN_ERRMSG_SIZE] = "";
+    r->snap_rv = kv_snap_serialize(r->snap, &r->snap_buf, err);
+    return NULL;
+}
+
 /* Runs in the libuv threadpool: only the RocksDB snapshot view is touched. */
 static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct rft *r = fsm->data;
-    char err[CMN_ERRMSG_SIZE] = "";
     cmn_buf_init(&r->snap_buf, false);
-    if (kv_snap_serialize(r->snap, &r->snap_buf, err) != 0)
+    pthread_t t;
+    if (pthread_create(&t, NULL, serialize_thread, r) == 0)
+        pthread_join(t, NULL);
+    else
+        serialize_thread(r); /* at the pool thread's own priority */
+    if (r->snap_rv != 0)
         return RAFT_IOERR;
     r->snap_rbuf.base = r->snap_buf.data;
     r->snap_rbuf.len = r->snap_buf.len;
@@ -1092,6 +1112,15 @@ void rft_free(struct rft *r)
     cmn_buf_fini(&r->fwd_rx);
     free(r->bootstrap);
     free(r);
+}
+
+bool rft_failed(struct rft *r, char *errmsg)
+{
+    if (!r->started || r->closing || r->closed_raft || raft_state(&r->raft) != RAFT_UNAVAILABLE)
+        return false;
+    const char *m = raft_errmsg(&r->raft);
+    cmn_fail(errmsg, CMN_EIO, "%s", m && m[0] ? m : "no reason given");
+    return true;
 }
 
 void rft_status(struct rft *r, struct rft_status *out)

@@ -119,6 +119,10 @@ int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx,
 /* Closes Raft connections authenticated with a revoked node certificate. */
 void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
 
+/* Whether canonical/raft stopped on its own (an I/O error or an inconsistency it cannot go on
+ * from: it then answers nothing until restarted); errmsg gets its message. */
+bool rft_failed(struct rft *r, char *errmsg);
+
 /* Readable text for canonical/raft codes, including those raft_strerror does not know. */
 const char *rft_strerror(int code);
 

@@ -30,6 +30,7 @@ extern const char *const kv__cf_names[CF_COUNT];
 struct kv {
     rocksdb_t *db;
     rocksdb_options_t *opts;
+    rocksdb_env_t *env;
     rocksdb_column_family_handle_t *cf[CF_COUNT];
     rocksdb_readoptions_t *ropts;
     rocksdb_writeoptions_t *wopts;
