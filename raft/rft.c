@@ -24,7 +24,7 @@
 
 #define TICK_MS 50
 #define TRANSFER_WAIT_MS 3000
-#define CATCH_UP_ROUND_MS 60000
+#define CATCH_UP_ROUND_MS 300000
 /* canonical/raft's own snapshot threshold is kept out of the way; maybe_snapshot decides. */
 #define SNAP_NEVER (UINT_MAX / 2)
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
@@ -993,9 +993,10 @@ int rft_start(struct rft *r, char *errmsg)
     raft_set_snapshot_threshold(&r->raft, SNAP_NEVER); /* maybe_snapshot decides */
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
     raft_set_pre_vote(&r->raft, true);
-    /* A joining node first receives the whole log (or a snapshot) in one catch-up round; 0.15
-     * gives up on a round after 5 s, too short for a node joining a cluster with 100,000
-     * certificates on this hardware. */
+    /* A joining node first receives a snapshot (or the whole log) in one catch-up round; 0.15
+     * gives up on a round after 5 s: too short for 100,000 certificates, and a snapshot of
+     * 900,000 (570 MB) took 38 s to arrive and restore on a busy 2-CPU machine. An unreachable
+     * node is refused before Raft is asked to add it. */
     raft_set_max_catch_up_round_duration(&r->raft, CATCH_UP_ROUND_MS);
     if (r->cfg.n_bootstrap) {
         struct raft_configuration conf;
