@@ -424,12 +424,11 @@ int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg)
     }
     memset(out, 0, sizeof *out);
     ca_cert_list_init(&out->chain);
-    int rv = X509_up_ref(n->issuer.cert) == 1 && EVP_PKEY_up_ref(n->issuer.key) == 1 ? 0
-                                                                                    : CMN_ENOMEM;
-    if (rv == 0) {
+    if (X509_up_ref(n->issuer.cert) == 1)
         out->cert = n->issuer.cert;
+    if (EVP_PKEY_up_ref(n->issuer.key) == 1)
         out->key = n->issuer.key;
-    }
+    int rv = out->cert && out->key ? 0 : CMN_ENOMEM;
     for (size_t i = 0; rv == 0 && i < n->issuer.chain.n; i++)
         rv = ca_cert_list_add(&out->chain, n->issuer.chain.v[i]);
     if (rv != 0) {
