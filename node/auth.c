@@ -250,13 +250,16 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
         if (!adopted)
             return;
     }
-    a->registered = true;
-    snprintf(a->source, sizeof a->source, "Registered");
     if (early_revoked(n, &a->def, &a->revoked_ms)) {
-        /* as once applied: a certificate of the cluster CA is revoked, any other forgotten */
+        /* as once applied: no registration; a certificate of the cluster CA is revoked, any
+         * other unknown */
         a->status = a->def.ca_issued ? AUTH_REVOKED : AUTH_UNFAMILIAR;
+        kv_cert_fini(&a->def);
+        memset(&a->def, 0, sizeof a->def);
         return;
     }
+    a->registered = true;
+    snprintf(a->source, sizeof a->source, "Registered");
     if (a->def.twofa_key != NULL) {
         /* Registered with a TOTP key: refused with 428 until a two-factor session exists;
          * sessions (POST /authentication/2fa) arrive with the two-factor work. */
