@@ -178,12 +178,13 @@ static void info_after(uv_work_t *w, int status)
            "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
            "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
            "Thumbprint: %s\n"
-           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\n",
+           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nPid: %ld\n",
            n->cfg.tag, st->state, st->leader[0] ? st->leader : "(none)",
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
            (unsigned long long)st->last_index, (unsigned long long)st->applied_index,
            j->state_hash, j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url,
-           n->cfg.data_dir, j->serving ? "yes" : "no (catching up with the cluster)");
+           n->cfg.data_dir, j->serving ? "yes" : "no (catching up with the cluster)",
+           (long)getpid());
     kv_snap_end(j->snap);
     free(j);
 }
