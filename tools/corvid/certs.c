@@ -100,12 +100,6 @@ static void upper_copy(const char *in, char *out, size_t n)
     out[i] = '\0';
 }
 
-static const char *str_of(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
 /* GET /admin/certificates with query (already escaped), paging through every result. Returns
  * the first answer's object with Results holding them all. */
 static int fetch_certs(struct cli *c, const char *query, json_t **out)
@@ -134,8 +128,8 @@ static int fetch_certs(struct cli *c, const char *query, json_t **out)
         size_t n = json_array_size(res), records = n;
         const char *own = json_string_value(json_object_get(page, "LoadedServerCert"));
         if (start == 0 && n > 0 && own &&
-            strcasecmp(str_of(json_array_get(res, 0), "Thumbprint"), own) == 0 &&
-            strcmp(str_of(json_array_get(res, 0), "Name"), "Server Certificate") == 0)
+            strcasecmp(cli_str(json_array_get(res, 0), "Thumbprint"), own) == 0 &&
+            strcmp(cli_str(json_array_get(res, 0), "Name"), "Server Certificate") == 0)
             records--;
         if (all == NULL) {
             all = page;
@@ -192,14 +186,14 @@ static int resolve(struct cli *c, const char *ref, bool full, json_t **def)
             fprintf(stderr, "corvid: %zu certificates are named '%s'; give the thumbprint:\n", n,
                     safe);
             for (size_t i = 0; i < n; i++)
-                fprintf(stderr, "  %s  %s\n", str_of(json_array_get(res, i), "Thumbprint"),
-                        str_of(json_array_get(res, i), "SecurityClearance"));
+                fprintf(stderr, "  %s  %s\n", cli_str(json_array_get(res, i), "Thumbprint"),
+                        cli_str(json_array_get(res, i), "SecurityClearance"));
             json_decref(o);
             return CLI_FAILURE;
         }
         if (full) {
             char tp[64];
-            snprintf(tp, sizeof tp, "%s", str_of(json_array_get(res, 0), "Thumbprint"));
+            snprintf(tp, sizeof tp, "%s", cli_str(json_array_get(res, 0), "Thumbprint"));
             json_decref(o);
             if (!is_thumbprint(tp)) {
                 fprintf(stderr, "corvid: the node answered a certificate without a thumbprint\n");
@@ -285,7 +279,7 @@ static void attach_last_used(json_t *results, json_t *latest)
     json_array_foreach(results, i, d)
     {
         char key[64];
-        upper_copy(str_of(d, "Thumbprint"), key, sizeof key);
+        upper_copy(cli_str(d, "Thumbprint"), key, sizeof key);
         json_t *w = json_object_get(latest, key);
         json_object_set(d, "LastUsed", w ? w : json_null());
     }
@@ -318,7 +312,7 @@ static const char *expiry_color(int64_t na, int64_t now)
 
 static void perms_text(json_t *d, char *out, size_t n)
 {
-    const char *cl = str_of(d, "SecurityClearance");
+    const char *cl = cli_str(d, "SecurityClearance");
     cli_fmt_perms(json_object_get(d, "Permissions"), out, n);
     if (out[0] == '\0')
         snprintf(out, n, "%s",
@@ -331,16 +325,16 @@ static void perms_text(json_t *d, char *out, size_t n)
 static int by_name(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    int r = strcasecmp(str_of(x, "Name"), str_of(y, "Name"));
-    return r ? r : strcmp(str_of(x, "Thumbprint"), str_of(y, "Thumbprint"));
+    int r = strcasecmp(cli_str(x, "Name"), cli_str(y, "Name"));
+    return r ? r : strcmp(cli_str(x, "Thumbprint"), cli_str(y, "Thumbprint"));
 }
 
 static int by_expiry(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
     int64_t tx = 0, ty = 0;
-    CMN_IGNORE(cli_parse_time(str_of(x, "NotAfter"), &tx));
-    CMN_IGNORE(cli_parse_time(str_of(y, "NotAfter"), &ty));
+    CMN_IGNORE(cli_parse_time(cli_str(x, "NotAfter"), &tx));
+    CMN_IGNORE(cli_parse_time(cli_str(y, "NotAfter"), &ty));
     return tx < ty ? -1 : tx > ty;
 }
 
@@ -354,12 +348,12 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
         return CLI_FAILURE;
     for (size_t i = 0; i < n; i++)
         v[i] = json_array_get(results, i);
-    if (n > 0 && own && strcasecmp(str_of(v[0], "Thumbprint"), own) == 0)
+    if (n > 0 && own && strcasecmp(cli_str(v[0], "Thumbprint"), own) == 0)
         skip = 1;
     /* The node's own certificate is listed first ("Server Certificate") even when it is also
      * registered ("Server Certificate for Node A"): one row is enough. */
     for (size_t i = 1; skip && i < n; i++)
-        if (strcasecmp(str_of(v[i], "Thumbprint"), own) == 0) {
+        if (strcasecmp(cli_str(v[i], "Thumbprint"), own) == 0) {
             memmove(v, v + 1, (n - 1) * sizeof *v);
             n--;
             skip = 0;
@@ -376,9 +370,9 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
         int64_t na_t;
         size_t sec = json_array_size(json_object_get(v[i], "CollectionSecondaryKeys"));
         if (sec)
-            snprintf(name, sizeof name, "%.256s (+%zu)", str_of(v[i], "Name"), sec);
+            snprintf(name, sizeof name, "%.256s (+%zu)", cli_str(v[i], "Name"), sec);
         else
-            snprintf(name, sizeof name, "%s", str_of(v[i], "Name"));
+            snprintf(name, sizeof name, "%s", cli_str(v[i], "Name"));
         fmt_date(v[i], "NotBefore", nb, sizeof nb, NULL);
         fmt_date(v[i], "NotAfter", na, sizeof na, &na_t);
         if (na_t && na_t <= now)
@@ -389,7 +383,7 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
             snprintf(lu, sizeof lu, "-");
         perms_text(v[i], perms, sizeof perms);
         const char *row[] = {
-            name, str_of(v[i], "Thumbprint"), str_of(v[i], "SecurityClearance"), nb, na, lu, perms};
+            name, cli_str(v[i], "Thumbprint"), cli_str(v[i], "SecurityClearance"), nb, na, lu, perms};
         if (cli_table_add(&t, row) != 0) {
             rv = CLI_FAILURE;
             break;
@@ -405,37 +399,6 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
     free(v);
     return rv;
 }
-
-/* Common start of every command: options parsed by the caller; connects the client. */
-static int open_or_help(struct cli *c, const char *help)
-{
-    if (c->help) {
-        cli_print_help(help);
-        return -1;
-    }
-    return cli_open(c);
-}
-
-/* A brace block, not do-while(0): its `continue` must reach the option loop. */
-#define PARSE_GLOBAL(c, o, cmd)                                                                    \
-    {                                                                                              \
-        int g_ = cli_global_opt(&(c), (o), optarg);                                                \
-        if (g_ < 0) {                                                                              \
-            cli_fini(&(c));                                                                        \
-            return usage_error(cmd);                                                               \
-        }                                                                                          \
-        if (g_ > 0)                                                                                \
-            continue;                                                                              \
-    }
-
-#define START(c, help)                                                                             \
-    do {                                                                                           \
-        int s_ = open_or_help(&(c), (help));                                                       \
-        if (s_ != CLI_OK) {                                                                        \
-            cli_fini(&(c));                                                                        \
-            return s_ < 0 ? CLI_OK : s_;                                                           \
-        }                                                                                          \
-    } while (0)
 
 /* ---------------------------------------------------------------- list */
 
@@ -480,7 +443,7 @@ static int cmd_list(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "list");
+        CLI_PARSE_GLOBAL(c, o, usage_error("list"));
         switch (o) {
         case O_NAME:
             name = optarg;
@@ -501,7 +464,7 @@ static int cmd_list(int argc, char **argv)
         cli_fini(&c);
         return usage_error("list");
     }
-    START(c, list_help);
+    CLI_START(c, list_help);
     struct cmn_buf q;
     cmn_buf_init(&q, false);
     int rv = CLI_FAILURE;
@@ -543,10 +506,10 @@ static void print_definition(struct cli *c, json_t *d)
 {
     char buf[1200], date[80];
     int64_t now = cmn_now_ms(&cmn_clock_system) / 1000, t;
-    cli_safe_text(str_of(d, "Name"), buf, sizeof buf);
+    cli_safe_text(cli_str(d, "Name"), buf, sizeof buf);
     printf(ROW, "Name:", buf);
-    printf(ROW, "Thumbprint:", str_of(d, "Thumbprint"));
-    printf(ROW, "Security clearance:", str_of(d, "SecurityClearance"));
+    printf(ROW, "Thumbprint:", cli_str(d, "Thumbprint"));
+    printf(ROW, "Security clearance:", cli_str(d, "SecurityClearance"));
     perms_text(d, buf, sizeof buf);
     char safe[1200];
     cli_safe_text(buf, safe, sizeof safe);
@@ -567,8 +530,8 @@ static void print_definition(struct cli *c, json_t *d)
     }
     printf(ROW,
            "Two-factor auth:", json_is_true(json_object_get(d, "HasTwoFactor")) ? "yes" : "no");
-    if (str_of(d, "PublicKeyPinningHash")[0])
-        printf(ROW, "Pinning hash:", str_of(d, "PublicKeyPinningHash"));
+    if (cli_str(d, "PublicKeyPinningHash")[0])
+        printf(ROW, "Pinning hash:", cli_str(d, "PublicKeyPinningHash"));
     json_t *sec = json_object_get(d, "CollectionSecondaryKeys");
     if (json_array_size(sec) > 0) {
         size_t i;
@@ -576,8 +539,8 @@ static void print_definition(struct cli *c, json_t *d)
         json_array_foreach(sec, i, s) printf(ROW, i == 0 ? "Secondary keys:" : "",
                                              json_string_value(s) ? json_string_value(s) : "?");
     }
-    if (str_of(d, "CollectionPrimaryKey")[0])
-        printf(ROW, "Primary key:", str_of(d, "CollectionPrimaryKey"));
+    if (cli_str(d, "CollectionPrimaryKey")[0])
+        printf(ROW, "Primary key:", cli_str(d, "CollectionPrimaryKey"));
 
     const char *b64 = json_string_value(json_object_get(d, "Certificate"));
     if (b64 == NULL)
@@ -680,7 +643,7 @@ static int cmd_show(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "show");
+        CLI_PARSE_GLOBAL(c, o, usage_error("show"));
         switch (o) {
         case O_PEM:
             pem = true;
@@ -698,7 +661,7 @@ static int cmd_show(int argc, char **argv)
         cli_fini(&c);
         return usage_error("show");
     }
-    START(c, show_help);
+    CLI_START(c, show_help);
     json_t *d;
     int rv = resolve(&c, argv[optind], true, &d);
     if (rv != CLI_OK) {
@@ -746,7 +709,7 @@ static int cmd_whoami(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "whoami");
+        CLI_PARSE_GLOBAL(c, o, usage_error("whoami"));
         cli_fini(&c);
         return usage_error("whoami");
     }
@@ -755,7 +718,7 @@ static int cmd_whoami(int argc, char **argv)
         cli_fini(&c);
         return usage_error("whoami");
     }
-    START(c, whoami_help);
+    CLI_START(c, whoami_help);
     struct hc_response r;
     int rv = cli_request(&c, "GET", "/certificates/whoami", NULL, 0, NULL, &r);
     if (rv != CLI_OK) {
@@ -1208,7 +1171,7 @@ static int cmd_generate(int argc, char **argv)
         return usage_error("generate");
     }
     g.name = argv[optind];
-    int rv = open_or_help(&c, generate_help);
+    int rv = cli_open_or_help(&c, generate_help);
     if (rv == CLI_OK)
         rv = generate_core(&c, &g, "Generated");
     json_decref(g.perms);
@@ -1249,20 +1212,20 @@ static int cmd_clone(int argc, char **argv)
         cli_fini(&c);
         return usage_error("clone");
     }
-    START(c, clone_help);
+    CLI_START(c, clone_help);
     json_t *src;
     int rv = resolve(&c, argv[optind], false, &src);
     if (rv == CLI_OK) {
         char cl[32];
-        snprintf(cl, sizeof cl, "%s", str_of(src, "SecurityClearance"));
+        snprintf(cl, sizeof cl, "%s", cli_str(src, "SecurityClearance"));
         g.clearance = cl;
         g.perms = json_incref(json_object_get(src, "Permissions"));
         if (g.perms == NULL)
             g.perms = json_object();
         char from[400], sname[300];
-        cli_safe_text(str_of(src, "Name"), sname, sizeof sname);
+        cli_safe_text(cli_str(src, "Name"), sname, sizeof sname);
         snprintf(from, sizeof from, "Cloned from '%.250s' (%s) as", sname,
-                 str_of(src, "Thumbprint"));
+                 cli_str(src, "Thumbprint"));
         rv = generate_core(&c, &g, from);
         json_decref(g.perms);
         json_decref(src);
@@ -1336,7 +1299,7 @@ static int cmd_upload(int argc, char **argv)
         cli_fini(&c);
         return usage_error("upload");
     }
-    int rv = open_or_help(&c, upload_help);
+    int rv = cli_open_or_help(&c, upload_help);
     if (rv != CLI_OK) {
         json_decref(perms);
         cli_fini(&c);
@@ -1528,7 +1491,7 @@ static int cmd_edit(int argc, char **argv)
                         "--remove-perm or --clear-perms\n");
         goto out_usage;
     }
-    rv = open_or_help(&c, edit_help);
+    rv = cli_open_or_help(&c, edit_help);
     if (rv != CLI_OK)
         goto out;
     json_t *d;
@@ -1551,9 +1514,9 @@ static int cmd_edit(int argc, char **argv)
     }
     json_object_update(perms, add);
     json_t *body =
-        json_pack("{s:s, s:s, s:s, s:o}", "Thumbprint", str_of(d, "Thumbprint"), "Name",
-                  name ? name : str_of(d, "Name"), "SecurityClearance",
-                  clearance ? clearance : str_of(d, "SecurityClearance"), "Permissions", perms);
+        json_pack("{s:s, s:s, s:s, s:o}", "Thumbprint", cli_str(d, "Thumbprint"), "Name",
+                  name ? name : cli_str(d, "Name"), "SecurityClearance",
+                  clearance ? clearance : cli_str(d, "SecurityClearance"), "Permissions", perms);
     json_decref(d);
     if (body == NULL) {
         fprintf(stderr, "corvid: the name is not valid UTF-8\n");
@@ -1568,12 +1531,12 @@ static int cmd_edit(int argc, char **argv)
             cli_print_json(body);
         } else {
             char sname[300], p[1024];
-            cli_safe_text(str_of(body, "Name"), sname, sizeof sname);
+            cli_safe_text(cli_str(body, "Name"), sname, sizeof sname);
             perms_text(body, p, sizeof p);
             printf(
                 "Updated '%s' (%s) on every node\n  Security clearance: %s\n  Permissions:        "
                 "%s\n",
-                sname, str_of(body, "Thumbprint"), str_of(body, "SecurityClearance"), p);
+                sname, cli_str(body, "Thumbprint"), cli_str(body, "SecurityClearance"), p);
         }
     }
     json_decref(body);
@@ -1635,7 +1598,7 @@ static int cmd_delete(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "hy", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "delete");
+        CLI_PARSE_GLOBAL(c, o, usage_error("delete"));
         if (o == O_YES || o == 'y') {
             yes = true;
             continue;
@@ -1648,7 +1611,7 @@ static int cmd_delete(int argc, char **argv)
         cli_fini(&c);
         return usage_error("delete");
     }
-    START(c, delete_help);
+    CLI_START(c, delete_help);
     json_t *done = json_array();
     int rv = CLI_OK;
     for (int i = optind; i < argc && rv == CLI_OK; i++) {
@@ -1656,9 +1619,9 @@ static int cmd_delete(int argc, char **argv)
         if ((rv = resolve(&c, argv[i], false, &d)) != CLI_OK)
             break;
         char sname[300], q[600], path[128];
-        cli_safe_text(str_of(d, "Name"), sname, sizeof sname);
+        cli_safe_text(cli_str(d, "Name"), sname, sizeof sname);
         snprintf(q, sizeof q, "Revoke '%.250s' (%s, %s) on every node? This cannot be undone.",
-                 sname, str_of(d, "Thumbprint"), str_of(d, "SecurityClearance"));
+                 sname, cli_str(d, "Thumbprint"), cli_str(d, "SecurityClearance"));
         if (!yes && !confirm(q)) {
             fprintf(stderr, "corvid: '%s' left as it is\n", sname);
             json_decref(d);
@@ -1666,15 +1629,15 @@ static int cmd_delete(int argc, char **argv)
             break;
         }
         snprintf(path, sizeof path, "/admin/certificates?thumbprint=%.40s",
-                 str_of(d, "Thumbprint"));
+                 cli_str(d, "Thumbprint"));
         struct hc_response r;
         rv = cli_request(&c, "DELETE", path, NULL, 0, NULL, &r);
         if (rv == CLI_OK) {
             hc_response_fini(&r);
-            json_array_append_new(done, json_pack("{s:s, s:s}", "Name", str_of(d, "Name"),
-                                                  "Thumbprint", str_of(d, "Thumbprint")));
+            json_array_append_new(done, json_pack("{s:s, s:s}", "Name", cli_str(d, "Name"),
+                                                  "Thumbprint", cli_str(d, "Thumbprint")));
             if (!c.json)
-                printf("Revoked '%s' (%s) on every node\n", sname, str_of(d, "Thumbprint"));
+                printf("Revoked '%s' (%s) on every node\n", sname, cli_str(d, "Thumbprint"));
         }
         json_decref(d);
     }
@@ -1714,7 +1677,7 @@ static int cmd_purge(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "hy", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "purge");
+        CLI_PARSE_GLOBAL(c, o, usage_error("purge"));
         if (o == O_YES || o == 'y') {
             yes = true;
             continue;
@@ -1727,7 +1690,7 @@ static int cmd_purge(int argc, char **argv)
         cli_fini(&c);
         return usage_error("purge");
     }
-    START(c, purge_help);
+    CLI_START(c, purge_help);
     json_t *expired;
     int rv = fetch_certs(&c, "&expiringWithinDays=0", &expired);
     if (rv != CLI_OK) {
@@ -1758,8 +1721,8 @@ static int cmd_purge(int argc, char **argv)
             size_t i;
             json_t *d;
             json_array_foreach(res, i, d) json_array_append_new(
-                list, json_pack("{s:s, s:s, s:s}", "Name", str_of(d, "Name"), "Thumbprint",
-                                str_of(d, "Thumbprint"), "NotAfter", str_of(d, "NotAfter")));
+                list, json_pack("{s:s, s:s, s:s}", "Name", cli_str(d, "Name"), "Thumbprint",
+                                cli_str(d, "Thumbprint"), "NotAfter", cli_str(d, "NotAfter")));
             json_t *out = json_pack("{s:o}", "Purged", list);
             cli_print_json(out);
             json_decref(out);
@@ -1806,7 +1769,7 @@ static int cmd_export(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "export");
+        CLI_PARSE_GLOBAL(c, o, usage_error("export"));
         if (o == O_OUT) {
             out = optarg;
             continue;
@@ -1834,7 +1797,7 @@ static int cmd_export(int argc, char **argv)
         cli_fini(&c);
         return CLI_USAGE;
     }
-    START(c, export_help);
+    CLI_START(c, export_help);
     struct hc_response r;
     int rv = cli_request(&c, "GET", "/admin/certificates/export", NULL, 0, NULL, &r);
     if (rv != CLI_OK) {
@@ -1878,8 +1841,8 @@ static int cmd_export(int argc, char **argv)
             json_array_foreach(list, i, e)
             {
                 char safe[600];
-                cli_safe_text(str_of(e, "Subject"), safe, sizeof safe);
-                fprintf(info, "  %s  %-4s  %s\n", str_of(e, "Thumbprint"), str_of(e, "NodeTag"),
+                cli_safe_text(cli_str(e, "Subject"), safe, sizeof safe);
+                fprintf(info, "  %s  %-4s  %s\n", cli_str(e, "Thumbprint"), cli_str(e, "NodeTag"),
                         safe);
             }
         }
@@ -1921,7 +1884,7 @@ static int cmd_expiring(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "expiring");
+        CLI_PARSE_GLOBAL(c, o, usage_error("expiring"));
         if (o == O_DAYS) {
             char *end;
             days = strtol(optarg, &end, 10);
@@ -1937,7 +1900,7 @@ static int cmd_expiring(int argc, char **argv)
         cli_fini(&c);
         return usage_error("expiring");
     }
-    START(c, expiring_help);
+    CLI_START(c, expiring_help);
     char q[64];
     snprintf(q, sizeof q, "&expiringWithinDays=%ld", days);
     json_t *all;

@@ -20,33 +20,6 @@ static int usage_error(const char *cmd)
     return CLI_USAGE;
 }
 
-static const char *str_of(json_t *o, const char *key)
-{
-    const char *s = json_string_value(json_object_get(o, key));
-    return s ? s : "";
-}
-
-/* A brace block, not do-while(0): its `continue` must reach the option loop. */
-#define PARSE_GLOBAL(c, o, cmd)                                                                    \
-    {                                                                                              \
-        int g_ = cli_global_opt(&(c), (o), optarg);                                                \
-        if (g_ < 0) {                                                                              \
-            cli_fini(&(c));                                                                        \
-            return usage_error(cmd);                                                               \
-        }                                                                                          \
-        if (g_ > 0)                                                                                \
-            continue;                                                                              \
-    }
-
-static int start(struct cli *c, const char *help)
-{
-    if (c->help) {
-        cli_print_help(help);
-        return -1;
-    }
-    return cli_open(c);
-}
-
 /* "Member", "Promotable" or "Watcher" for a tag of the topology object. */
 static const char *role_of(json_t *topo, const char *tag)
 {
@@ -89,7 +62,7 @@ static int cmd_status(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "status");
+        CLI_PARSE_GLOBAL(c, o, usage_error("status"));
         cli_fini(&c);
         return usage_error("status");
     }
@@ -98,11 +71,8 @@ static int cmd_status(int argc, char **argv)
         cli_fini(&c);
         return usage_error("status");
     }
-    int rv = start(&c, status_help);
-    if (rv != CLI_OK) {
-        cli_fini(&c);
-        return rv < 0 ? CLI_OK : rv;
-    }
+    CLI_START(c, status_help);
+    int rv = CLI_OK;
     json_t *first;
     if ((rv = cli_get_json(&c, "/cluster/topology", 0, &first)) != CLI_OK) {
         cli_fini(&c);
@@ -143,10 +113,10 @@ static int cmd_status(int argc, char **argv)
             }
             if (leader == NULL)
                 leader = json_string_value(json_object_get(n, "Leader"));
-            if (strcmp(str_of(seen, "NodeTag"), tag) != 0) {
+            if (strcmp(cli_str(seen, "NodeTag"), tag) != 0) {
                 json_object_set_new(
                     n, "Error",
-                    json_sprintf("the URL answers as node %s", str_of(seen, "NodeTag")));
+                    json_sprintf("the URL answers as node %s", cli_str(seen, "NodeTag")));
                 healthy = false;
             }
         } else {
@@ -184,23 +154,23 @@ static int cmd_status(int argc, char **argv)
                          (long long)json_integer_value(json_object_get(e, "Term")));
                 snprintf(idx, sizeof idx, "%lld",
                          (long long)json_integer_value(json_object_get(e, "Etag")));
-                snprintf(state, sizeof state, "%s", str_of(e, "State"));
+                snprintf(state, sizeof state, "%s", cli_str(e, "State"));
             } else {
                 snprintf(state, sizeof state, "unreachable");
             }
-            const char *row[] = {str_of(e, "Tag"),
-                                 str_of(e, "Url"),
-                                 str_of(e, "Role"),
+            const char *row[] = {cli_str(e, "Tag"),
+                                 cli_str(e, "Url"),
+                                 cli_str(e, "Role"),
                                  state,
                                  termb,
-                                 up ? (str_of(e, "Leader")[0] ? str_of(e, "Leader") : "(none)")
+                                 up ? (cli_str(e, "Leader")[0] ? cli_str(e, "Leader") : "(none)")
                                     : "",
                                  idx};
             if (cli_table_add(&t, row) != 0)
                 break;
             if (!up)
                 cli_table_color(&t, i, 3, CLI_RED);
-            else if (strcmp(str_of(e, "State"), "Leader") == 0)
+            else if (strcmp(cli_str(e, "State"), "Leader") == 0)
                 cli_table_color(&t, i, 3, CLI_GREEN);
         }
         cli_table_print(&t, stdout, c.color);
@@ -209,8 +179,8 @@ static int cmd_status(int argc, char **argv)
         {
             if (!json_is_null(json_object_get(e, "Error"))) {
                 char safe[CMN_ERRMSG_SIZE];
-                cli_safe_text(str_of(e, "Error"), safe, sizeof safe);
-                printf("\nnode %s: %s", str_of(e, "Tag"), safe);
+                cli_safe_text(cli_str(e, "Error"), safe, sizeof safe);
+                printf("\nnode %s: %s", cli_str(e, "Tag"), safe);
             }
         }
         if (!healthy)
@@ -247,7 +217,7 @@ static int cmd_topology(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "topology");
+        CLI_PARSE_GLOBAL(c, o, usage_error("topology"));
         cli_fini(&c);
         return usage_error("topology");
     }
@@ -256,11 +226,8 @@ static int cmd_topology(int argc, char **argv)
         cli_fini(&c);
         return usage_error("topology");
     }
-    int rv = start(&c, topology_help);
-    if (rv != CLI_OK) {
-        cli_fini(&c);
-        return rv < 0 ? CLI_OK : rv;
-    }
+    CLI_START(c, topology_help);
+    int rv = CLI_OK;
     json_t *t;
     if ((rv = cli_get_json(&c, "/cluster/topology", 0, &t)) != CLI_OK) {
         cli_fini(&c);
@@ -273,7 +240,7 @@ static int cmd_topology(int argc, char **argv)
         const char *leader = json_string_value(json_object_get(t, "Leader"));
         printf("Leader %s, term %lld (as seen by node %s, %s)\n\n", leader ? leader : "(none)",
                (long long)json_integer_value(json_object_get(t, "CurrentTerm")),
-               str_of(t, "NodeTag"), str_of(t, "CurrentState"));
+               cli_str(t, "NodeTag"), cli_str(t, "CurrentState"));
         static const char *const head[] = {"TAG", "URL", "ROLE"};
         struct cli_table tb;
         cli_table_init(&tb, 3, head);
@@ -393,7 +360,7 @@ static int cmd_add(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "add-node");
+        CLI_PARSE_GLOBAL(c, o, usage_error("add-node"));
         if (o == O_TAG && ca_node_tag_valid(optarg)) {
             tag_arg = optarg;
             continue;
@@ -430,11 +397,8 @@ static int cmd_add(int argc, char **argv)
         cli_fini(&c);
         return usage_error("add-node");
     }
-    int rv = start(&c, add_help);
-    if (rv != CLI_OK) {
-        cli_fini(&c);
-        return rv < 0 ? CLI_OK : rv;
-    }
+    CLI_START(c, add_help);
+    int rv = CLI_OK;
     char tag[8] = "", thumb[48] = "";
     if (tag_arg)
         snprintf(tag, sizeof tag, "%s", tag_arg);
@@ -445,7 +409,7 @@ static int cmd_add(int argc, char **argv)
      * then checks it sees too. Not fatal: the leader may reach it where this machine cannot. */
     json_t *info = NULL;
     if (cli_get_json_at(&c, u.base, "/cluster/node-info", &info, err) == CLI_OK) {
-        const char *t = str_of(info, "NodeTag"), *tp = str_of(info, "Thumbprint");
+        const char *t = cli_str(info, "NodeTag"), *tp = cli_str(info, "Thumbprint");
         if (tag[0] && t[0] && strcmp(t, tag) != 0) {
             fprintf(stderr, "corvid: %s says it is node %s, not %s\n", u.base, t, tag);
             json_decref(info);
@@ -546,7 +510,7 @@ static int cmd_remove(int argc, char **argv)
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "hy", opts, NULL)) != -1) {
-        PARSE_GLOBAL(c, o, "remove-node");
+        CLI_PARSE_GLOBAL(c, o, usage_error("remove-node"));
         if (o == O_YES || o == 'y') {
             yes = true;
             continue;
@@ -564,11 +528,8 @@ static int cmd_remove(int argc, char **argv)
         cli_fini(&c);
         return usage_error("remove-node");
     }
-    int rv = start(&c, remove_help);
-    if (rv != CLI_OK) {
-        cli_fini(&c);
-        return rv < 0 ? CLI_OK : rv;
-    }
+    CLI_START(c, remove_help);
+    int rv = CLI_OK;
     const char *tag = argv[optind];
     if (!yes && isatty(STDIN_FILENO)) {
         FILE *tty = fopen("/dev/tty", "r+");

@@ -110,6 +110,21 @@ static bool env_set(const char *name)
     return v != NULL && v[0] != '\0';
 }
 
+int cli_open_or_help(struct cli *c, const char *help)
+{
+    if (c->help) {
+        cli_print_help(help);
+        return -1;
+    }
+    return cli_open(c);
+}
+
+const char *cli_str(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : "";
+}
+
 int cli_open(struct cli *c)
 {
     char errmsg[CMN_ERRMSG_SIZE] = "";

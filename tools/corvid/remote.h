@@ -93,6 +93,37 @@ int cli_global_opt(struct cli *c, int opt, const char *arg);
  * sets up TLS. Connects to nothing yet. Returns CLI_OK, or an exit code after printing why. */
 int cli_open(struct cli *c);
 void cli_fini(struct cli *c);
+/* The common start of a command once its options are parsed: prints the help and returns -1
+ * with --help, otherwise cli_open. */
+int cli_open_or_help(struct cli *c, const char *help);
+
+/* In a command's getopt_long loop: takes a global option (continue), or on a bad value releases
+ * c and returns on_error (the command's usage error). A brace block, not do-while(0): its
+ * `continue` must reach the option loop. */
+#define CLI_PARSE_GLOBAL(c, o, on_error)                                                           \
+    {                                                                                              \
+        int g_ = cli_global_opt(&(c), (o), optarg);                                                \
+        if (g_ < 0) {                                                                              \
+            cli_fini(&(c));                                                                        \
+            return (on_error);                                                                     \
+        }                                                                                          \
+        if (g_ > 0)                                                                                \
+            continue;                                                                              \
+    }
+
+/* After the options: cli_open_or_help, returning from the command (with c released) on --help
+ * (exit 0) or failure. */
+#define CLI_START(c, help)                                                                         \
+    do {                                                                                           \
+        int s_ = cli_open_or_help(&(c), (help));                                                   \
+        if (s_ != CLI_OK) {                                                                        \
+            cli_fini(&(c));                                                                        \
+            return s_ < 0 ? CLI_OK : s_;                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* A string member of a JSON object, "" when absent. */
+const char *cli_str(json_t *o, const char *key);
 
 /* Request flags. */
 #define CLI_NO_RESEND 1u /* never send twice (a generated key would be lost) */
