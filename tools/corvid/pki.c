@@ -19,6 +19,7 @@
 #include "common/buf.h"
 #include "common/env.h"
 #include "tools/corvid/cli.h"
+#include "tools/corvid/remote.h"
 
 const char pki_summary[] =
     "offline PKI: create the cluster CA and node certificates, inspect files";
@@ -30,59 +31,6 @@ const char pki_summary[] =
 #define MAX_NODES         64
 
 /* ---------------------------------------------------------------- files */
-
-static int read_file(const char *path, size_t max, struct cmn_buf *out)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "corvid: cannot open %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    for (;;) {
-        if (out->len > max) {
-            fprintf(stderr, "corvid: %s is larger than %zu bytes\n", path, max);
-            close(fd);
-            return -1;
-        }
-        if (cmn_buf_reserve(out, 4096) != 0) {
-            fprintf(stderr, "corvid: out of memory\n");
-            close(fd);
-            return -1;
-        }
-        ssize_t got = read(fd, out->data + out->len, out->cap - out->len - 1);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            fprintf(stderr, "corvid: cannot read %s: %s\n", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (got == 0)
-            break;
-        out->len += (size_t)got;
-    }
-    out->data[out->len] = 0;
-    close(fd);
-    return 0;
-}
-
-/* Reads a password file (first line, without its line ending) into a secret buffer. */
-static int read_password(const char *path, struct cmn_buf *out)
-{
-    cmn_buf_init(out, true);
-    if (read_file(path, 4096, out) != 0)
-        return -1;
-    size_t n = 0;
-    while (n < out->len && out->data[n] != '\n' && out->data[n] != '\r')
-        n++;
-    cmn_cleanse(out->data + n, out->len - n);
-    out->len = n;
-    if (n == 0 || memchr(out->data, '\0', n) != NULL) {
-        fprintf(stderr, "corvid: password file %s is empty or holds a NUL byte\n", path);
-        return -1;
-    }
-    return 0;
-}
 
 static const char *password_of(const struct cmn_buf *b)
 {
@@ -475,7 +423,7 @@ static int init_cluster(int argc, char **argv)
     ca_cert_list_init(&chain);
     ca_cert_list_init(&node_certs);
     ca_cert_list_init(&iss_chain);
-    if (pass_file != NULL && read_password(pass_file, &pass) != 0)
+    if (pass_file != NULL && cli_read_password_file(pass_file, &pass) != 0)
         goto out;
     const char *pw = password_of(&pass);
     if (make_dirs(out_dir) != 0)
@@ -713,20 +661,19 @@ static int init_node(int argc, char **argv)
     struct ca_cert_list chain;
     ca_cert_list_init(&chain);
     char path[PATH_MAX];
-    if (pass_file != NULL && read_password(pass_file, &pass) != 0)
+    if (pass_file != NULL && cli_read_password_file(pass_file, &pass) != 0)
         goto out;
     const char *pw = password_of(&pass);
 
     if (path_join(path, sizeof path, ca_dir, "issuing.crt") != 0 ||
-        read_file(path, CA_INPUT_MAX, &file) != 0)
+        cli_read_file(path, CA_INPUT_MAX, &file) != 0)
         goto out;
     if ((e = ca_cert_from_bytes(file.data, file.len, &iss, errmsg)) != 0) {
         fail(path, e, errmsg);
         goto out;
     }
-    file.len = 0;
     if (path_join(path, sizeof path, ca_dir, "root.crt") != 0 ||
-        read_file(path, CA_INPUT_MAX, &file) != 0)
+        cli_read_file(path, CA_INPUT_MAX, &file) != 0)
         goto out;
     if ((e = ca_cert_from_bytes(file.data, file.len, &root, errmsg)) != 0) {
         fail(path, e, errmsg);
@@ -735,7 +682,7 @@ static int init_node(int argc, char **argv)
     cmn_buf_fini(&file);
     cmn_buf_init(&file, true);
     if (path_join(path, sizeof path, ca_dir, "issuing.key") != 0 ||
-        read_file(path, CA_INPUT_MAX, &file) != 0)
+        cli_read_file(path, CA_INPUT_MAX, &file) != 0)
         goto out;
     if ((e = ca_key_from_pem(file.data, file.len, pw, &iss_key, errmsg)) != 0) {
         fprintf(stderr, "corvid: %s: %s%s\n", path, errmsg,
@@ -887,9 +834,9 @@ static int inspect(int argc, char **argv)
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
     EVP_PKEY *key = NULL;
-    if (pass_file != NULL && read_password(pass_file, &pass) != 0)
+    if (pass_file != NULL && cli_read_password_file(pass_file, &pass) != 0)
         goto out;
-    if (read_file(path, CA_INPUT_MAX, &file) != 0)
+    if (cli_read_file(path, CA_INPUT_MAX, &file) != 0)
         goto out;
     if (ca_pfx_sniff(file.data, file.len)) {
         if ((e = ca_pfx_parse(file.data, file.len, password_of(&pass), 0, &pfx, errmsg)) != 0) {
