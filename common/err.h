@@ -32,7 +32,8 @@
     X(CRYPTO, "crypto library error")                                                              \
     X(STALE, "local state is ahead")                                                               \
     X(DENIED, "permission denied")                                                                 \
-    X(BUSY, "busy")
+    X(BUSY, "busy")                                                                                \
+    X(TIMEDOUT, "timed out")
 
 enum cmn_err {
     CMN_OK = 0,

@@ -153,6 +153,8 @@ struct info_job {
     struct kv_snap *snap; /* taken with st, so that the hashes match AppliedIndex */
     struct rft_status st;
     bool serving;
+    bool issuing_ca;
+    char records[256]; /* tags with a committed node record */
     char state_hash[65], trust_hash[65];
     size_t certs;
 };
@@ -178,13 +180,14 @@ static void info_after(uv_work_t *w, int status)
            "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
            "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
            "Thumbprint: %s\n"
-           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nPid: %ld\n",
+           "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nIssuingCA: %s\n"
+           "NodeRecords: %s\nPid: %ld\n",
            n->cfg.tag, st->state, st->leader[0] ? st->leader : "(none)",
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
-           (unsigned long long)st->last_index, (unsigned long long)st->applied_index,
-           j->state_hash, j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url,
-           n->cfg.data_dir, j->serving ? "yes" : "no (catching up with the cluster)",
-           (long)getpid());
+           (unsigned long long)st->last_index, (unsigned long long)st->applied_index, j->state_hash,
+           j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
+           j->serving ? "yes" : "no (catching up with the cluster)", j->issuing_ca ? "yes" : "no",
+           j->records, (long)getpid());
     kv_snap_end(j->snap);
     free(j);
 }
@@ -205,6 +208,15 @@ static void cmd_info(struct client *c)
     }
     rft_status(n->rft, &j->st);
     j->serving = n->serving;
+    j->issuing_ca = node_issuing_cert(n) != NULL;
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    size_t used = 0;
+    for (size_t i = 0; i < count && used < sizeof j->records; i++)
+        used += (size_t)snprintf(j->records + used, sizeof j->records - used, "%s%s", i ? " " : "",
+                                 nodes[i].tag);
+    kv_node_free_array(nodes, count);
     snprintf(j->state_hash, sizeof j->state_hash, "?");
     snprintf(j->trust_hash, sizeof j->trust_hash, "?");
     j->work.data = j;

@@ -1096,9 +1096,9 @@ static void h_node_info(struct node *n, struct http_request *req, struct node_au
     struct rft_status st;
     rft_status(n->rft, &st);
     respond_json(req, 200,
-                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "NodeTag", n->cfg.tag, "ServerUrl",
-                           n->cfg.public_url, "TcpUrl", n->cfg.tcp_url, "Thumbprint", tp,
-                           "CurrentState", st.state, "HasFixedPort", 1));
+                 json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag", n->cfg.tag,
+                           "ServerUrl", n->cfg.public_url, "TcpUrl", n->cfg.tcp_url, "Thumbprint",
+                           tp, "CurrentState", st.state, "HasFixedPort", 1, "Serving", n->serving));
     (void)a;
 }
 
@@ -1220,6 +1220,8 @@ static int member_status(int code)
         return 400;
     case CMN_EDENIED:
         return 503;
+    case CMN_ETIMEDOUT:
+        return 504;
     default:
         return 500;
     }

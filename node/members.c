@@ -6,9 +6,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
 
 #include "common/log.h"
 #include "node/node.h"
+
+/* An added node is a member once it serves requests: after its promotion it still proposes its
+ * catch-up entry (node.c) before it answers authenticated calls. The job asks it until then. */
+#define SERVE_WAIT_MS 30000
+#define SERVE_POLL_MS 100
 
 struct member_job {
     struct node *n;
@@ -19,11 +27,16 @@ struct member_job {
     struct kv_cert rec;
     bool remove;
     int step;
+    uv_timer_t poll; /* while waiting for an added node to serve */
+    bool polling;
+    uint64_t serve_deadline;
     node_member_cb cb;
     void *ctx;
 };
 
 static void step(struct member_job *j);
+static void poll_closed(uv_handle_t *h);
+static void poll_serving(uv_timer_t *t);
 
 static void finish(struct member_job *j, int status, const char *fmt, ...) CMN_PRINTF(3, 4);
 static void finish(struct member_job *j, int status, const char *fmt, ...)
@@ -35,9 +48,65 @@ static void finish(struct member_job *j, int status, const char *fmt, ...)
     va_end(ap);
     if (status == 0)
         CMN_INFO("NODE-MEMBER", "%s", msg);
+    else
+        CMN_WARN("NODE-MEMBER", "%s", msg);
     j->cb(j->ctx, status, msg);
     kv_cert_fini(&j->rec);
-    free(j);
+    if (j->polling)
+        uv_close((uv_handle_t *)&j->poll, poll_closed);
+    else
+        free(j);
+}
+
+static void poll_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* The added node's /cluster/node-info: done once it names this node's certificate and says it
+ * serves; asked again every SERVE_POLL_MS until SERVE_WAIT_MS have passed. */
+static void serve_answer(void *ctx, int status, const char *msg, X509 *peer, int http_status,
+                         const char *body, size_t len)
+{
+    struct member_job *j = ctx;
+    (void)peer;
+    json_t *info = status == 0 && http_status == 200 ? json_loadb(body, len, 0, NULL) : NULL;
+    const char *tp = json_string_value(json_object_get(info, "Thumbprint"));
+    bool serving =
+        tp && strcasecmp(tp, j->thumb) == 0 && json_is_true(json_object_get(info, "Serving"));
+    json_decref(info);
+    if (serving) {
+        finish(j, 0, "Node %s is a voting member of the cluster and serves requests", j->tag);
+        return;
+    }
+    if (uv_now(&j->n->loop) >= j->serve_deadline) {
+        finish(j, CMN_ETIMEDOUT,
+               "Node %s is a voting member of the cluster but does not serve requests at %s "
+               "after %d s (%s)",
+               j->tag, j->server_url, SERVE_WAIT_MS / 1000,
+               status != 0          ? msg
+               : http_status != 200 ? "no /cluster/node-info"
+                                    : "catching up");
+        return;
+    }
+    uv_timer_start(&j->poll, poll_serving, SERVE_POLL_MS, 0);
+}
+
+static void poll_serving(uv_timer_t *t)
+{
+    struct member_job *j = t->data;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (node_fetch(j->n, j->server_url, "/cluster/node-info", serve_answer, j, errmsg) != 0)
+        serve_answer(j, CMN_EIO, errmsg, NULL, 0, NULL, 0);
+}
+
+static void wait_serving(struct member_job *j)
+{
+    uv_timer_init(&j->n->loop, &j->poll);
+    j->poll.data = j;
+    j->polling = true;
+    j->serve_deadline = uv_now(&j->n->loop) + SERVE_WAIT_MS;
+    poll_serving(&j->poll);
 }
 
 static void committed(void *ctx, int status, const struct kv_result *res, const char *errmsg)
@@ -110,7 +179,7 @@ static void step(struct member_job *j)
             return;
         }
         default:
-            finish(j, 0, "Node %s is a voting member of the cluster", j->tag);
+            wait_serving(j);
             return;
         }
     }
