@@ -262,7 +262,7 @@ err_has "current client certificate"
 log "delete, and the revoked certificate refused"
 run 0 certs delete app1-b --json
 json 'd["Deleted"] == [{"Name": "app1-b", "Thumbprint": "'"$APP1B_TP"'"}]'
-wait_until 10 "same state" same_state A B C
+wait_until 60 "same state" same_state A B C
 for u in "$URL_A" "$URL_B" "$URL_C"; do
   run 1 certs whoami --url "$u" --cert "$WORK/app1-b/app1-b.pfx"
   err_has "does not know this client certificate"
@@ -354,7 +354,7 @@ log "add-node and remove-node"
 config D "" '"Cluster.TrustedNodeCertificates.Path": "collection.pfx"'
 start D
 URL_D="https://127.0.0.1:$(http_port D)"
-wait_until 20 "D answers" curl -s --cacert "$WORK/pki/ca-chain.crt" "$URL_D/cluster/node-info"
+wait_until 60 "D answers" curl -s --cacert "$WORK/pki/ca-chain.crt" "$URL_D/cluster/node-info"
 run 1 cluster add-node "$URL_D" --cert "$WORK/ops/ops.pfx"
 err_has "403"
 run 2 cluster add-node "$URL_D" --tag E

@@ -27,7 +27,7 @@ tp() { openssl x509 -in "$C/$1.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/
 mint admin ClusterAdmin
 mint early ValidUser
 mint operator Operator
-wait_until 10 "same state" same_state A B C
+wait_until 60 "same state" same_state A B C
 
 log "export the server certificates"
 must 200 admin GET B /admin/certificates/export
@@ -38,7 +38,7 @@ cp "$WORK/last.body" "$WORK/exported.pfx"
 log "start D passive, trusting the export"
 config D "" '"Cluster.TrustedNodeCertificates.Path": "exported.pfx"'
 start D
-wait_until 10 "D answers" curl -s -k "$(url D /cluster/node-info)"
+wait_until 60 "D answers" curl -s -k "$(url D /cluster/node-info)"
 L=$(leader_of A B C)
 F=$(echo A B C | tr ' ' '\n' | grep -v "$L" | head -1)
 H=$(field A TrustHash)
@@ -58,7 +58,7 @@ mkdir -p "$WORK/pki-e" && cp "$WORK/other/E.pfx" "$WORK/pki/E-other.pfx"
 config E "E" ''
 sed -i 's#pki/E.pfx#pki/E-other.pfx#; s#pki/issuing.pfx#other/issuing.pfx#' "$WORK/E.json"
 start E
-wait_until 20 "E leads its own cluster" sh -c "\"$CLI\" admin-channel --data-dir \"$WORK/data/E\" info | grep -q 'State: Leader'"
+wait_until 60 "E leads its own cluster" sh -c "\"$CLI\" admin-channel --data-dir \"$WORK/data/E\" info | grep -q 'State: Leader'"
 must 409 admin PUT "$F" "/admin/cluster/node?url=$(url E '')&tag=E"
 grep -q "already a member of a cluster" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
 stop E
@@ -67,8 +67,8 @@ stop E
 log "add D through a follower (307 to the leader)"
 DTP=$(openssl x509 -in "$WORK/pki/D.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
 must 200 admin PUT "$F" "/admin/cluster/node?url=$(url D '')&tag=D&expectedThumbprint=$DTP"
-wait_until 30 "D caught up" same_state A B C D
-wait_until 30 "D serving" sh -c "[ \"\$(\"$CLI\" admin-channel --data-dir \"$WORK/data/D\" info | sed -n 's/^Serving: //p')\" = yes ]"
+wait_until 60 "D caught up" same_state A B C D
+wait_until 60 "D serving" sh -c "[ \"\$(\"$CLI\" admin-channel --data-dir \"$WORK/data/D\" info | sed -n 's/^Serving: //p')\" = yes ]"
 must 200 early GET D /certificates/whoami
 grep -q '"Name":"early"' "$WORK/last.body" || fail "D does not know the early certificate"
 must 200 admin GET D /admin/certificates/export
@@ -79,7 +79,7 @@ grep -q '"Name":"Server certificate for Node D"' "$WORK/last.body" || fail "D's 
 
 log "revoke cluster-wide: refused at once on every node, listed in the CRL"
 mint late ValidUser
-wait_until 10 "same state" same_state A B C D
+wait_until 60 "same state" same_state A B C D
 LATE=$(tp late)
 must 204 admin DELETE C "/admin/certificates?thumbprint=$LATE"
 for t in A B C D; do
@@ -104,7 +104,7 @@ grep -q "requests served with the revoked certificate after the DELETE returned:
 
 log "a revocation while node C is down is enforced by C before it serves"
 mint whiledown ValidUser
-wait_until 10 "same state" same_state A B C D
+wait_until 60 "same state" same_state A B C D
 must 200 whiledown GET C /cluster/topology
 stop C
 must 204 admin DELETE A "/admin/certificates?thumbprint=$(tp whiledown)"
@@ -134,7 +134,7 @@ done
 log "remove D"
 must 204 admin DELETE "$F" "/admin/cluster/node?nodeTag=D"
 admin A clusterStatus | grep -q "Node D" && fail "D is still a member"
-wait_until 10 "D's certificate revoked" sh -c "curl -s --cacert \"$WORK/pki/ca-chain.crt\" \"$(url A /ca/crl?format=pem)\" | openssl crl -noout -text | grep -q \"Serial Number: $(openssl x509 -in "$WORK/pki/D.crt" -noout -serial | sed 's/serial=//')\""
+wait_until 60 "D's certificate revoked" sh -c "curl -s --cacert \"$WORK/pki/ca-chain.crt\" \"$(url A /ca/crl?format=pem)\" | openssl crl -noout -text | grep -q \"Serial Number: $(openssl x509 -in "$WORK/pki/D.crt" -noout -serial | sed 's/serial=//')\""
 must 404 admin DELETE A "/admin/cluster/node?nodeTag=D"
 stop D
 for t in A B C; do stop "$t"; done

@@ -117,24 +117,35 @@ leader_of() {
 }
 has_leader() { leader_of "$@" >/dev/null; }
 
-# A leader that has committed its barrier and the issuing CA (bootstrap finished), and every
-# given node caught up and serving.
+# ready TAGS...: everything a client of the given nodes needs. They agree on a leader, which is
+# in state Leader; every one of them has the issuing CA and the node record of every given node
+# (a follower redirects to the leader's URL from it), and has caught up (serves authenticated
+# requests: its own catch-up entry was committed through a ready leader and applied).
 ready() {
-  local l t
+  local l t m out records
   l=$(leader_of "$@") || return 1
-  admin "$l" info | grep -q '^State: Leader' || return 1
-  [ "$(field "$l" Certificates)" -ge 1 ] || return 1
-  for t in "$@"; do [ "$(field "$t" Serving)" = yes ] || return 1; done
+  for t in "$@"; do
+    out=$(admin "$t" info 2>/dev/null) || return 1
+    [ "$t" != "$l" ] || grep -qx 'State: Leader' <<<"$out" || return 1
+    grep -qx 'IssuingCA: yes' <<<"$out" || return 1
+    grep -qx 'Serving: yes' <<<"$out" || return 1
+    records=" $(sed -n 's/^NodeRecords: //p' <<<"$out") "
+    for m in "$@"; do
+      case $records in *" $m "*) ;; *) return 1 ;; esac
+    done
+  done
 }
 
 applied() { field "$1" AppliedIndex; }
 hash_of() { field "$1" StateHash; }
 
-# same_state TAGS...: equal applied index and state hash everywhere.
+# same_state TAGS...: every given node serves, with equal applied index and state hash.
 same_state() {
-  local t h first=""
+  local t out h first=""
   for t in "$@"; do
-    h="$(applied "$t")/$(hash_of "$t")"
+    out=$(admin "$t" info 2>/dev/null) || return 1
+    grep -qx 'Serving: yes' <<<"$out" || return 1
+    h="$(sed -n 's/^AppliedIndex: //p' <<<"$out")/$(sed -n 's/^StateHash: //p' <<<"$out")"
     [ -z "$first" ] && first=$h
     [ "$h" = "$first" ] || return 1
   done

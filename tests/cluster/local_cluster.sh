@@ -61,9 +61,9 @@ same_state() {
   done
 }
 wait_same_state() {
-  local end=$((SECONDS + 30))
+  local end=$((SECONDS + 90))
   until same_state "$@"; do
-    [ "$SECONDS" -lt "$end" ] || fail "no common state on $* after 30 s"
+    [ "$SECONDS" -lt "$end" ] || fail "no common state on $* after 90 s"
     sleep 0.2
   done
 }

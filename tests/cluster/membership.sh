@@ -26,24 +26,24 @@ impostor() {
 L=$(leader_of A B C)
 log "a foreign CA's certificate for B knocks on $L"
 impostor "$WORK/foreign/B.pem" 2 "$L"
-wait_until 5 "the refusal in the log" grep -q "refused inbound peer claiming node B: .*not a trusted cluster node" "$WORK/$L.log"
+wait_until 60 "the refusal in the log" grep -q "refused inbound peer claiming node B: .*not a trusted cluster node" "$WORK/$L.log"
 log "D's valid certificate claims to be B"
 impostor "$WORK/pki/D.pem" 2 "$L"
-wait_until 5 "the refusal in the log" grep -q "certificate names node 'D', not 'B'" "$WORK/$L.log"
+wait_until 60 "the refusal in the log" grep -q "certificate names node 'D', not 'B'" "$WORK/$L.log"
 gen A still-committing || fail "the cluster stopped committing"
 [ "$(leader_of A B C)" = "$L" ] || fail "the impostors disturbed the leadership"
 
 log "adding node D"
 config D "" '"Cluster.TrustedNodeCertificates.Path": "pki/ServerCertificatesCollection.pfx"'
 start D
-wait_until 10 "D passive" sh -c "\"$CLI\" admin-channel --data-dir \"$WORK/data/D\" info | grep -q 'State: Passive'"
+wait_until 60 "D passive" sh -c "\"$CLI\" admin-channel --data-dir \"$WORK/data/D\" info | grep -q 'State: Passive'"
 OUT=$(admin "$L" addNode D "https://127.0.0.1:$(http_port D)" "tls://127.0.0.1:$(raft_port D)" "$WORK/pki/D.crt") ||
   fail "addNode: $OUT"
 log "$OUT"
-wait_until 20 "D caught up" same_state A B C D
+wait_until 60 "D caught up" same_state A B C D
 admin "$L" clusterStatus | grep -q "Node D: Member" || fail "D is not a voter: $(admin "$L" clusterStatus)"
 gen D through-d || fail "no commit through D"
-wait_until 20 "same state on four" same_state A B C D
+wait_until 60 "same state on four" same_state A B C D
 
 log "busy and refused membership changes"
 NL=$(leader_of A B C D)
@@ -56,6 +56,6 @@ admin "$NL" removeNode D || fail "removeNode failed"
 admin "$NL" clusterStatus | grep -q "Node D" && fail "D is still a member"
 stop D
 gen A after-removal || fail "no commit after removal"
-wait_until 20 "same state" same_state A B C
+wait_until 60 "same state" same_state A B C
 for t in A B C; do stop "$t"; done
 log "PASS"

@@ -26,7 +26,7 @@ for s in $(seq 0 11); do
 done
 [ "$(ls "$WORK/out"/*.pfx | wc -l)" = "$N" ] || fail "expected $N certificate files"
 
-wait_until 20 "identical state on A, B, C" same_state A B C
+wait_until 60 "identical state on A, B, C" same_state A B C
 COUNT=$(field A Certificates)
 [ "$COUNT" = $((N + 3)) ] || fail "A has $COUNT registrations, expected $((N + 3))"
 HASH=$(field A TrustHash)
@@ -35,8 +35,8 @@ log "all three at index $(applied A), trust state hash $HASH"
 log "restarting the whole cluster"
 for t in A B C; do stop "$t"; done
 for t in A B C; do start "$t"; done
-wait_until 30 "a leader after restart" ready A B C
-wait_until 20 "identical state after restart" same_state A B C
+wait_until 60 "a leader after restart" ready A B C
+wait_until 60 "identical state after restart" same_state A B C
 [ "$(field B TrustHash)" = "$HASH" ] || fail "the trust state changed across the restart"
 [ "$(field C Certificates)" = "$COUNT" ] || fail "registrations lost across the restart"
 gen A after-restart || fail "no commit after the restart"
