@@ -7,15 +7,24 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/evp.h>
+
 #include "storage/kv_impl.h"
 #include "storage/mp.h"
 
 #define REJECTED 1 /* a business rule refused the command: not an error */
+/* How long a raft-request-id is remembered, by the commands' own clock (the proposers'): a
+ * retry within this time gets the first answer; after it the id may be used again. */
+#define REQUEST_TTL_MS (24LL * 3600 * 1000)
+/* Expired request records deleted per applied entry: more than the one an entry adds, so the
+ * table shrinks back to the last REQUEST_TTL_MS of requests. */
+#define REQUEST_PRUNE 4
 
 struct apply {
     struct kv *kv;
     rocksdb_writebatch_t *b;
     const struct kv_cmd *cmd;
+    enum kv_clearance actor_cl; /* the caller's clearance, as the state applied to knows it */
     char reason[CMN_ERRMSG_SIZE];
     int code; /* enum kv_reject */
     char summary[1024];
@@ -90,29 +99,48 @@ static int load_cert(struct apply *a, const char *tp, struct kv_cert *out)
     return kv__get_record(a->kv, CF_CERTS, tp, KV_THUMB_LEN, kv__unpack_cert, out, a->errmsg);
 }
 
-static bool actor_is_admin(const struct kv_cmd *c)
+static bool actor_is_admin(const struct apply *a)
 {
-    return kv_clearance_is_admin(c->actor_clearance);
-}
-
-static bool actor_manages_certs(const struct kv_cmd *c)
-{
-    return actor_is_admin(c) || c->actor_clearance == KV_CL_OPERATOR;
+    return kv_clearance_is_admin(a->actor_cl);
 }
 
 static int need_cert_clearance(struct apply *a)
 {
-    if (!actor_manages_certs(a->cmd))
-        return reject(a, KV_REJ_FORBIDDEN, "Insufficient security clearance: %s cannot manage certificates",
-                      kv_clearance_name(a->cmd->actor_clearance));
+    if (!actor_is_admin(a) && a->actor_cl != KV_CL_OPERATOR)
+        return reject(a, KV_REJ_FORBIDDEN,
+                      "Insufficient security clearance: %s cannot manage certificates",
+                      kv_clearance_name(a->actor_cl));
     return 0;
 }
 
 static int need_admin(struct apply *a)
 {
-    if (!actor_is_admin(a->cmd))
-        return reject(a, KV_REJ_FORBIDDEN, "Insufficient security clearance: ClusterAdmin access is required, not %s",
-                      kv_clearance_name(a->cmd->actor_clearance));
+    if (!actor_is_admin(a))
+        return reject(a, KV_REJ_FORBIDDEN,
+                      "Insufficient security clearance: ClusterAdmin access is required, not %s",
+                      kv_clearance_name(a->actor_cl));
+    return 0;
+}
+
+/* A caller that authenticated by its registration has the clearance the state applied to
+ * gives it: a downgrade or a revocation that the proposing node had not applied yet counts. */
+static int resolve_actor(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    a->actor_cl = c->actor_clearance;
+    if (!c->actor_registered)
+        return 0;
+    struct kv_cert reg;
+    int rv = load_cert(a, c->actor, &reg);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_FORBIDDEN,
+                      "The client certificate %s is no longer registered: it was deleted or "
+                      "revoked",
+                      c->actor);
+    if (rv != 0)
+        return rv;
+    a->actor_cl = reg.clearance;
+    kv_cert_fini(&reg);
     return 0;
 }
 
@@ -192,9 +220,9 @@ static bool in_list(const char (*list)[KV_THUMB_LEN + 1], size_t n, const char *
     return false;
 }
 
-static const char *lower_clearance_msg(const struct kv_cmd *c)
+static const char *lower_clearance_msg(const struct apply *a)
 {
-    return kv_clearance_name(c->actor_clearance);
+    return kv_clearance_name(a->actor_cl);
 }
 
 /* ---- PutCertificates ---- */
@@ -283,11 +311,11 @@ static int apply_put(struct apply *a)
             return reject(a, KV_REJ_INVALID, "the certificates of a collection share one clearance");
     }
     TRY(check_collection(a, certs, n));
-    if (kv_clearance_is_admin(certs[0].clearance) && !actor_is_admin(c))
+    if (kv_clearance_is_admin(certs[0].clearance) && !actor_is_admin(a))
         return reject(a, KV_REJ_FORBIDDEN,
                       "Cannot register the certificate '%s' with '%s' security clearance because "
                       "the current client certificate being used has a lower clearance: %s",
-                      certs[0].name, kv_clearance_name(certs[0].clearance), lower_clearance_msg(c));
+                      certs[0].name, kv_clearance_name(certs[0].clearance), lower_clearance_msg(a));
     for (size_t i = 0; i < n; i++) {
         const struct kv_cert *nc = &certs[i];
         if (nc->ca_issued && nc->serial[0]) {
@@ -312,11 +340,11 @@ static int apply_put(struct apply *a)
                         "Certificate %s is part of the collection of %s: delete that collection "
                         "first",
                         nc->thumbprint, old.primary);
-        } else if (kv_clearance_is_admin(old.clearance) && !actor_is_admin(c)) {
+        } else if (kv_clearance_is_admin(old.clearance) && !actor_is_admin(a)) {
             rv = reject(a, KV_REJ_FORBIDDEN,
                         "Cannot replace the certificate '%s' with '%s' security clearance because "
                         "the current client certificate being used has a lower clearance: %s",
-                        old.name, kv_clearance_name(old.clearance), lower_clearance_msg(c));
+                        old.name, kv_clearance_name(old.clearance), lower_clearance_msg(a));
         } else {
             /* Secondaries the new registration no longer lists go with the old primary. */
             for (size_t j = 0; j < old.n_secondaries && rv == 0; j++) {
@@ -343,7 +371,10 @@ static int apply_put(struct apply *a)
     if (c->u.put.same_pkph)
         TRY(prune_same_pkph(a, certs, n));
     summarize(a, "registered '%s' (%s) as %s%s", certs[0].name, certs[0].thumbprint,
-              kv_clearance_name(certs[0].clearance), n > 1 ? " with its collection" : "");
+              kv_clearance_name(certs[0].clearance),
+              c->u.put.same_pkph ? ", a renewal with the key pair of a registered certificate"
+              : n > 1            ? " with its collection"
+                                 : "");
     return 0;
 }
 
@@ -367,7 +398,14 @@ static int apply_edit(struct apply *a)
                       tp);
     if (rv != 0)
         return rv;
-    if (!actor_is_admin(c) &&
+    if (cert.primary[0]) {
+        rv = reject(a, KV_REJ_INVALID,
+                    "Certificate %s belongs to the collection of %s, which is edited as one: edit "
+                    "the primary certificate %s",
+                    tp, cert.primary, cert.primary);
+        goto out;
+    }
+    if (!actor_is_admin(a) &&
         (kv_clearance_is_admin(cert.clearance) || kv_clearance_is_admin(c->u.edit.clearance))) {
         rv = reject(a, KV_REJ_FORBIDDEN,
                     "Cannot edit the certificate '%s'. It has '%s' security clearance while the "
@@ -375,27 +413,45 @@ static int apply_edit(struct apply *a)
                     cert.name,
                     kv_clearance_name(kv_clearance_is_admin(cert.clearance) ? cert.clearance
                                                                             : c->u.edit.clearance),
-                    lower_clearance_msg(c));
+                    lower_clearance_msg(a));
         goto out;
     }
-    struct kv_cert upd = cert;
-    upd.name = c->u.edit.name;
-    upd.clearance = c->u.edit.clearance;
-    upd.perms = c->u.edit.perms;
-    upd.n_perms = c->u.edit.n_perms;
-    if (c->u.edit.delete_twofa)
-        upd.twofa_key = NULL;
-    else if (c->u.edit.twofa_key)
-        upd.twofa_key = c->u.edit.twofa_key;
-    for (size_t i = 0; i < upd.n_perms; i++) {
-        if (upd.perms[i].db[0] == '\0') {
+    for (size_t i = 0; i < c->u.edit.n_perms; i++) {
+        if (c->u.edit.perms[i].db[0] == '\0') {
             rv = reject(a, KV_REJ_INVALID, "empty database name in Permissions");
             goto out;
         }
     }
-    rv = put_packed(a, CF_CERTS, tp, KV_THUMB_LEN, pack_cert, &upd);
-    summarize(a, "edited '%s' (%s): %s, %zu database permissions%s", upd.name, tp,
-              kv_clearance_name(upd.clearance), upd.n_perms,
+    /* One definition for the whole collection: the primary and each of its secondaries. */
+    for (size_t i = 0; i <= cert.n_secondaries && rv == 0; i++) {
+        struct kv_cert sec;
+        const struct kv_cert *cur = &cert;
+        if (i > 0) {
+            rv = load_cert(a, cert.secondaries[i - 1], &sec);
+            if (rv == CMN_ENOTFOUND) {
+                rv = 0;
+                continue;
+            }
+            if (rv != 0)
+                break;
+            cur = &sec;
+        }
+        struct kv_cert upd = *cur;
+        upd.name = c->u.edit.name;
+        upd.clearance = c->u.edit.clearance;
+        upd.perms = c->u.edit.perms;
+        upd.n_perms = c->u.edit.n_perms;
+        if (c->u.edit.delete_twofa)
+            upd.twofa_key = NULL;
+        else if (c->u.edit.twofa_key)
+            upd.twofa_key = c->u.edit.twofa_key;
+        rv = put_packed(a, CF_CERTS, upd.thumbprint, KV_THUMB_LEN, pack_cert, &upd);
+        if (i > 0)
+            kv_cert_fini(&sec);
+    }
+    summarize(a, "edited '%s' (%s)%s: %s, %zu database permissions%s", c->u.edit.name, tp,
+              cert.n_secondaries ? " with its collection" : "",
+              kv_clearance_name(c->u.edit.clearance), c->u.edit.n_perms,
               c->u.edit.delete_twofa ? ", two-factor removed"
                                      : (c->u.edit.twofa_key ? ", two-factor set" : ""));
 out:
@@ -467,17 +523,50 @@ static int remove_doomed(struct apply *a, struct doomed *d, bool revoke, int rea
     return 0;
 }
 
+/* A compromised key is revoked once, everywhere: every registration with the public key of a
+ * doomed one (a renewal, an upload of the same key) goes too, with its whole collection. */
+static int doom_same_key(struct apply *a, struct doomed *d)
+{
+    for (size_t i = 0; i < d->n; i++) { /* d grows: the ones added are looked at too */
+        char pkph[KV_PKPH_MAX + 1];
+        snprintf(pkph, sizeof pkph, "%s", d->certs[i].pkph);
+        if (pkph[0] == '\0')
+            continue;
+        struct kv_cert *same = NULL;
+        size_t n_same = 0;
+        TRY(kv_cert_by_pkph(a->kv, pkph, &same, &n_same, a->errmsg));
+        int rv = 0;
+        for (size_t j = 0; j < n_same && rv == 0; j++) {
+            if (doomed_has(d, same[j].thumbprint))
+                continue;
+            if (same[j].primary[0] == '\0') {
+                rv = doom_collection(a, d, &same[j]);
+                continue;
+            }
+            struct kv_cert primary;
+            rv = load_cert(a, same[j].primary, &primary);
+            if (rv == 0) {
+                rv = doom_collection(a, d, &primary);
+                kv_cert_fini(&primary);
+            }
+        }
+        kv_cert_free_array(same, n_same);
+        TRY(rv);
+    }
+    return 0;
+}
+
 static int delete_check(struct apply *a, const struct kv_cert *cert)
 {
     const struct kv_cmd *c = a->cmd;
     if (strcmp(cert->thumbprint, c->actor) == 0)
         return reject(a, KV_REJ_FORBIDDEN, "Cannot delete %s because it's the current client certificate being used",
                       cert->name);
-    if (kv_clearance_is_admin(cert->clearance) && !actor_is_admin(c))
+    if (kv_clearance_is_admin(cert->clearance) && !actor_is_admin(a))
         return reject(a, KV_REJ_FORBIDDEN,
                       "Cannot delete the certificate '%s' with '%s' security clearance because the "
                       "current client certificate being used has a lower clearance: %s",
-                      cert->name, kv_clearance_name(cert->clearance), lower_clearance_msg(c));
+                      cert->name, kv_clearance_name(cert->clearance), lower_clearance_msg(a));
     return 0;
 }
 
@@ -506,13 +595,18 @@ static int apply_delete(struct apply *a, struct doomed *d)
         if (rv != 0)
             return rv;
     }
+    size_t asked = d->n;
+    TRY(doom_same_key(a, d));
     for (size_t i = 0; i < d->n; i++)
         TRY(delete_check(a, &d->certs[i]));
     TRY(remove_doomed(a, d, true, c->u.del.reason));
     summarize(a, "deleted and revoked '%s' (%s)%s", d->certs[0].name, d->certs[0].thumbprint,
-              d->n > 1 ? " with its collection" : "");
+              asked > 1 ? " with its collection" : "");
     if (c->u.del.n > 1)
-        summarize(a, "deleted and revoked %zu certificates", d->n);
+        summarize(a, "deleted and revoked %zu certificates", asked);
+    if (d->n > asked)
+        snprintf(a->summary + strlen(a->summary), sizeof a->summary - strlen(a->summary),
+                 ", and %zu more registered with the same key", d->n - asked);
     return 0;
 }
 
@@ -739,14 +833,67 @@ static int execute(struct apply *a, struct doomed *d)
     return reject(a, KV_REJ_INVALID, "unknown command type");
 }
 
-/* The outcome kept per request id, so that a retried proposal is not applied twice. */
-static int put_request(struct apply *a, const char *rid, uint64_t index, bool rejected)
+/* ---- request ids: a retried proposal is applied once ----
+ *
+ * CF_REQUESTS holds "r" actor ":" id -> the outcome, the command's digest and time, and an
+ * index "t" be64(time) actor ":" id -> "" by which records older than REQUEST_TTL_MS are
+ * deleted. The id is the caller's (keyed with its thumbprint, so that callers never share one),
+ * and the digest tells a replay of the same command from a different command under a used id. */
+
+struct request_key {
+    char rec[1 + KV_THUMB_LEN + 1 + KV_RID_MAX + 1];
+    size_t rec_len;
+};
+
+static void request_key(const struct kv_cmd *c, struct request_key *k)
+{
+    k->rec_len = (size_t)snprintf(k->rec, sizeof k->rec, "r%s:%s", c->actor, c->request_id);
+}
+
+static void request_time_key(const struct request_key *k, int64_t time_ms, char *out, size_t *len)
+{
+    out[0] = 't';
+    cmn_be64_put((uint8_t *)out + 1, (uint64_t)time_ms);
+    memcpy(out + 9, k->rec + 1, k->rec_len - 1);
+    *len = 9 + k->rec_len - 1;
+}
+
+/* SHA-256 of the command without what a retry changes: the proposer's clock and the request id
+ * (and the registration time it puts in each certificate). */
+static int command_digest(const struct kv_cmd *c, uint8_t out[32], char *errmsg)
+{
+    struct kv_cmd n = *c;
+    n.request_id = NULL;
+    n.time_ms = 0;
+    struct kv_cert *certs = NULL;
+    if (c->type == KV_CMD_PUT_CERTS && c->u.put.n) {
+        certs = malloc(c->u.put.n * sizeof *certs);
+        if (certs == NULL)
+            return CMN_ENOMEM;
+        memcpy(certs, c->u.put.certs, c->u.put.n * sizeof *certs);
+        for (size_t i = 0; i < c->u.put.n; i++)
+            certs[i].registered_ms = 0;
+        n.u.put.certs = certs;
+    }
+    struct cmn_buf b;
+    cmn_buf_init(&b, true);
+    int rv = kv_cmd_encode(&n, &b, errmsg);
+    unsigned len = 0;
+    if (rv == 0 && EVP_Digest(b.data, b.len, out, &len, EVP_sha256(), NULL) != 1)
+        rv = cmn_fail(errmsg, CMN_ECRYPTO, "digest of the command");
+    cmn_buf_fini(&b);
+    free(certs); /* a shallow copy: what it points to is the command's */
+    return rv;
+}
+
+static int put_request(struct apply *a, const struct request_key *k, uint64_t index, bool rejected,
+                       const uint8_t digest[32])
 {
     struct cmn_buf buf;
     cmn_buf_init(&buf, false);
     msgpack_packer pk;
     kv_packer_init(&pk, &buf);
-    int rv = msgpack_pack_map(&pk, 4) ? CMN_ENOMEM : 0;
+    int rv = msgpack_pack_map(&pk, 6) ? CMN_ENOMEM : 0;
     if (rv == 0)
         rv = kv__pk_u64(&pk, "idx", index);
     if (rv == 0)
@@ -756,8 +903,17 @@ static int put_request(struct apply *a, const char *rid, uint64_t index, bool re
     if (rv == 0)
         rv = kv__pk_str(&pk, "why", rejected ? a->reason : "");
     if (rv == 0)
-        rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_REQUESTS], rid, strlen(rid),
+        rv = kv__pk_bin(&pk, "dg", digest, 32);
+    if (rv == 0)
+        rv = kv__pk_i64(&pk, "ts", a->cmd->time_ms);
+    if (rv == 0) {
+        char tk[9 + sizeof k->rec];
+        size_t tlen;
+        request_time_key(k, a->cmd->time_ms, tk, &tlen);
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_REQUESTS], k->rec, k->rec_len,
                                   (const char *)buf.data, buf.len);
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_REQUESTS], tk, tlen, "", 0);
+    }
     cmn_buf_fini(&buf);
     return rv;
 }
@@ -767,6 +923,9 @@ struct request_outcome {
     uint64_t code;
     bool rejected;
     char *why;
+    uint8_t *digest;
+    size_t digest_len;
+    int64_t time_ms;
 };
 
 static int request_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
@@ -779,15 +938,52 @@ static int request_field(void *ctx, int f, const msgpack_object *v, char *errmsg
         return kv__get_bool(v, "rej", &o->rejected, errmsg);
     case 2:
         return kv__get_str(v, "why", CMN_ERRMSG_SIZE, &o->why, errmsg);
-    default:
+    case 3:
         return kv__get_u64(v, "code", &o->code, errmsg);
+    case 4:
+        return kv__get_bin(v, "dg", 32, &o->digest, &o->digest_len, errmsg);
+    default:
+        return kv__get_i64(v, "ts", &o->time_ms, errmsg);
     }
 }
 
 static int unpack_request(const msgpack_object *o, void *out, char *errmsg)
 {
-    static const char *const f[] = {"idx", "rej", "why", "code"};
-    return kv__walk_map(o, "request", f, 4, 15, request_field, out, errmsg);
+    static const char *const f[] = {"idx", "rej", "why", "code", "dg", "ts"};
+    return kv__walk_map(o, "request", f, 6, 63, request_field, out, errmsg);
+}
+
+struct prune_scan {
+    struct apply *a;
+    int64_t before_ms;
+    int left;
+};
+
+static int prune_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
+                      char *errmsg)
+{
+    struct prune_scan *s = ctx;
+    (void)v;
+    (void)vlen;
+    (void)errmsg;
+    if (klen < 9 || s->left == 0 || (int64_t)cmn_be64_get((const uint8_t *)k + 1) >= s->before_ms)
+        return 1;
+    char rec[1 + KV_THUMB_LEN + 1 + KV_RID_MAX + 1];
+    if (klen - 9 + 1 > sizeof rec)
+        return 1;
+    rec[0] = 'r';
+    memcpy(rec + 1, k + 9, klen - 9);
+    rocksdb_writebatch_delete_cf(s->a->b, s->a->kv->cf[CF_REQUESTS], k, klen);
+    rocksdb_writebatch_delete_cf(s->a->b, s->a->kv->cf[CF_REQUESTS], rec, klen - 9 + 1);
+    s->left--;
+    return 0;
+}
+
+/* Deletes a few request records older than REQUEST_TTL_MS by this command's clock. */
+static int prune_requests(struct apply *a, int64_t now_ms)
+{
+    struct prune_scan s = {.a = a, .before_ms = now_ms - REQUEST_TTL_MS, .left = REQUEST_PRUNE};
+    return kv__scan(a->kv, NULL, CF_REQUESTS, "t", 1, prune_item, &s, a->errmsg);
 }
 
 static int write_audit(struct apply *a, uint64_t index, int type, bool rejected)
@@ -834,34 +1030,64 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
         goto commit;
     }
     a.cmd = &cmd;
-    if (cmd.request_id != NULL && cmd.request_id[0] != '\0') {
+    bool has_rid = cmd.request_id != NULL && cmd.request_id[0] != '\0';
+    struct request_key rk;
+    uint8_t digest[32];
+    bool id_reused = false, expired = false;
+    int64_t expired_ms = 0;
+    if (has_rid) {
+        request_key(&cmd, &rk);
+        rv = command_digest(&cmd, digest, a.errmsg);
+        if (rv != 0)
+            goto fail;
         struct request_outcome prev = {0};
-        rv = kv__get_record(kv, CF_REQUESTS, cmd.request_id, strlen(cmd.request_id),
-                            unpack_request, &prev, a.errmsg);
-        if (rv == 0) {
-            res->duplicate = true;
+        rv = kv__get_record(kv, CF_REQUESTS, rk.rec, rk.rec_len, unpack_request, &prev, a.errmsg);
+        bool live = rv == 0 && prev.time_ms + REQUEST_TTL_MS > cmd.time_ms;
+        if (live && prev.digest_len == 32 && memcmp(prev.digest, digest, 32) == 0) {
+            res->duplicate = true; /* the same command again: its first answer */
             res->rejected = prev.rejected;
             res->code = (int)prev.code;
             snprintf(res->reason, sizeof res->reason, "%s", prev.why ? prev.why : "");
-            free(prev.why);
-            goto commit; /* only the applied index moves */
+        } else if (live) {
+            id_reused = true;
+            reject(&a, KV_REJ_CONFLICT,
+                   "raft-request-id '%.100s' was already used by this client for a different "
+                   "command (applied at index %llu): use a new id for a new command",
+                   cmd.request_id, (unsigned long long)prev.index);
+        } else if (rv == 0) { /* expired: a new record replaces it, below */
+            expired = true;
+            expired_ms = prev.time_ms;
         }
         free(prev.why);
-        if (rv != CMN_ENOTFOUND)
+        free(prev.digest);
+        if (rv != 0 && rv != CMN_ENOTFOUND)
             goto fail;
         rv = 0;
+        if (res->duplicate)
+            goto commit; /* only the applied index moves */
     }
-    rv = execute(&a, &d);
+    rv = id_reused ? REJECTED : resolve_actor(&a);
+    if (rv == 0)
+        rv = execute(&a, &d);
     if (rv == REJECTED) {
         rejected = true;
         rocksdb_writebatch_clear(a.b); /* nothing of a rejected command is kept */
         rv = 0;
     }
+    if (rv == 0)
+        rv = prune_requests(&a, cmd.time_ms);
     if (rv != 0)
         goto fail;
     rv = write_audit(&a, index, cmd.type, rejected);
-    if (rv == 0 && cmd.request_id != NULL && cmd.request_id[0] != '\0')
-        rv = put_request(&a, cmd.request_id, index, rejected);
+    if (rv == 0 && has_rid && !id_reused) {
+        if (expired) { /* the replaced record's index entry goes with it */
+            char tk[9 + sizeof rk.rec];
+            size_t tlen;
+            request_time_key(&rk, expired_ms, tk, &tlen);
+            rocksdb_writebatch_delete_cf(a.b, kv->cf[CF_REQUESTS], tk, tlen);
+        }
+        rv = put_request(&a, &rk, index, rejected, digest);
+    }
 
 commit:
     if (rv != 0)

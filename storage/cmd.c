@@ -128,7 +128,9 @@ int kv_cmd_encode(const struct kv_cmd *c, struct cmn_buf *out, char *errmsg)
     msgpack_packer pk;
     kv_packer_init(&pk, out);
     if (rv == 0)
-        rv = msgpack_pack_map(&pk, c->request_id ? 6 : 5) ? CMN_ENOMEM : 0;
+        rv = msgpack_pack_map(&pk, 5 + (c->request_id ? 1 : 0) + (c->actor_registered ? 1 : 0))
+                 ? CMN_ENOMEM
+                 : 0;
     if (rv == 0)
         rv = kv__pk_u64(&pk, "v", KV_CMD_VERSION);
     if (rv == 0 && c->request_id)
@@ -139,6 +141,8 @@ int kv_cmd_encode(const struct kv_cmd *c, struct cmn_buf *out, char *errmsg)
         rv = kv__pk_str(&pk, "by", c->actor);
     if (rv == 0)
         rv = kv__pk_u64(&pk, "byc", (uint64_t)c->actor_clearance);
+    if (rv == 0 && c->actor_registered)
+        rv = kv__pk_bool(&pk, "abr", true);
     if (rv == 0)
         rv = kv__pk_key(&pk, "b");
     if (rv == 0)
@@ -158,8 +162,8 @@ int kv_cmd_encode(const struct kv_cmd *c, struct cmn_buf *out, char *errmsg)
 
 /* ---- decoding ---- */
 
-enum { H_V, H_RID, H_TS, H_BY, H_BYC, H_B, H_N };
-static const char *const head_fields[H_N] = {"v", "rid", "ts", "by", "byc", "b"};
+enum { H_V, H_RID, H_TS, H_BY, H_BYC, H_B, H_ABR, H_N };
+static const char *const head_fields[H_N] = {"v", "rid", "ts", "by", "byc", "b", "abr"};
 
 static int put_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
 {
@@ -307,6 +311,8 @@ static int head_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
         return 0;
     case H_B:
         return unpack_body(c, v, errmsg);
+    case H_ABR:
+        return kv__get_bool(v, "abr", &c->actor_registered, errmsg);
     }
     return CMN_EMALFORMED;
 }

@@ -41,7 +41,13 @@ struct kv_cmd {
     char *request_id;                /* raft-request-id, NULL when none */
     int64_t time_ms;                 /* the proposer's clock */
     char actor[KV_THUMB_LEN + 1];    /* caller's thumbprint (lower-case) or "" for the system */
-    enum kv_clearance actor_clearance;
+    enum kv_clearance actor_clearance; /* as the proposer authenticated the caller */
+    /* The caller authenticated by its registration: apply then reads its clearance from the
+     * state it applies to (a downgrade or revocation the proposer had not applied yet counts),
+     * and refuses the command when the registration is gone. Otherwise (the node's own
+     * certificate, a well-known admin certificate or issuer: configuration, not state) the
+     * proposer's actor_clearance stands. */
+    bool actor_registered;
     union {
         struct {
             struct kv_cert *certs; /* certs[0] is the primary of a collection */

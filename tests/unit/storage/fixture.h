@@ -44,6 +44,14 @@ static inline void fx_perm(struct kv_cert *c, const char *db, enum kv_access acc
     c->n_perms++;
 }
 
+static inline void fx_perm_edit(struct kv_cmd *c, const char *db, enum kv_access acc)
+{
+    c->u.edit.perms = realloc(c->u.edit.perms, (c->u.edit.n_perms + 1) * sizeof *c->u.edit.perms);
+    c->u.edit.perms[c->u.edit.n_perms].db = strdup(db);
+    c->u.edit.perms[c->u.edit.n_perms].access = acc;
+    c->u.edit.n_perms++;
+}
+
 /* Fills the command header as an actor with a clearance would. */
 static inline void fx_actor(struct kv_cmd *c, const char *thumb, enum kv_clearance cl)
 {

@@ -621,6 +621,199 @@ static void reopen_keeps_everything(void **state)
     assert_memory_equal(before, after, 32);
 }
 
+/* A put of a three-certificate collection (primary first) at index; thumbprints into tp[]. */
+static void put_collection(struct kv *kv, uint64_t index, unsigned seed, enum kv_clearance cl,
+                           char tp[3][KV_THUMB_LEN + 1])
+{
+    struct kv_cert certs[3];
+    struct kv_cmd c;
+    struct kv_result res;
+    for (unsigned i = 0; i < 3; i++) {
+        fx_cert(&certs[i], seed + i, "coll", cl);
+        strcpy(tp[i], certs[i].thumbprint);
+    }
+    certs[0].secondaries = calloc(2, sizeof *certs[0].secondaries);
+    strcpy(certs[0].secondaries[0], tp[1]);
+    strcpy(certs[0].secondaries[1], tp[2]);
+    certs[0].n_secondaries = 2;
+    strcpy(certs[1].primary, tp[0]);
+    strcpy(certs[2].primary, tp[0]);
+    kv_cmd_init(&c, KV_CMD_PUT_CERTS);
+    fx_actor(&c, NULL, KV_CL_CLUSTER_ADMIN);
+    c.u.put.certs = malloc(sizeof certs);
+    memcpy(c.u.put.certs, certs, sizeof certs);
+    c.u.put.n = 3;
+    assert_int_equal(fx_apply(kv, index, &c, &res), 0);
+    assert_false(res.rejected);
+}
+
+static void edit_cmd(struct kv_cmd *c, const char *tp, const char *name, enum kv_clearance cl)
+{
+    kv_cmd_init(c, KV_CMD_EDIT_CERT);
+    fx_actor(c, NULL, KV_CL_CLUSTER_ADMIN);
+    strcpy(c->u.edit.thumbprint, tp);
+    c->u.edit.name = strdup(name);
+    c->u.edit.clearance = cl;
+}
+
+/* Security review 2: an edit applies to the whole collection; naming a secondary is refused. */
+static void edit_applies_to_the_collection(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    char tp[3][KV_THUMB_LEN + 1];
+    put_collection(e->kv, 1, 40, KV_CL_CLUSTER_ADMIN, tp);
+
+    edit_cmd(&c, tp[1], "sec", KV_CL_VALID_USER);
+    assert_int_equal(fx_apply(e->kv, 2, &c, &res), 0);
+    assert_true(res.rejected);
+    assert_int_equal(res.code, KV_REJ_INVALID);
+    assert_non_null(strstr(res.reason, tp[0]));
+
+    edit_cmd(&c, tp[0], "downgraded", KV_CL_VALID_USER);
+    fx_perm_edit(&c, "db1", KV_ACC_READ);
+    assert_int_equal(fx_apply(e->kv, 3, &c, &res), 0);
+    assert_false(res.rejected);
+    for (int i = 0; i < 3; i++) {
+        struct kv_cert got;
+        assert_int_equal(kv_cert_get(e->kv, tp[i], &got, NULL), 0);
+        assert_int_equal(got.clearance, KV_CL_VALID_USER);
+        assert_string_equal(got.name, "downgraded");
+        assert_int_equal(got.n_perms, 1);
+        assert_string_equal(got.perms[0].db, "db1");
+        assert_string_equal(got.primary, i ? tp[0] : ""); /* the collection is kept */
+        kv_cert_fini(&got);
+    }
+}
+
+/* Security review 1: revoking a certificate revokes every registration with its key. */
+static void revocation_takes_every_registration_of_the_key(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    char tp[3][KV_THUMB_LEN + 1], other[KV_THUMB_LEN + 1];
+    for (unsigned i = 0; i < 2; i++) {
+        struct kv_cert cert;
+        fx_cert(&cert, 60 + i, i ? "renewal" : "original", KV_CL_VALID_USER);
+        snprintf(cert.pkph, sizeof cert.pkph, "compromised=");
+        strcpy(tp[i], cert.thumbprint);
+        fx_put(&c, &cert, KV_CL_CLUSTER_ADMIN);
+        assert_int_equal(fx_apply(e->kv, 1 + i, &c, &res), 0);
+    }
+    put(e->kv, 3, 62, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, other, &res);
+    fx_delete(&c, tp[0], NULL, KV_CL_OPERATOR);
+    assert_int_equal(fx_apply(e->kv, 4, &c, &res), 0);
+    assert_false(res.rejected);
+    struct kv_cert got;
+    assert_int_equal(kv_cert_get(e->kv, tp[0], &got, NULL), CMN_ENOTFOUND);
+    assert_int_equal(kv_cert_get(e->kv, tp[1], &got, NULL), CMN_ENOTFOUND);
+    assert_int_equal(kv_cert_get(e->kv, other, &got, NULL), 0); /* another key stays */
+    kv_cert_fini(&got);
+    struct kv_revoked *rev;
+    size_t n;
+    assert_int_equal(kv_revoked_list(e->kv, &rev, &n, NULL), 0);
+    assert_int_equal(n, 2); /* both serials are in the CRL */
+    free(rev);
+    struct kv_audit *audit;
+    assert_int_equal(kv_audit_page(e->kv, 3, 1, &audit, &n, NULL), 0);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(audit[0].summary, "1 more registered with the same key"));
+    kv_audit_free_array(audit, n);
+}
+
+/* Security review 7: a registered caller has the clearance of the state applied to. */
+static void registered_actor_clearance_from_state(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    char admin[KV_THUMB_LEN + 1], user[KV_THUMB_LEN + 1];
+    put(e->kv, 1, 70, KV_CL_CLUSTER_ADMIN, KV_CL_CLUSTER_ADMIN, admin, &res);
+    put(e->kv, 2, 71, KV_CL_CLUSTER_ADMIN, KV_CL_CLUSTER_ADMIN, user, &res);
+    edit_cmd(&c, admin, "demoted", KV_CL_VALID_USER);
+    assert_int_equal(fx_apply(e->kv, 3, &c, &res), 0);
+    assert_false(res.rejected);
+
+    /* a node that had not applied the downgrade proposes with the old clearance */
+    fx_delete(&c, user, admin, KV_CL_CLUSTER_ADMIN);
+    c.actor_registered = true;
+    assert_int_equal(fx_apply(e->kv, 4, &c, &res), 0);
+    assert_true(res.rejected);
+    assert_int_equal(res.code, KV_REJ_FORBIDDEN);
+    assert_non_null(strstr(res.reason, "ValidUser"));
+
+    /* a caller whose registration is gone commits nothing */
+    fx_delete(&c, admin, NULL, KV_CL_CLUSTER_ADMIN);
+    assert_int_equal(fx_apply(e->kv, 5, &c, &res), 0);
+    assert_false(res.rejected);
+    kv_cmd_init(&c, KV_CMD_PURGE_EXPIRED);
+    fx_actor(&c, admin, KV_CL_CLUSTER_ADMIN);
+    c.actor_registered = true;
+    assert_int_equal(fx_apply(e->kv, 6, &c, &res), 0);
+    assert_true(res.rejected);
+    assert_non_null(strstr(res.reason, "no longer registered"));
+
+    /* not registered (the node's own or a well-known certificate): the proposer's word */
+    fx_delete(&c, user, admin, KV_CL_CLUSTER_ADMIN);
+    assert_int_equal(fx_apply(e->kv, 7, &c, &res), 0);
+    assert_false(res.rejected);
+}
+
+/* Security review 3: request ids are per caller, tied to one command, and expire. */
+static void request_ids_per_caller_and_command(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    char a[KV_THUMB_LEN + 1], b[KV_THUMB_LEN + 1];
+    put(e->kv, 1, 80, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, a, &res);
+    put(e->kv, 2, 81, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, b, &res);
+    const char *actor = "00000000000000000000000000000000000000aa";
+
+    kv_cmd_init(&c, KV_CMD_PURGE_EXPIRED);
+    fx_actor(&c, actor, KV_CL_CLUSTER_ADMIN);
+    c.request_id = strdup("id-1");
+    assert_int_equal(fx_apply(e->kv, 3, &c, &res), 0);
+    assert_false(res.rejected || res.duplicate);
+
+    /* the same id for a revocation: refused, and nothing revoked */
+    fx_delete(&c, a, actor, KV_CL_CLUSTER_ADMIN);
+    c.request_id = strdup("id-1");
+    assert_int_equal(fx_apply(e->kv, 4, &c, &res), 0);
+    assert_true(res.rejected);
+    assert_false(res.duplicate);
+    assert_int_equal(res.code, KV_REJ_CONFLICT);
+    assert_non_null(strstr(res.reason, "different command"));
+    struct kv_cert got;
+    assert_int_equal(kv_cert_get(e->kv, a, &got, NULL), 0);
+    kv_cert_fini(&got);
+
+    /* another caller's id-1 is its own */
+    fx_delete(&c, a, "00000000000000000000000000000000000000bb", KV_CL_CLUSTER_ADMIN);
+    c.request_id = strdup("id-1");
+    assert_int_equal(fx_apply(e->kv, 5, &c, &res), 0);
+    assert_false(res.rejected || res.duplicate);
+    assert_int_equal(kv_cert_get(e->kv, a, &got, NULL), CMN_ENOTFOUND);
+
+    /* the same command again, at another time: its first answer */
+    fx_delete(&c, a, "00000000000000000000000000000000000000bb", KV_CL_CLUSTER_ADMIN);
+    c.request_id = strdup("id-1");
+    c.time_ms += 60000;
+    assert_int_equal(fx_apply(e->kv, 6, &c, &res), 0);
+    assert_true(res.duplicate);
+    assert_false(res.rejected);
+
+    /* a day later the id is free again */
+    fx_delete(&c, b, actor, KV_CL_CLUSTER_ADMIN);
+    c.request_id = strdup("id-1");
+    c.time_ms += 24LL * 3600 * 1000 + 1;
+    assert_int_equal(fx_apply(e->kv, 7, &c, &res), 0);
+    assert_false(res.rejected || res.duplicate);
+    assert_int_equal(kv_cert_get(e->kv, b, &got, NULL), CMN_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -639,6 +832,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(cluster_records, setup, teardown),
         cmocka_unit_test_setup_teardown(reopen_keeps_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_changes_state_not_trust, setup, teardown),
+        cmocka_unit_test_setup_teardown(edit_applies_to_the_collection, setup, teardown),
+        cmocka_unit_test_setup_teardown(revocation_takes_every_registration_of_the_key, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(registered_actor_clearance_from_state, setup, teardown),
+        cmocka_unit_test_setup_teardown(request_ids_per_caller_and_command, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
