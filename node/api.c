@@ -296,16 +296,43 @@ static void write_done(void *ctx, int status, const struct kv_result *res, const
     free(j);
 }
 
+static void write_job_free(struct write_job *j)
+{
+    if (j == NULL)
+        return;
+    cmn_buf_fini(&j->zip);
+    free(j);
+}
+
 /* Proposes cmd for the caller; answers ok_status (no body) once applied here. */
 static void propose(struct node *n, struct http_request *req, struct node_auth *a,
                     struct kv_cmd *cmd, int ok_status, struct write_job *j)
 {
     char rid[KV_RID_MAX + 1];
-    int rc = http_query(req, "raft-request-id", rid, sizeof rid, NULL);
-    if (rc == 1 && rid[0])
+    int count = 0;
+    int rc = http_query(req, "raft-request-id", rid, sizeof rid, &count);
+    if (rc < 0 || count > 1) {
+        /* a replaced id would make a retry apply twice */
+        kv_cmd_fini(cmd);
+        write_job_free(j);
+        http_respond_error(req, 400, "BadRequest",
+                           "raft-request-id must be given at most once, with at most %d "
+                           "characters",
+                           KV_RID_MAX);
+        return;
+    }
+    if (rc == 1 && rid[0]) {
         cmd->request_id = strdup(rid);
+        if (cmd->request_id == NULL) {
+            kv_cmd_fini(cmd);
+            write_job_free(j);
+            http_respond_error(req, 500, "InternalError", "out of memory");
+            return;
+        }
+    }
     memcpy(cmd->actor, a->thumb, sizeof cmd->actor);
     cmd->actor_clearance = node_auth_clearance(a);
+    cmd->actor_registered = a->registered;
     if (j == NULL) {
         j = calloc(1, sizeof *j);
         if (j == NULL) {
@@ -911,8 +938,29 @@ static void h_delete_cert(struct node *n, struct http_request *req, struct node_
         return;
     }
     struct kv_cert c;
-    if (kv_cert_get(n->kv, thumb, &c, NULL) != 0) {
-        http_respond_error(req, 404, "NotFound", "Certificate %s doesn't exist in the cluster",
+    int rv = kv_cert_get(n->kv, thumb, &c, NULL);
+    char rid[KV_RID_MAX + 1], norm[KV_THUMB_LEN + 1];
+    if (rv == CMN_ENOTFOUND && http_query(req, "raft-request-id", rid, sizeof rid, NULL) != 0 &&
+        kv_thumb_norm(thumb, norm) == 0) {
+        /* Gone here, and a request id: maybe the retry of a revocation already applied, which
+         * gets its first answer; apply decides, with every check of a first attempt. */
+        struct kv_cmd cmd;
+        kv_cmd_init(&cmd, KV_CMD_DELETE_CERTS);
+        cmd.u.del.thumbprints = calloc(1, sizeof *cmd.u.del.thumbprints);
+        if (cmd.u.del.thumbprints == NULL) {
+            http_respond_error(req, 500, "InternalError", "out of memory");
+            return;
+        }
+        memcpy(cmd.u.del.thumbprints[0], norm, KV_THUMB_LEN + 1);
+        cmd.u.del.n = 1;
+        propose(n, req, a, &cmd, 204, NULL);
+        return;
+    }
+    if (rv != 0) {
+        http_respond_error(req, rv == CMN_ENOTFOUND ? 404 : 500,
+                           rv == CMN_ENOTFOUND ? "NotFound" : "InternalError",
+                           rv == CMN_ENOTFOUND ? "Certificate %s doesn't exist in the cluster"
+                                               : "Cannot read certificate %s",
                            thumb);
         return;
     }
@@ -1287,6 +1335,13 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
         snprintf(errmsg, sizeof errmsg,
                  "The certificate of node %s is %s, not the expected thumbprint %s", j->tag,
                  id.thumbprint, j->expected);
+    } else if (!j->expected[0] && !node_issued_by_cluster_ca(j->n, peer) &&
+               !node_trusts_thumbprint(j->n, id.thumbprint)) {
+        snprintf(errmsg, sizeof errmsg,
+                 "The certificate of node %s at %s (%s) is not issued by the cluster CA: check "
+                 "its thumbprint out of band and pass it as "
+                 "&expectedThumbprint=%s to trust it",
+                 j->tag[0] ? j->tag : tag, j->url, id.thumbprint, id.thumbprint);
     } else {
         code = 0;
         if (!j->tag[0]) /* RavenDB's tag is optional: the node names itself */
@@ -1446,6 +1501,7 @@ static void on_request(void *ctx, struct http_request *req)
             lu_touch(n, a->thumb, cmn_now_ms(&cmn_clock_system));
         }
     }
+    node_watch_leader(n);
     if (!match->early && !n->serving) {
         struct rft_status st;
         rft_status(n->rft, &st);
@@ -1453,6 +1509,9 @@ static void on_request(void *ctx, struct http_request *req)
                            strcmp(st.state, "Passive") == 0
                                ? "Node %s is not part of a cluster yet: add it with PUT "
                                  "/admin/cluster/node on the cluster's leader"
+                           : st.leader[0] == '\0'
+                               ? "Node %s knows no leader of its cluster (cut off from the "
+                                 "majority, or no quorum): retry on another node"
                                : "Node %s is catching up with the cluster: retry in a moment",
                            n->cfg.tag);
         return;

@@ -44,27 +44,25 @@ static bool issued_by_well_known(struct node *n, X509 *peer, char *label, size_t
     return false;
 }
 
-/* RavenDB's "known issuer" for the pinning-hash fallback: both self-signed, or both issued by
- * the cluster CA, or the same issuing key (authority key identifier). */
-static bool known_issuer(struct node *n, X509 *peer, const struct kv_cert *stored)
+/* The issuer key behind a renewal: the pinning-hash fallback accepts a certificate only when
+ * its signature and the stored certificate's verify under the same issuing key (the cluster CA
+ * or a configured well-known issuer). Anything the key's holder can make alone (self-signed, or
+ * an Authority Key Identifier copied from the stored certificate) proves nothing. */
+static bool same_issuer_key(struct node *n, X509 *peer, const struct kv_cert *stored)
 {
     X509 *old = NULL;
     if (ca_cert_from_der(stored->der, stored->der_len, &old, NULL) != 0)
         return false;
+    struct node_cluster_cas cas;
+    node_cluster_cas_get(n, &cas);
     bool ok = false;
-    struct ca_ident a, b;
-    if (ca_ident_get(peer, &a, NULL) == 0 && ca_ident_get(old, &b, NULL) == 0 && a.self_signed &&
-        b.self_signed) {
-        ok = true;
-    } else {
-        X509 *ca = node_issuing_cert(n);
-        ok = ca && ca_issued_by(peer, ca, NULL) == 0 && ca_issued_by(old, ca, NULL) == 0;
-        if (!ok) {
-            const ASN1_OCTET_STRING *ka = X509_get0_authority_key_id(peer);
-            const ASN1_OCTET_STRING *kb = X509_get0_authority_key_id(old);
-            ok = ka && kb && ASN1_OCTET_STRING_cmp(ka, kb) == 0;
-        }
-    }
+    for (size_t i = 0; !ok && i < 2; i++)
+        ok = cas.cert[i] && ca_issued_by(peer, cas.cert[i], NULL) == 0 &&
+             ca_issued_by(old, cas.cert[i], NULL) == 0;
+    for (size_t i = 0; !ok && i < n->issuers.n; i++)
+        ok = ca_issued_by(peer, n->issuers.v[i], NULL) == 0 &&
+             ca_issued_by(old, n->issuers.v[i], NULL) == 0;
+    node_cluster_cas_fini(&cas);
     X509_free(old);
     return ok;
 }
@@ -78,30 +76,55 @@ static void renew_done(void *ctx, int status, const struct kv_result *res, const
         CMN_WARN("HTTP-AUTH", "renewed certificate refused: %s", res->reason);
 }
 
+/* The registration of a renewal: everything of the one it renews (name, clearance,
+ * permissions, two-factor key, collection), with the renewal's own identity. */
+static int renewal_record(struct node *n, X509 *peer, const struct kv_cert *like,
+                          struct kv_cert *out)
+{
+    struct kv_cert id;
+    char errmsg[CMN_ERRMSG_SIZE];
+    int rv = node_cert_record(n, peer, like->name, like->clearance, &id, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = kv_cert_copy(out, like);
+    if (rv == 0) {
+        memcpy(out->thumbprint, id.thumbprint, sizeof out->thumbprint);
+        memcpy(out->serial, id.serial, sizeof out->serial);
+        out->not_before = id.not_before;
+        out->not_after = id.not_after;
+        out->registered_ms = id.registered_ms;
+        out->ca_issued = id.ca_issued;
+        free(out->der);
+        out->der = id.der;
+        out->der_len = id.der_len;
+        id.der = NULL;
+        /* a renewal is a registration of its own, not a member of the old collection */
+        out->primary[0] = '\0';
+        free(out->secondaries);
+        out->secondaries = NULL;
+        out->n_secondaries = 0;
+    } else {
+        kv_cert_fini(out);
+    }
+    kv_cert_fini(&id);
+    return rv;
+}
+
 /* Registers a renewed certificate (same key pair) like the one it replaces, in the
  * background; the current connection is allowed at once. */
-static void register_renewal(struct node *n, X509 *peer, const struct kv_cert *like)
+static void register_renewal(struct node *n, const struct kv_cert *rec)
 {
-    struct kv_cert rec;
     char errmsg[CMN_ERRMSG_SIZE];
-    if (node_cert_record(n, peer, like->name, like->clearance, &rec, errmsg) != 0)
-        return;
-    if (like->n_perms) {
-        rec.perms = calloc(like->n_perms, sizeof *rec.perms);
-        for (size_t i = 0; rec.perms && i < like->n_perms; i++) {
-            rec.perms[i].db = strdup(like->perms[i].db);
-            rec.perms[i].access = like->perms[i].access;
-            rec.n_perms = i + 1;
-        }
-    }
     struct kv_cmd cmd;
     kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
-    cmd.u.put.certs = malloc(sizeof rec);
-    if (cmd.u.put.certs == NULL) {
-        kv_cert_fini(&rec);
+    cmd.u.put.certs = malloc(sizeof *rec);
+    if (cmd.u.put.certs == NULL)
+        return;
+    if (kv_cert_copy(cmd.u.put.certs, rec) != 0) {
+        kv_cert_fini(cmd.u.put.certs);
+        free(cmd.u.put.certs);
         return;
     }
-    cmd.u.put.certs[0] = rec;
     cmd.u.put.n = 1;
     cmd.u.put.same_pkph = true;
     memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
@@ -163,6 +186,38 @@ static bool early_revoked(const struct node *n, const struct kv_cert *def, int64
     return false;
 }
 
+/* The pinning-hash fallback: an unregistered certificate with the key pair of a registration
+ * that is current (not expired, not revoked) and issued under the same issuer key is that
+ * registration renewed. Fills a->def with the renewal's registration and proposes it. */
+static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, int64_t now,
+                       struct node_auth *a)
+{
+    struct kv_cert *same = NULL;
+    size_t n_same = 0;
+    if (kv_cert_by_pkph(n->kv, id->pkph, &same, &n_same, NULL) != 0 || n_same == 0)
+        return false;
+    a->status = AUTH_UNFAMILIAR_ISSUER;
+    bool adopted = false;
+    for (size_t i = 0; i < n_same && !adopted; i++) { /* newest first */
+        int64_t early_ms;
+        if (same[i].not_after < now || same[i].not_before > now ||
+            early_revoked(n, &same[i], &early_ms) || !same_issuer_key(n, peer, &same[i]))
+            continue;
+        if (renewal_record(n, peer, &same[i], &a->def) != 0) {
+            memset(&a->def, 0, sizeof a->def);
+            a->status = AUTH_UNFAMILIAR; /* fail closed */
+            break;
+        }
+        register_renewal(n, &a->def);
+        CMN_INFO("HTTP-AUTH",
+                 "allowing %s as a renewal of %s (the same key pair and issuer): registering it",
+                 a->thumb_upper, same[i].thumbprint);
+        adopted = true;
+    }
+    kv_cert_free_array(same, n_same);
+    return adopted;
+}
+
 void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
 {
     uint64_t last_used = a->last_used_ms;
@@ -218,36 +273,19 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
     int rv = kv_cert_get(n->kv, a->thumb, &a->def, NULL);
     if (rv != 0) {
         memset(&a->def, 0, sizeof a->def);
+        a->status = AUTH_UNFAMILIAR;
+        if (rv != CMN_ENOTFOUND)
+            return; /* fail closed: the trust state could not be read */
         struct kv_revoked rev;
-        if (kv_revoked_get(n->kv, id.serial, &rev, NULL) == 0 &&
-            strcmp(rev.thumbprint, a->thumb) == 0) {
+        rv = kv_revoked_get(n->kv, id.serial, &rev, NULL);
+        if (rv == 0 && strcmp(rev.thumbprint, a->thumb) == 0) {
             a->status = AUTH_REVOKED;
             a->revoked_ms = rev.revoked_ms;
             return;
         }
-        /* The pinning-hash fallback: a renewed certificate with the registered key pair. */
-        struct kv_cert *same = NULL;
-        size_t n_same = 0;
-        bool adopted = false;
-        a->status = AUTH_UNFAMILIAR;
-        if (kv_cert_by_pkph(n->kv, id.pkph, &same, &n_same, NULL) == 0 && n_same > 0) {
-            a->status = AUTH_UNFAMILIAR_ISSUER;
-            for (size_t i = 0; i < n_same; i++) {
-                if (!known_issuer(n, peer, &same[i]))
-                    continue;
-                if (kv_cert_copy(&a->def, &same[i]) == 0) {
-                    memcpy(a->def.thumbprint, a->thumb, sizeof a->def.thumbprint);
-                    register_renewal(n, peer, &same[i]);
-                    CMN_INFO("HTTP-AUTH",
-                             "allowing %s by its public key pinning hash, trusted by the cluster",
-                             a->thumb_upper);
-                    adopted = true;
-                }
-                break;
-            }
-            kv_cert_free_array(same, n_same);
-        }
-        if (!adopted)
+        if (rv != 0 && rv != CMN_ENOTFOUND)
+            return;
+        if (!renewal_of(n, peer, &id, now, a))
             return;
     }
     if (early_revoked(n, &a->def, &a->revoked_ms)) {

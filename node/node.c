@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +20,8 @@
 #include "raft/tls.h"
 
 #define DUTY_MS 500
+/* Election timeouts without a known leader after which a node stops serving its state. */
+#define LEADERLESS_ELECTIONS 2
 
 /* ---- files ---- */
 
@@ -208,6 +211,14 @@ static bool node_record_exists(struct node *n, const char *tag)
     return found;
 }
 
+bool node_trusts_thumbprint(struct node *n, const char *thumbprint)
+{
+    for (size_t i = 0; i < n->n_trusted; i++)
+        if (strcasecmp(n->trusted[i], thumbprint) == 0)
+            return true;
+    return false;
+}
+
 X509 *node_issuing_cert(struct node *n)
 {
     if (n->issuing_cert == NULL) {
@@ -256,7 +267,7 @@ static bool issued_by(const struct node_cluster_cas *cas, X509 *cert)
     return false;
 }
 
-static bool issued_by_cluster_ca(struct node *n, X509 *cert)
+bool node_issued_by_cluster_ca(struct node *n, X509 *cert)
 {
     struct node_cluster_cas cas;
     node_cluster_cas_get(n, &cas);
@@ -295,12 +306,17 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
         return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is registered as %s, not ClusterNode",
                         id.thumbprint, kv_clearance_name(cl));
     }
-    for (size_t i = 0; i < n->n_trusted; i++)
+    /* Cluster.TrustedNodeCertificates lets a passive node meet the cluster that adds it; once
+     * the node is a member, only the replicated state decides (a removed node is not trusted). */
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    for (size_t i = 0; strcmp(st.state, "Passive") == 0 && i < n->n_trusted; i++)
         if (strcmp(n->trusted[i], lower) == 0)
             return 0;
     /* Before the bootstrap members have registered themselves, a member's certificate from the
      * cluster CA is enough; once the trust state knows the node, only its registration is. */
-    if (is_bootstrap_tag(n, tag) && !node_record_exists(n, tag) && issued_by_cluster_ca(n, cert))
+    if (is_bootstrap_tag(n, tag) && !node_record_exists(n, tag) &&
+        node_issued_by_cluster_ca(n, cert))
         return 0;
     return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not a trusted cluster node certificate",
                     id.thumbprint);
@@ -604,6 +620,7 @@ static void sync_done(void *ctx, int status, const struct kv_result *res, const 
     if (status != 0)
         return; /* no quorum yet: the duty timer tries again */
     n->serving = true;
+    n->leader_seen_ms = uv_now(&n->loop);
     CMN_INFO("NODE-START", "node %s caught up with the cluster at index %llu: serving requests",
              n->cfg.tag, (unsigned long long)res->index);
 }
@@ -628,6 +645,27 @@ static void catch_up(struct node *n)
 
 static void stop(struct node *n);
 
+void node_watch_leader(struct node *n)
+{
+    if (!n->serving)
+        return;
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    uint64_t now = uv_now(&n->loop);
+    if (st.leader[0]) {
+        n->leader_seen_ms = now;
+        return;
+    }
+    uint64_t limit = (uint64_t)LEADERLESS_ELECTIONS * n->cfg.election_ms;
+    if (now - n->leader_seen_ms < limit)
+        return;
+    n->serving = false; /* the duty timer catches up again once a leader is known */
+    CMN_WARN("NODE-LEADER",
+             "no leader known for %llu ms: answering 503 NotReady until this node has caught up "
+             "with a leader again",
+             (unsigned long long)(now - n->leader_seen_ms));
+}
+
 static void duty_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -642,6 +680,7 @@ static void duty_cb(uv_timer_t *t)
         stop(n);
         return;
     }
+    node_watch_leader(n);
     struct rft_status st;
     rft_status(n->rft, &st);
     if (st.ready && !n->ca_proposing) {

@@ -48,6 +48,7 @@ struct node {
     uv_timer_t duty;
     bool registering;  /* self-registration proposal in flight */
     bool serving;      /* caught up with the cluster since start: may answer authenticated calls */
+    uint64_t leader_seen_ms; /* loop time a leader was last known, while serving */
     bool syncing;      /* the catch-up proposal is in flight */
     bool ca_proposing; /* issuing-CA proposal in flight */
     uv_signal_t sigterm, sigint;
@@ -73,6 +74,16 @@ int node_init(struct node *n, const char *config_path, char *errmsg) CMN_MUST_CH
 /* Runs the loop until SIGTERM/SIGINT; returns the process exit code. */
 int node_run(struct node *n);
 void node_fini(struct node *n);
+
+/* Stops serving (503 NotReady) a node that has known no leader for two election timeouts: a
+ * partitioned minority must not answer from a state that may miss revocations. Called by the
+ * duty timer and before each request. */
+void node_watch_leader(struct node *n);
+/* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
+bool node_issued_by_cluster_ca(struct node *n, X509 *cert);
+
+/* Whether thumbprint (any case) is in Cluster.TrustedNodeCertificates. */
+bool node_trusts_thumbprint(struct node *n, const char *thumbprint);
 
 /* Reads a whole file (at most CA_INPUT_MAX bytes) into out. */
 int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;

@@ -157,6 +157,44 @@ gen() {
   admin "$1" generateClientCert "$2" "$WORK/out" >/dev/null
 }
 
+# ---- HTTPS as a client: $CERTS/NAME.pem holds a client certificate and its key ----
+CERTS="$WORK/c"
+url() { echo "https://127.0.0.1:$(http_port "$1")$2"; }
+# call NAME METHOD NODE PATH [BODY]: status into $CODE, body into $WORK/last.body (follows 307)
+call() {
+  local who=$1 method=$2 node=$3 path=$4 body=${5:-}
+  CODE=$(curl -s -L -o "$WORK/last.body" -w '%{http_code}' --cacert "$WORK/pki/ca-chain.crt" \
+    --cert "$CERTS/$who.pem" -X "$method" ${body:+-H 'Content-Type: application/json' -d "$body"} \
+    "$(url "$node" "$path")" || true)
+}
+must() { local want=$1; shift; call "$@"; [ "$CODE" = "$want" ] || fail "$* -> $CODE (want $want): $(head -c 400 "$WORK/last.body")"; }
+# mint NAME CLEARANCE [PERMISSIONS]: $CERTS/NAME.pem (and z-NAME/NAME.crt, .key), generated
+# through node A with A's own certificate
+mint() {
+  [ -f "$CERTS/node.pem" ] || { mkdir -p "$CERTS" && cp "$WORK/pki/A.pem" "$CERTS/node.pem"; }
+  must 200 node POST A /admin/certificates "{\"Name\":\"$1\",\"SecurityClearance\":\"$2\",\"Permissions\":${3:-{\}}}"
+  (cd "$CERTS" && rm -rf "z-$1" && mkdir "z-$1" && cd "z-$1" && unzip -q "$WORK/last.body" &&
+    cat "$1.crt" "$1.key" >"$CERTS/$1.pem") || fail "mint $1"
+}
+# tp NAME: the SHA-1 thumbprint of $CERTS/NAME.pem, upper case
+tp() { openssl x509 -in "$CERTS/$1.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g'; }
+
+# impostor PEM ID CLAIMED TARGET: a TLS connection to TARGET's Raft port with PEM's certificate,
+# whose preamble claims to be node ID (tag CLAIMED) at CLAIMED's Raft address.
+impostor() {
+  local pem=$1 id=$2 claimed=$3 target=$4 addr
+  addr="127.0.0.1:$(raft_port "$claimed")"
+  {
+    printf 'CVRAFT01\0\0\0\0\0\0\0'
+    printf "\\$(printf '%03o' "$id")"
+    printf '\0\0\0\0\0\0\0'
+    printf "\\$(printf '%03o' "${#addr}")"
+    printf '%s' "$addr"
+  } >"$WORK/pre.bin"
+  timeout 10 openssl s_client -connect "127.0.0.1:$(raft_port "$target")" -tls1_3 \
+    -cert "$pem" -key "$pem" -quiet <"$WORK/pre.bin" >/dev/null 2>&1 || true
+}
+
 start_cluster() {
   pki
   local t

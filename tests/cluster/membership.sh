@@ -7,28 +7,12 @@
 start_cluster A B C
 pki "$WORK/foreign"
 
-# preamble TAG-ID ADDRESS: what a Raft peer sends after its TLS handshake.
-preamble() {
-  local id=$1 addr=$2
-  printf 'CVRAFT01\0\0\0\0\0\0\0'
-  printf "\\$(printf '%03o' "$id")"
-  printf '\0\0\0\0\0\0\0'
-  printf "\\$(printf '%03o' "${#addr}")"
-  printf '%s' "$addr"
-}
-impostor() {
-  local pem=$1 claim=$2 target=$3
-  preamble "$claim" "127.0.0.1:$(raft_port B)" >"$WORK/pre.bin"
-  timeout 10 openssl s_client -connect "127.0.0.1:$(raft_port "$target")" -tls1_3 \
-    -cert "$pem" -key "$pem" -quiet <"$WORK/pre.bin" >/dev/null 2>&1 || true
-}
-
 L=$(leader_of A B C)
 log "a foreign CA's certificate for B knocks on $L"
-impostor "$WORK/foreign/B.pem" 2 "$L"
+impostor "$WORK/foreign/B.pem" 2 B "$L"
 wait_until 60 "the refusal in the log" grep -q "refused inbound peer claiming node B: .*not a trusted cluster node" "$WORK/$L.log"
 log "D's valid certificate claims to be B"
-impostor "$WORK/pki/D.pem" 2 "$L"
+impostor "$WORK/pki/D.pem" 2 B "$L"
 wait_until 60 "the refusal in the log" grep -q "certificate names node 'D', not 'B'" "$WORK/$L.log"
 gen A still-committing || fail "the cluster stopped committing"
 [ "$(leader_of A B C)" = "$L" ] || fail "the impostors disturbed the leadership"

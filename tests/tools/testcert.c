@@ -1,10 +1,12 @@
 /* corvid-testcert: certificates for the tests' refusal cases (expired, not yet valid, issued by
  * a foreign or a well-known CA), issued with ca/ like every other certificate.
  *
- *   corvid-testcert OUT.pem CN FROM_DAYS TO_DAYS [ISSUER.pem]
+ *   corvid-testcert OUT.pem CN FROM_DAYS TO_DAYS [ISSUER.pem|ca|self] [KEY.pem]
  *
  * writes the certificate and its key (PEM) valid from now+FROM_DAYS to now+TO_DAYS, signed by
- * ISSUER.pem (certificate and key) or self-signed; with ISSUER "ca" the result is itself a CA. */
+ * ISSUER.pem (certificate and key) or self-signed ("self", the default); with ISSUER "ca" the
+ * result is itself a CA. With KEY.pem the certificate is for that key instead of a new one (a
+ * renewal with the same key pair). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,21 +30,33 @@ static int read_file(const char *path, struct cmn_buf *out)
 
 int main(int argc, char **argv)
 {
-    if (argc < 5) {
-        fprintf(stderr, "usage: %s OUT.pem CN FROM_DAYS TO_DAYS [ISSUER.pem|ca]\n", argv[0]);
+    if (argc < 5 || argc > 7) {
+        fprintf(stderr, "usage: %s OUT.pem CN FROM_DAYS TO_DAYS [ISSUER.pem|ca|self] [KEY.pem]\n",
+                argv[0]);
         return 2;
     }
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
-    bool make_ca = argc == 6 && strcmp(argv[5], "ca") == 0;
+    const char *issuer = argc >= 6 ? argv[5] : "self";
+    bool make_ca = strcmp(issuer, "ca") == 0;
     EVP_PKEY *key = NULL;
     struct ca_signer signer = {0};
     X509 *cert = NULL;
-    int rv = ca_key_generate(CA_KEY_EC_P256, &key, errmsg);
-    if (rv == 0 && argc == 6 && !make_ca) {
+    int rv = 0;
+    if (argc == 7) {
         struct cmn_buf b;
         cmn_buf_init(&b, true);
-        rv = read_file(argv[5], &b) == 0 ? 0 : CMN_EIO;
+        rv = read_file(argv[6], &b) == 0 ? 0 : CMN_EIO;
+        if (rv == 0)
+            rv = ca_key_from_pem(b.data, b.len, NULL, &key, errmsg);
+        cmn_buf_fini(&b);
+    } else {
+        rv = ca_key_generate(CA_KEY_EC_P256, &key, errmsg);
+    }
+    if (rv == 0 && !make_ca && strcmp(issuer, "self") != 0) {
+        struct cmn_buf b;
+        cmn_buf_init(&b, true);
+        rv = read_file(issuer, &b) == 0 ? 0 : CMN_EIO;
         if (rv == 0)
             rv = ca_cert_from_bytes(b.data, b.len, &signer.cert, errmsg);
         if (rv == 0)
