@@ -1187,13 +1187,16 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
         entries[i].revoked_at = rev[i].revoked_ms / 1000;
         entries[i].reason = rev[i].reason == 0 ? CA_CRL_REASON_NONE : rev[i].reason;
     }
-    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    /* Number and dates from the committed state: every node signs the same CRL. */
+    struct kv_crl_state crl = {0};
+    if (rv == 0)
+        rv = kv_crl_state_get(n->kv, &crl, errmsg);
     struct ca_crl_params p = {
         .entries = entries,
         .n = count,
-        .this_update = now - 60,
-        .next_update = now + 3600,
-        .crl_number = kv_applied_index(n->kv),
+        .this_update = crl.time_ms / 1000,
+        .next_update = (crl.time_ms + NODE_CRL_VALID_MS) / 1000,
+        .crl_number = crl.index,
     };
     struct ca_signer signer = {.cert = is.cert, .key = is.key};
     struct cmn_buf der, pem;

@@ -477,6 +477,35 @@ static void ca_done(void *ctx, int status, const struct kv_result *res, const ch
                  (unsigned long long)res->index);
 }
 
+static void crl_refreshed(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct node *n = ctx;
+    n->crl_refreshing = false;
+    if (status != 0)
+        CMN_WARN("NODE-CRL", "re-issuing the CRL failed: %s", errmsg);
+    else if (res->rejected)
+        CMN_WARN("NODE-CRL", "re-issuing the CRL refused: %s", res->reason);
+}
+
+/* The leader re-issues the CRL through Raft once the committed one is NODE_CRL_REFRESH_MS old,
+ * so that every node serves the same CRL, valid NODE_CRL_VALID_MS from its commit; a cluster
+ * that cannot commit lets it age. */
+static void maybe_refresh_crl(struct node *n)
+{
+    struct kv_crl_state crl;
+    if (n->crl_refreshing || kv_crl_state_get(n->kv, &crl, NULL) != 0 ||
+        crl.time_ms + NODE_CRL_REFRESH_MS > cmn_now_ms(&cmn_clock_system))
+        return;
+    struct kv_cmd cmd;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    kv_cmd_init(&cmd, KV_CMD_REFRESH_CRL);
+    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+    n->crl_refreshing = true;
+    if (node_propose(n, &cmd, crl_refreshed, n, errmsg) != 0)
+        n->crl_refreshing = false;
+}
+
 /* Builds the SET_ISSUING_CA command from Security.ClusterCA, or from a CA generated now when
  * none is configured. */
 static int issuing_ca_cmd(struct node *n, struct kv_cmd *cmd, char *errmsg)
@@ -702,6 +731,8 @@ static void duty_cb(uv_timer_t *t)
             }
         }
     }
+    if (st.ready)
+        maybe_refresh_crl(n);
     if (st.leader[0] && !n->registering && strcmp(st.state, "Passive") != 0)
         self_register(n);
     if (!n->serving && !n->syncing && st.leader[0] && strcmp(st.state, "Passive") != 0)

@@ -15,6 +15,10 @@
 #include "storage/kv.h"
 #include "node/http.h"
 
+/* The CRL: re-issued through Raft every NODE_CRL_REFRESH_MS, each valid NODE_CRL_VALID_MS. */
+#define NODE_CRL_REFRESH_MS (3600LL * 1000)
+#define NODE_CRL_VALID_MS   (2 * NODE_CRL_REFRESH_MS)
+
 struct node_lastused;
 
 struct node_admin;
@@ -51,6 +55,7 @@ struct node {
     uint64_t leader_seen_ms; /* loop time a leader was last known, while serving */
     bool syncing;      /* the catch-up proposal is in flight */
     bool ca_proposing; /* issuing-CA proposal in flight */
+    bool crl_refreshing; /* CRL re-issue proposal in flight */
     uv_signal_t sigterm, sigint;
     struct node_admin *admin;
     /* HTTPS API */

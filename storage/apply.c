@@ -22,6 +22,7 @@
 
 struct apply {
     struct kv *kv;
+    uint64_t index;
     rocksdb_writebatch_t *b;
     const struct kv_cmd *cmd;
     enum kv_clearance actor_cl; /* the caller's clearance, as the state applied to knows it */
@@ -201,12 +202,23 @@ static int cert_insert(struct apply *a, const struct kv_cert *c)
     return 0;
 }
 
+/* The CRL changes with this entry: a new number (its index) and thisUpdate (its time). */
+static void crl_changed(struct apply *a)
+{
+    uint8_t v[16];
+    cmn_be64_put(v, a->index);
+    cmn_be64_put(v + 8, (uint64_t)a->cmd->time_ms);
+    rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_META], META_CRL, strlen(META_CRL), (const char *)v,
+                              sizeof v);
+}
+
 /* Records the revocation of a certificate the cluster CA issued, for the CRL and OCSP. */
 static int cert_revoke(struct apply *a, const struct kv_cert *c, int reason)
 {
     if (!c->ca_issued || c->serial[0] == '\0')
         return 0;
     struct kv_revoked r = {.revoked_ms = a->cmd->time_ms, .reason = reason};
+    crl_changed(a);
     serial_key(c->serial, r.serial);
     memcpy(r.thumbprint, c->thumbprint, sizeof r.thumbprint);
     return put_packed(a, CF_REVOKED, r.serial, strlen(r.serial), pack_revoked, &r);
@@ -676,6 +688,7 @@ static int apply_set_ca(struct apply *a)
     if (rv != CMN_ENOTFOUND)
         return rv;
     TRY(put_packed(a, CF_CA, "issuing", 7, pack_ca, ca));
+    crl_changed(a); /* the first CRL, empty */
     summarize(a, "set the issuing CA");
     return 0;
 }
@@ -828,6 +841,11 @@ static int execute(struct apply *a, struct doomed *d)
     case KV_CMD_AUDIT:
         TRY(need_admin(a));
         summarize(a, "%s", a->cmd->u.audit.event);
+        return 0;
+    case KV_CMD_REFRESH_CRL:
+        TRY(need_admin(a));
+        crl_changed(a);
+        summarize(a, "CRL number %llu", (unsigned long long)a->index);
         return 0;
     }
     return reject(a, KV_REJ_INVALID, "unknown command type");
@@ -1013,7 +1031,7 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
         res->skipped = true;
         return 0;
     }
-    struct apply a = {.kv = kv};
+    struct apply a = {.kv = kv, .index = index};
     struct kv_cmd cmd;
     struct doomed d = {0};
     int rv = 0;

@@ -9,10 +9,19 @@
 #define PKM(expr) TRY((expr) ? CMN_ENOMEM : 0)
 
 static const char *const type_names[KV_CMD_TYPE_MAX + 1] = {
-    "?",           "PutCertificates", "EditCertificate", "DeleteCertificates",
-    "PurgeExpired", "SetIssuingCA",   "PutNode",         "RemoveNode",
-    "InstallServerCertificate", "ConfirmServerCertificateReceipt",
-    "ConfirmServerCertificateReplaced", "RecordAudit",
+    "?",
+    "PutCertificates",
+    "EditCertificate",
+    "DeleteCertificates",
+    "PurgeExpired",
+    "SetIssuingCA",
+    "PutNode",
+    "RemoveNode",
+    "InstallServerCertificate",
+    "ConfirmServerCertificateReceipt",
+    "ConfirmServerCertificateReplaced",
+    "RecordAudit",
+    "RefreshCRL",
 };
 
 const char *kv_cmd_type_name(int type)
@@ -95,6 +104,7 @@ static int pack_body(msgpack_packer *pk, const struct kv_cmd *c)
                             c->u.del.n, sizeof *c->u.del.thumbprints));
         return kv__pk_i64(pk, "why", c->u.del.reason);
     case KV_CMD_PURGE_EXPIRED:
+    case KV_CMD_REFRESH_CRL:
         PKM(msgpack_pack_map(pk, 0));
         return 0;
     case KV_CMD_SET_ISSUING_CA:
@@ -269,6 +279,8 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
         return 0;
     case KV_CMD_PURGE_EXPIRED:
         return kv__walk_map(b, "purge", NULL, 0, 0, none_field, c, errmsg);
+    case KV_CMD_REFRESH_CRL:
+        return kv__walk_map(b, "refresh CRL", NULL, 0, 0, none_field, c, errmsg);
     case KV_CMD_SET_ISSUING_CA:
         return kv_issuing_ca_unpack(b, &c->u.set_ca, errmsg);
     case KV_CMD_PUT_NODE:

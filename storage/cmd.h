@@ -18,19 +18,20 @@
 #define KV_DELETE_MAX 1024            /* thumbprints in one delete */
 
 enum kv_cmd_type {
-    KV_CMD_PUT_CERTS = 1,         /* register one certificate or a collection (primary first) */
-    KV_CMD_EDIT_CERT = 2,         /* name, clearance, permissions, 2FA key */
-    KV_CMD_DELETE_CERTS = 3,      /* delete = revoke; a primary takes its secondaries along */
-    KV_CMD_PURGE_EXPIRED = 4,     /* every primary with NotAfter before the command's time */
-    KV_CMD_SET_ISSUING_CA = 5,    /* at bootstrap */
+    KV_CMD_PUT_CERTS = 1,      /* register one certificate or a collection (primary first) */
+    KV_CMD_EDIT_CERT = 2,      /* name, clearance, permissions, 2FA key */
+    KV_CMD_DELETE_CERTS = 3,   /* delete = revoke; a primary takes its secondaries along */
+    KV_CMD_PURGE_EXPIRED = 4,  /* every primary with NotAfter before the command's time */
+    KV_CMD_SET_ISSUING_CA = 5, /* at bootstrap */
     KV_CMD_PUT_NODE = 6,
     KV_CMD_REMOVE_NODE = 7,
-    KV_CMD_REPLACE_INSTALL = 8,   /* server-certificate replacement steps */
+    KV_CMD_REPLACE_INSTALL = 8, /* server-certificate replacement steps */
     KV_CMD_REPLACE_RECEIVED = 9,
     KV_CMD_REPLACE_REPLACED = 10,
-    KV_CMD_AUDIT = 11,            /* an event for the replicated audit trail */
+    KV_CMD_AUDIT = 11,       /* an event for the replicated audit trail */
+    KV_CMD_REFRESH_CRL = 12, /* the leader re-issues the CRL (a new number and thisUpdate) */
 };
-#define KV_CMD_TYPE_MAX 11
+#define KV_CMD_TYPE_MAX 12
 
 const char *kv_cmd_type_name(int type);
 

@@ -474,6 +474,27 @@ int kv_issuing_ca_get(struct kv *kv, struct kv_issuing_ca *out, char *errmsg)
     return kv__get_record(kv, CF_CA, "issuing", 7, kv__unpack_ca, out, errmsg);
 }
 
+int kv_crl_state_get(struct kv *kv, struct kv_crl_state *out, char *errmsg)
+{
+    char *err = NULL;
+    size_t vlen = 0;
+    char *v =
+        rocksdb_get_cf(kv->db, kv->ropts, kv->cf[CF_META], META_CRL, strlen(META_CRL), &vlen, &err);
+    if (err != NULL)
+        return kv__rdb_fail(errmsg, err, "read the CRL state");
+    int rv = 0;
+    if (v == NULL)
+        rv = cmn_fail(errmsg, CMN_ENOTFOUND, "no CRL yet: the issuing CA is not committed");
+    else if (vlen != 16)
+        rv = cmn_fail(errmsg, CMN_EMALFORMED, "the CRL state is %zu bytes, not 16", vlen);
+    else {
+        out->index = cmn_be64_get((const uint8_t *)v);
+        out->time_ms = (int64_t)cmn_be64_get((const uint8_t *)v + 8);
+    }
+    rocksdb_free(v);
+    return rv;
+}
+
 int kv_replacement_get(struct kv *kv, struct kv_replacement *out, char *errmsg)
 {
     return kv__get_record(kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), kv__unpack_replacement,

@@ -74,6 +74,14 @@ void kv_node_free_array(struct kv_node *nodes, size_t n);
 
 /* CMN_ENOTFOUND before bootstrap committed one. */
 int kv_issuing_ca_get(struct kv *kv, struct kv_issuing_ca *out, char *errmsg) CMN_MUST_CHECK;
+/* The CRL the trust state defines, the same on every node: numbered by the index of the entry
+ * that last changed the revoked serials or refreshed the CRL, issued at that entry's time.
+ * CMN_ENOTFOUND before the issuing CA is committed. */
+struct kv_crl_state {
+    uint64_t index;
+    int64_t time_ms;
+};
+int kv_crl_state_get(struct kv *kv, struct kv_crl_state *out, char *errmsg) CMN_MUST_CHECK;
 /* CMN_ENOTFOUND when no server-certificate replacement is in progress. */
 int kv_replacement_get(struct kv *kv, struct kv_replacement *out, char *errmsg) CMN_MUST_CHECK;
 

@@ -25,6 +25,7 @@ extern const char *const kv__cf_names[CF_COUNT];
 #define META_APPLIED "applied"
 #define META_REPLACEMENT "replacement"
 #define META_RESTORING "restoring"
+#define META_CRL         "crl" /* be64 index, be64 time_ms: see kv_crl_state_get */
 #define SAME_PKPH_KEEP 5
 
 struct kv {

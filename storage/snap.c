@@ -194,6 +194,7 @@ int kv_restore(struct kv *kv, const void *p, size_t len, char *errmsg)
         if (cf != CF_META)
             rocksdb_writebatch_delete_range_cf(wb, kv->cf[cf], "", 0, hi, sizeof hi);
     rocksdb_writebatch_delete_cf(wb, kv->cf[CF_META], META_REPLACEMENT, strlen(META_REPLACEMENT));
+    rocksdb_writebatch_delete_cf(wb, kv->cf[CF_META], META_CRL, strlen(META_CRL));
     put_applied(kv, wb, 0);
     rv = kv__write(kv, wb, errmsg);
     if (rv != 0)

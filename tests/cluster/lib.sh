@@ -169,10 +169,10 @@ call() {
 }
 must() { local want=$1; shift; call "$@"; [ "$CODE" = "$want" ] || fail "$* -> $CODE (want $want): $(head -c 400 "$WORK/last.body")"; }
 # mint NAME CLEARANCE [PERMISSIONS]: $CERTS/NAME.pem (and z-NAME/NAME.crt, .key), generated
-# through node A with A's own certificate
+# through node $MINT_ON (A) as $MINT_AS (node: A's own certificate)
 mint() {
   [ -f "$CERTS/node.pem" ] || { mkdir -p "$CERTS" && cp "$WORK/pki/A.pem" "$CERTS/node.pem"; }
-  must 200 node POST A /admin/certificates "{\"Name\":\"$1\",\"SecurityClearance\":\"$2\",\"Permissions\":${3:-{\}}}"
+  must 200 "${MINT_AS:-node}" POST "${MINT_ON:-A}" /admin/certificates "{\"Name\":\"$1\",\"SecurityClearance\":\"$2\",\"Permissions\":${3:-{\}}}"
   (cd "$CERTS" && rm -rf "z-$1" && mkdir "z-$1" && cd "z-$1" && unzip -q "$WORK/last.body" &&
     cat "$1.crt" "$1.key" >"$CERTS/$1.pem") || fail "mint $1"
 }

@@ -150,6 +150,30 @@ impostor "$WORK/pki/$R.pem" "$(idx "$R")" "$R" D
 wait_until 60 "D refusing the removed node" grep -q "refused inbound peer claiming node $R: " "$WORK/D.log"
 gen D still-committing || fail "the cluster stopped committing"
 
+log "9. the CRL is the committed state's: one number and date on every node, growing with revocations"
+# crl TAG: the CRL's number (decimal), thisUpdate and nextUpdate as node TAG signs it
+crl() {
+  curl -s --cacert "$WORK/pki/ca-chain.crt" "$(url "$1" '/ca/crl?format=pem')" |
+    openssl crl -noout -crlnumber -lastupdate -nextupdate >"$WORK/crl.txt" || return 1
+  local hex
+  hex=$(sed -n 's/^crlNumber=\(0x\)\{0,1\}//p' "$WORK/crl.txt")
+  echo "$((16#$hex)) $(grep -v crlNumber "$WORK/crl.txt" | tr '\n' ' ')"
+}
+# shellcheck disable=SC2086
+wait_until 60 "same state" same_state $REST
+CRL0=$(crl D)
+for t in $REST; do [ "$(crl "$t")" = "$CRL0" ] || fail "node $t signs another CRL: $(crl "$t") vs $CRL0"; done
+MINT_AS=admin MINT_ON=D mint bystander ValidUser
+# shellcheck disable=SC2086
+wait_until 60 "same state" same_state $REST
+[ "$(crl D)" = "$CRL0" ] || fail "a registration changed the CRL: $(crl D) vs $CRL0"
+must 204 admin DELETE D "/admin/certificates?thumbprint=$(tp bystander)"
+# shellcheck disable=SC2086
+wait_until 60 "same state" same_state $REST
+CRL1=$(crl "$L")
+[ "${CRL1%% *}" -gt "${CRL0%% *}" ] || fail "the CRL number did not grow: $CRL1 after $CRL0"
+for t in $REST; do [ "$(crl "$t")" = "$CRL1" ] || fail "node $t signs another CRL: $(crl "$t") vs $CRL1"; done
+
 log "9. a node cut off from the majority stops serving its state, and serves again once back"
 set -- $REST
 M=$1

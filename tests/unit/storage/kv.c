@@ -814,6 +814,39 @@ static void request_ids_per_caller_and_command(void **state)
     assert_int_equal(kv_cert_get(e->kv, b, &got, NULL), CMN_ENOTFOUND);
 }
 
+/* Security review 9: the CRL's number and time come from the committed state, and only grow. */
+static void crl_state_from_commits(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    struct kv_crl_state crl;
+    char tp[KV_THUMB_LEN + 1];
+    put(e->kv, 1, 90, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, tp, &res);
+    assert_int_equal(kv_crl_state_get(e->kv, &crl, NULL), CMN_ENOTFOUND);
+    fx_delete(&c, tp, NULL, KV_CL_CLUSTER_ADMIN);
+    c.time_ms += 5000;
+    assert_int_equal(fx_apply(e->kv, 2, &c, &res), 0);
+    assert_int_equal(kv_crl_state_get(e->kv, &crl, NULL), 0);
+    assert_int_equal(crl.index, 2);
+    assert_true(crl.time_ms == 1750000005000);
+    put(e->kv, 3, 91, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, NULL, &res); /* no revocation */
+    assert_int_equal(kv_crl_state_get(e->kv, &crl, NULL), 0);
+    assert_int_equal(crl.index, 2);
+    kv_cmd_init(&c, KV_CMD_REFRESH_CRL);
+    fx_actor(&c, NULL, KV_CL_OPERATOR); /* only a node or an admin re-issues it */
+    assert_int_equal(fx_apply(e->kv, 4, &c, &res), 0);
+    assert_true(res.rejected);
+    kv_cmd_init(&c, KV_CMD_REFRESH_CRL);
+    fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
+    c.time_ms += 3600000;
+    assert_int_equal(fx_apply(e->kv, 5, &c, &res), 0);
+    assert_false(res.rejected);
+    assert_int_equal(kv_crl_state_get(e->kv, &crl, NULL), 0);
+    assert_int_equal(crl.index, 5);
+    assert_true(crl.time_ms == 1750003600000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -837,6 +870,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(registered_actor_clearance_from_state, setup, teardown),
         cmocka_unit_test_setup_teardown(request_ids_per_caller_and_command, setup, teardown),
+        cmocka_unit_test_setup_teardown(crl_state_from_commits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
