@@ -13,15 +13,16 @@
 #include "common/env.h"
 #include "common/err.h"
 
-#define CA_MASTER_KEY_SIZE 32 /* bytes of one master key */
-#define CA_MASTER_KEYS_MAX                                                                         \
-    2                      /* a key file holds the current key and, while rotating, the previous */
-#define CA_SEAL_ID_SIZE  8 /* key identifier carried in every blob */
-#define CA_SEAL_ID_HEX   (2 * CA_SEAL_ID_SIZE + 1)
-#define CA_SEAL_HEADER   25 /* magic(4) version(1) key id(8) nonce(12) */
-#define CA_SEAL_TAG      16
-#define CA_SEAL_OVERHEAD (CA_SEAL_HEADER + CA_SEAL_TAG)
-#define CA_SEAL_MAX      (1u << 20) /* largest secret sealed or opened */
+/* A master key is 32 bytes; a key file holds the current key and, while a rotation is in
+ * progress, the previous one after it. */
+#define CA_MASTER_KEY_SIZE 32
+#define CA_MASTER_KEYS_MAX 2
+#define CA_SEAL_ID_SIZE    8 /* key identifier carried in every blob */
+#define CA_SEAL_ID_HEX     (2 * CA_SEAL_ID_SIZE + 1)
+#define CA_SEAL_HEADER     25 /* magic(4) version(1) key id(8) nonce(12) */
+#define CA_SEAL_TAG        16
+#define CA_SEAL_OVERHEAD   (CA_SEAL_HEADER + CA_SEAL_TAG)
+#define CA_SEAL_MAX        (1u << 20) /* largest secret sealed or opened */
 
 /* Purpose labels (associated data). A new use of sealing gets its own label; changing what a
  * label's plaintext means needs a new label, never a reuse. */
