@@ -180,6 +180,8 @@ int ca_seal_open(const struct ca_master_key *mk, const char *purpose, const void
     int rv = check_purpose(purpose, errmsg);
     if (rv != 0)
         return rv;
+    if (!out->secret) /* a plaintext secret only ever lands in memory that is wiped on free */
+        return cmn_fail(errmsg, CMN_EINVALID, "opening a sealed secret needs a secret buffer");
     const uint8_t *p = blob;
     size_t m = len < sizeof magic ? len : sizeof magic;
     if (m > 0 && memcmp(p, magic, m) != 0)

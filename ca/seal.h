@@ -58,11 +58,12 @@ int ca_master_keys_parse(const uint8_t *bytes, size_t len,
 int ca_seal(const struct ca_master_key *mk, const char *purpose, const struct cmn_rng *rng,
             const void *plain, size_t len, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 
-/* Opens a blob made by ca_seal with the same key and purpose, appending the plaintext to out
- * (make it a secret buffer). Fails closed, with nothing appended: CMN_EMALFORMED (not a sealed
- * blob), CMN_EUNSUPPORTED (a later format version), CMN_ETRUNCATED, CMN_EBADPASSWORD (sealed
- * under another master key: the message names both identifiers), CMN_EBADSIG (the
- * authentication failed: altered bytes, or sealed for another purpose). */
+/* Opens a blob made by ca_seal with the same key and purpose, appending the plaintext to out,
+ * which must be a secret buffer (CMN_EINVALID otherwise). Fails closed, with nothing appended:
+ * CMN_EMALFORMED (not a sealed blob), CMN_EUNSUPPORTED (a later format version),
+ * CMN_ETRUNCATED, CMN_EBADPASSWORD (sealed under another master key: the message names both
+ * identifiers), CMN_EBADSIG (the authentication failed: altered bytes, or sealed for another
+ * purpose). */
 int ca_seal_open(const struct ca_master_key *mk, const char *purpose, const void *blob, size_t len,
                  struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 

@@ -227,6 +227,13 @@ static void wrong_purpose(void **state)
     open_fails(&mk, "corvid issuing-ca key v", a.data, a.len, CMN_EBADSIG);
     open_fails(&mk, "", a.data, a.len, CMN_EINVALID);
     open_fails(&mk, NULL, a.data, a.len, CMN_EINVALID);
+    /* a plaintext secret never goes into a buffer that is not wiped */
+    struct cmn_buf plain;
+    cmn_buf_init(&plain, false);
+    assert_int_equal(ca_seal_open(&mk, CA_SEAL_ISSUING_CA, a.data, a.len, &plain, NULL),
+                     CMN_EINVALID);
+    assert_int_equal(plain.len, 0);
+    cmn_buf_fini(&plain);
     cmn_buf_fini(&a);
     ca_master_key_fini(&mk);
 }
