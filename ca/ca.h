@@ -10,5 +10,6 @@
 #include "ca/ident.h"
 #include "ca/key.h"
 #include "ca/pfx.h"
+#include "ca/seal.h"
 
 #endif

@@ -157,6 +157,7 @@ struct info_job {
     char records[256]; /* tags with a committed node record */
     char state_hash[65], trust_hash[65];
     size_t certs;
+    char master_key[96], ca_key[96]; /* key identifiers only (node_keys_describe) */
 };
 
 static void info_work(uv_work_t *w)
@@ -181,13 +182,13 @@ static void info_after(uv_work_t *w, int status)
            "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
            "Thumbprint: %s\n"
            "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nIssuingCA: %s\n"
-           "NodeRecords: %s\nPid: %ld\n",
+           "NodeRecords: %s\nPid: %ld\nMasterKey: %s\nIssuingCAKey: %s\n",
            n->cfg.tag, st->state, st->leader[0] ? st->leader : "(none)",
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
            (unsigned long long)st->last_index, (unsigned long long)st->applied_index, j->state_hash,
            j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
            j->serving ? "yes" : "no (catching up with the cluster)", j->issuing_ca ? "yes" : "no",
-           j->records, (long)getpid());
+           j->records, (long)getpid(), j->master_key, j->ca_key);
     kv_snap_end(j->snap);
     free(j);
 }
@@ -209,6 +210,12 @@ static void cmd_info(struct client *c)
     rft_status(n->rft, &j->st);
     j->serving = n->serving;
     j->issuing_ca = node_issuing_cert(n) != NULL;
+    struct kv_issuing_ca ca;
+    bool have_ca = kv_issuing_ca_get(n->kv, &ca, NULL) == 0;
+    node_keys_describe(n, have_ca ? &ca.key_der : NULL, j->master_key, sizeof j->master_key,
+                       j->ca_key, sizeof j->ca_key);
+    if (have_ca)
+        kv_issuing_ca_fini(&ca);
     struct kv_node *nodes = NULL;
     size_t count = 0;
     CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
@@ -426,6 +433,7 @@ static int write_new(const char *path, const struct cmn_buf *b, mode_t mode, cha
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return cmn_fail(errmsg, CMN_EIO, "cannot create %s: %s", path, strerror(errno));
+    CMN_IGNORE(fchmod(fd, mode)); /* the node's umask is 077; the public .crt stays 0644 */
     size_t off = 0;
     while (off < b->len) {
         ssize_t w = write(fd, b->data + off, b->len - off);

@@ -51,6 +51,7 @@ STRING_FIELD(set_cert_path, cert_path, true)
 STRING_FIELD(set_cluster_ca_path, cluster_ca_path, true)
 STRING_FIELD(set_trusted_nodes, trusted_nodes_path, true)
 STRING_FIELD(set_audit_path, audit_path, true)
+STRING_FIELD(set_master_key_path, master_key_path, true)
 
 /* Passwords may be empty strings. */
 static int set_password(char **field, const char *key, json_t *v, char *errmsg)
@@ -290,6 +291,7 @@ static const struct {
     {"Security.WellKnownIssuers.Admin", set_admin_issuers},
     {"Security.ClusterCA.Path", set_cluster_ca_path},
     {"Security.ClusterCA.Password", set_cluster_ca_password},
+    {"Security.MasterKey.Path", set_master_key_path},
     {"Cluster.NodeTag", set_tag},
     {"Cluster.Bootstrap", set_bootstrap},
     {"Cluster.TrustedNodeCertificates.Path", set_trusted_nodes},
@@ -380,6 +382,7 @@ int node_config_load(const char *path, struct node_config *c, char *errmsg)
                           : !c->tcp_url         ? "ServerUrl.Tcp"
                           : !c->data_dir        ? "DataDir"
                           : !c->cert_path       ? "Security.Certificate.Path"
+                          : !c->master_key_path ? "Security.MasterKey.Path"
                           : !c->tag[0]          ? "Cluster.NodeTag"
                                                 : NULL;
     if (missing) {
@@ -445,5 +448,6 @@ void node_config_fini(struct node_config *c)
     }
     free(c->trusted_nodes_path);
     free(c->audit_path);
+    free(c->master_key_path);
     memset(c, 0, sizeof *c);
 }

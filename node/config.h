@@ -33,6 +33,7 @@ struct node_config {
     size_t n_admin_issuers;
     char *cluster_ca_path;
     char *cluster_ca_password;
+    char *master_key_path; /* Security.MasterKey.Path (node/keys.c) */
     char tag[8];
     struct node_member bootstrap[NODE_MAX_MEMBERS];
     size_t n_bootstrap; /* 0: start passive */

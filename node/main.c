@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "node/node.h"
 
@@ -18,7 +19,8 @@ static const char usage[] =
     "Cluster.Bootstrap, Cluster.TrustedNodeCertificates.Path, Logs.Level, Logs.AuditPath,\n"
     "Security.TwoFactor.DefaultSessionDurationInMin/.MaxSessionDurationInMin,\n"
     "Cluster.ElectionTimeoutInMs, Cluster.HeartbeatTimeoutInMs, Cluster.SnapshotThreshold,\n"
-    "Cluster.SnapshotTrailing.\n"
+    "Cluster.SnapshotTrailing, Security.MasterKey.Path (required: the 0600 key file, outside\n"
+    "DataDir and the same on every node, that seals the issuing CA key at rest).\n"
     "\n"
     "Example: build/corvid-node --config cluster-configs/local-3node/A.json\n";
 
@@ -45,6 +47,9 @@ int main(int argc, char **argv)
     /* Writes to a socketpair whose peer closed raise SIGPIPE: without this, one node's death
      * kills its peers. */
     signal(SIGPIPE, SIG_IGN);
+    /* Owner-only for everything the node creates, the files RocksDB and raft make in DataDir
+     * included (RocksDB asks for 0644): the trust state is nobody else's to read. */
+    umask(077);
     static struct node n;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rv = node_init(&n, config, errmsg);

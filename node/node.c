@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
 
 #include "common/env.h"
 #include "common/log.h"
@@ -406,11 +407,11 @@ static int issuer_decode(struct node *n, struct node_issuer *out, char *errmsg)
     if (rv != 0)
         return rv;
     rv = ca_cert_from_der(ca.cert_der, ca.cert_len, &out->cert, errmsg);
-    if (rv == 0) {
-        const unsigned char *p = ca.key_der.data;
-        out->key = d2i_AutoPrivateKey(NULL, &p, (long)ca.key_der.len);
-        if (out->key == NULL)
-            rv = cmn_fail(errmsg, CMN_EMALFORMED, "the issuing CA key does not decode");
+    if (rv == 0)
+        rv = node_keys_open_issuing(n, &ca.key_der, &out->key, errmsg);
+    if (rv == 0 && X509_check_private_key(out->cert, out->key) != 1) {
+        ERR_clear_error();
+        rv = cmn_fail(errmsg, CMN_EINVALID, "the issuing CA key does not match its certificate");
     }
     if (rv == 0)
         rv = ca_cert_list_add(&out->chain, out->cert);
@@ -506,6 +507,40 @@ static void maybe_refresh_crl(struct node *n)
         n->crl_refreshing = false;
 }
 
+/* The SET_ISSUING_CA command for cert (borrowed) and key, its key sealed under the master key:
+ * the entry, and so the Raft log, RocksDB and snapshots, never hold the key in clear. chain
+ * holds the issuers above cert. */
+static int set_ca_cmd(struct node *n, X509 *cert, EVP_PKEY *key, const struct ca_cert_list *chain,
+                      struct kv_cmd *cmd, char *errmsg)
+{
+    kv_cmd_init(cmd, KV_CMD_SET_ISSUING_CA);
+    struct kv_issuing_ca *ca = &cmd->u.set_ca;
+    struct cmn_buf der;
+    cmn_buf_init(&der, false);
+    int rv = ca_cert_to_der(cert, &der);
+    if (rv == 0)
+        ca->cert_der = cmn_buf_release(&der, &ca->cert_len);
+    if (rv == 0)
+        rv = node_keys_seal_issuing(n, key, &ca->key_der, errmsg);
+    if (rv == 0 && chain->n) {
+        ca->chain_der = calloc(chain->n, sizeof *ca->chain_der);
+        ca->chain_len = calloc(chain->n, sizeof *ca->chain_len);
+        if (ca->chain_der == NULL || ca->chain_len == NULL)
+            rv = CMN_ENOMEM;
+        for (size_t i = 0; rv == 0 && i < chain->n; i++) {
+            rv = ca_cert_to_der(chain->v[i], &der);
+            if (rv == 0) {
+                ca->chain_der[i] = cmn_buf_release(&der, &ca->chain_len[i]);
+                ca->n_chain = i + 1;
+            }
+        }
+    }
+    cmn_buf_fini(&der);
+    if (rv != 0)
+        kv_cmd_fini(cmd);
+    return rv;
+}
+
 /* Builds the SET_ISSUING_CA command from Security.ClusterCA, or from a CA generated now when
  * none is configured. */
 static int issuing_ca_cmd(struct node *n, struct kv_cmd *cmd, char *errmsg)
@@ -541,46 +576,83 @@ static int issuing_ca_cmd(struct node *n, struct kv_cmd *cmd, char *errmsg)
         if (rv == 0)
             CMN_INFO("NODE-BOOT", "no Security.ClusterCA configured: generated a cluster CA");
     }
-    kv_cmd_init(cmd, KV_CMD_SET_ISSUING_CA);
-    struct kv_issuing_ca *ca = &cmd->u.set_ca;
-    struct cmn_buf der;
-    cmn_buf_init(&der, false);
     if (rv == 0)
-        rv = ca_cert_to_der(cert, &der);
-    if (rv == 0)
-        ca->cert_der = cmn_buf_release(&der, &ca->cert_len);
-    if (rv == 0) {
-        unsigned char *p = NULL;
-        int len = i2d_PrivateKey(key, &p);
-        if (len <= 0)
-            rv = CMN_ECRYPTO;
-        else
-            rv = cmn_buf_append(&ca->key_der, p, (size_t)len);
-        if (p) {
-            cmn_cleanse(p, (size_t)(len > 0 ? len : 0));
-            OPENSSL_free(p);
-        }
-    }
-    if (rv == 0 && chain.n) {
-        ca->chain_der = calloc(chain.n, sizeof *ca->chain_der);
-        ca->chain_len = calloc(chain.n, sizeof *ca->chain_len);
-        if (ca->chain_der == NULL || ca->chain_len == NULL)
-            rv = CMN_ENOMEM;
-        for (size_t i = 0; rv == 0 && i < chain.n; i++) {
-            rv = ca_cert_to_der(chain.v[i], &der);
-            if (rv == 0) {
-                ca->chain_der[i] = cmn_buf_release(&der, &ca->chain_len[i]);
-                ca->n_chain = i + 1;
-            }
-        }
-    }
-    cmn_buf_fini(&der);
+        rv = set_ca_cmd(n, cert, key, &chain, cmd, errmsg);
     X509_free(cert);
     EVP_PKEY_free(key);
     ca_cert_list_fini(&chain);
-    if (rv != 0)
-        kv_cmd_fini(cmd);
     return rv;
+}
+
+static void reseal_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct node *n = ctx;
+    n->ca_proposing = false;
+    char id[CA_SEAL_ID_HEX];
+    ca_master_key_id_hex(n->mkeys[0].id, id);
+    if (status == 0 && !res->rejected) {
+        CMN_INFO("NODE-KEYS", "issuing CA key re-sealed under master key %s at index %llu", id,
+                 (unsigned long long)res->index);
+        return;
+    }
+    CMN_WARN("NODE-KEYS", "re-sealing the issuing CA key under master key %s failed: %s", id,
+             status != 0 ? errmsg : res->reason);
+    n->reseal_after_ms = cmn_now_ms(&cmn_clock_system) + 10000;
+}
+
+/* On the leader: an issuing CA key sealed under the previous master key of a rotation, or not
+ * sealed at all (committed by an older version), is committed again sealed under the current
+ * key, so that the previous key can be retired. A key sealed under a master key this node does
+ * not hold is left alone: re-sealing needs to open it. */
+static enum node_ca_seal check_issuing_key(struct node *n, const struct kv_issuing_ca *ca)
+{
+    char id[CA_SEAL_ID_HEX];
+    enum node_ca_seal st = node_keys_issuing_state(n, &ca->key_der, id);
+    if (st == NODE_CA_FOREIGN && !n->ca_foreign_warned) {
+        char have[CA_SEAL_ID_HEX];
+        ca_master_key_id_hex(n->mkeys[0].id, have);
+        CMN_ERROR("NODE-KEYS",
+                  "the issuing CA key is sealed under master key %s, but Security.MasterKey.Path "
+                  "holds key %s: this node cannot issue until it has the cluster's master key",
+                  id, have);
+        n->ca_foreign_warned = true;
+    }
+    return st;
+}
+
+static void reseal(struct node *n, const struct kv_issuing_ca *ca)
+{
+    enum node_ca_seal st = check_issuing_key(n, ca);
+    if (st == NODE_CA_CURRENT || st == NODE_CA_FOREIGN)
+        return;
+    if (cmn_now_ms(&cmn_clock_system) < n->reseal_after_ms)
+        return;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    struct node_issuer is;
+    struct kv_cmd cmd;
+    struct ca_cert_list above;
+    ca_cert_list_init(&above);
+    int rv = node_issuer_load(n, &is, errmsg);
+    if (rv == 0) {
+        for (size_t i = 1; rv == 0 && i < is.chain.n; i++)
+            rv = ca_cert_list_add(&above, is.chain.v[i]);
+        if (rv == 0)
+            rv = set_ca_cmd(n, is.cert, is.key, &above, &cmd, errmsg);
+        node_issuer_fini(&is);
+    }
+    ca_cert_list_fini(&above);
+    if (rv == 0) {
+        memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+        cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+        n->ca_proposing = true;
+        rv = node_propose(n, &cmd, reseal_done, n, errmsg);
+        if (rv != 0)
+            n->ca_proposing = false;
+    }
+    if (rv != 0) {
+        CMN_WARN("NODE-KEYS", "cannot re-seal the issuing CA key: %s", errmsg);
+        n->reseal_after_ms = cmn_now_ms(&cmn_clock_system) + 10000;
+    }
 }
 
 static void register_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
@@ -716,6 +788,7 @@ static void duty_cb(uv_timer_t *t)
         struct kv_issuing_ca ca;
         int rv = kv_issuing_ca_get(n->kv, &ca, NULL);
         if (rv == 0) {
+            reseal(n, &ca);
             kv_issuing_ca_fini(&ca);
         } else if (rv == CMN_ENOTFOUND) {
             struct kv_cmd cmd;
@@ -845,7 +918,9 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         return cmn_fail(errmsg, CMN_EIO, "DataDir: cannot create %s: %s", n->cfg.data_dir,
                         strerror(errno));
     chmod(n->cfg.data_dir, 0700);
-    if ((rv = lock_data_dir(n, errmsg)) != 0 || (rv = load_identity(n, errmsg)) != 0 ||
+    if ((rv = lock_data_dir(n, errmsg)) != 0 ||
+        (rv = node_keys_private_data_dir(n->cfg.data_dir, errmsg)) != 0 ||
+        (rv = node_keys_load(n, errmsg)) != 0 || (rv = load_identity(n, errmsg)) != 0 ||
         (rv = make_raft_ctx(n, errmsg)) != 0 || (rv = load_trusted_nodes(n, errmsg)) != 0)
         return rv;
     if (n->cfg.cluster_ca_path) {
@@ -859,6 +934,11 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
     snprintf(dir, sizeof dir, "%s/state", n->cfg.data_dir);
     if ((rv = kv_open(dir, &n->kv, errmsg)) != 0)
         return rv;
+    struct kv_issuing_ca ca;
+    if (kv_issuing_ca_get(n->kv, &ca, NULL) == 0) { /* say at start what will fail at use */
+        CMN_IGNORE(check_issuing_key(n, &ca));
+        kv_issuing_ca_fini(&ca);
+    }
     if (uv_loop_init(&n->loop) != 0)
         return cmn_fail(errmsg, CMN_EIO, "cannot create the event loop");
 
@@ -964,6 +1044,7 @@ void node_fini(struct node *n)
         ca_pfx_fini(&n->cluster_ca);
     free(n->trusted);
     free(n->early);
+    node_keys_fini(n);
     if (n->lock_fd >= 0)
         close(n->lock_fd);
     node_config_fini(&n->cfg);

@@ -48,6 +48,12 @@ struct node {
     bool have_cluster_ca;
     char (*trusted)[41]; /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
     size_t n_trusted;
+    /* Security.MasterKey.Path (node/keys.c): mkeys[0] seals, each of them opens */
+    struct ca_master_key mkeys[CA_MASTER_KEYS_MAX];
+    size_t n_mkeys;
+    bool ca_clear_warned;    /* logged once: the trust state's CA key is not sealed */
+    bool ca_foreign_warned;  /* logged once: it is sealed under a key this node lacks */
+    int64_t reseal_after_ms; /* a failed re-seal is retried from then on */
     /* background duties */
     uv_timer_t duty;
     bool registering;  /* self-registration proposal in flight */
@@ -119,6 +125,30 @@ void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out);
 void node_cluster_cas_fini(struct node_cluster_cas *c);
 int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
                          enum kv_clearance cl, struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+
+/* Secrets at rest (node/keys.c). The trust state holds the issuing CA key sealed under the
+ * master key (ca/seal.h), so that the Raft log, RocksDB and snapshots carry only ciphertext.
+ * node_keys_load reads Security.MasterKey.Path (refused unless owner-only, outside DataDir, of
+ * 32 or 64 bytes); node_keys_fini wipes the keys. */
+int node_keys_load(struct node *n, char *errmsg) CMN_MUST_CHECK;
+void node_keys_fini(struct node *n);
+/* Appends key, sealed under the current master key, to out. */
+int node_keys_seal_issuing(struct node *n, EVP_PKEY *key, struct cmn_buf *out,
+                           char *errmsg) CMN_MUST_CHECK;
+/* Which key the trust state's CA key blob is sealed under (its identifier into id, "" when
+ * clear): a clear key comes from a version without sealing. */
+enum node_ca_seal { NODE_CA_CLEAR, NODE_CA_CURRENT, NODE_CA_PREVIOUS, NODE_CA_FOREIGN };
+enum node_ca_seal node_keys_issuing_state(struct node *n, const struct cmn_buf *blob,
+                                          char id[CA_SEAL_ID_HEX]);
+/* Opens the blob into a new key owned by the caller. A blob sealed under a key this node does
+ * not hold fails with CMN_EBADPASSWORD and a message naming both key identifiers. */
+int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY **out,
+                           char *errmsg) CMN_MUST_CHECK;
+/* For `info`: this node's key identifiers, and what seals the CA key (blob NULL: none yet). */
+void node_keys_describe(struct node *n, const struct cmn_buf *blob, char *master, size_t mcap,
+                        char *ca, size_t ccap);
+/* Narrows every file under dir to owner-only (0600-like) and every folder to 0700. */
+int node_keys_private_data_dir(const char *dir, char *errmsg) CMN_MUST_CHECK;
 
 /* Membership (node/members.c), on the leader. cb gets 0 or a CMN_E* code and a message. */
 typedef void (*node_member_cb)(void *ctx, int status, const char *msg);

@@ -679,10 +679,19 @@ static int apply_set_ca(struct apply *a)
     if (rv == 0) {
         bool same = cur.cert_len == ca->cert_len && memcmp(cur.cert_der, ca->cert_der,
                                                            ca->cert_len) == 0;
+        /* The same CA with its key sealed again (another master key, or a fresh nonce): the
+         * proposer re-sealed it, and the new blob replaces the old one. */
+        bool resealed = same && (cur.key_der.len != ca->key_der.len ||
+                                 memcmp(cur.key_der.data, ca->key_der.data, ca->key_der.len) != 0);
         kv_issuing_ca_fini(&cur);
         if (!same)
             return reject(a, KV_REJ_CONFLICT, "The cluster already has an issuing CA");
-        summarize(a, "issuing CA unchanged");
+        if (!resealed) {
+            summarize(a, "issuing CA unchanged");
+            return 0;
+        }
+        TRY(put_packed(a, CF_CA, "issuing", 7, pack_ca, ca));
+        summarize(a, "re-sealed the issuing CA key");
         return 0;
     }
     if (rv != CMN_ENOTFOUND)

@@ -81,11 +81,13 @@ struct kv_node {
     char thumbprint[KV_THUMB_LEN + 1];
 };
 
-/* The cluster's issuing CA: certificate, PKCS#8 private key (secret) and chain up to the root. */
+/* The cluster's issuing CA: certificate, private key and chain up to the root. */
 struct kv_issuing_ca {
     uint8_t *cert_der;
     size_t cert_len;
-    struct cmn_buf key_der; /* secret */
+    /* The DER private key sealed under the cluster master key by the proposer (ca/seal.h);
+     * storage never opens it. Kept in a wiping buffer all the same. */
+    struct cmn_buf key_der;
     uint8_t **chain_der;    /* issuer first, root last */
     size_t *chain_len;
     size_t n_chain;

@@ -53,6 +53,7 @@ config() {
     echo "  \"DataDir\": \"data/$tag\","
     echo "  \"Security.Certificate.Path\": \"pki/$tag.pfx\","
     echo "  \"Security.ClusterCA.Path\": \"pki/issuing.pfx\","
+    echo "  \"Security.MasterKey.Path\": \"pki/master.key\","
     echo "  \"Cluster.NodeTag\": \"$tag\","
     [ -n "$members" ] && echo "  \"Cluster.Bootstrap\": [$boot],"
     [ -n "$extra" ] && echo "  $extra,"

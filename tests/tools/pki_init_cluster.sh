@@ -39,12 +39,22 @@ for f in root.crt issuing.crt A.crt B.crt C.crt ca-chain.crt ServerCertificatesC
   [ -f "$out/$f" ] || fail "$f missing"
   grep -q "$out/$f" "$tmp/log" || fail "$f not reported as written"
 done
-for f in root.key issuing.key issuing.pfx A.pfx B.pfx C.pfx A.pem B.pem C.pem; do
+for f in root.key issuing.key issuing.pfx A.pfx B.pfx C.pfx A.pem B.pem C.pem master.key; do
   [ -f "$out/$f" ] || { fail "$f missing"; continue; }
   [ "$(mode_of "$out/$f")" = 600 ] || fail "$f has mode $(mode_of "$out/$f"), want 600"
   grep -q "$out/$f" "$tmp/log" || fail "$f not reported as written"
 done
 ok "files and modes"
+
+# ---- the master key: 32 random bytes, printed by identifier only
+[ "$(stat -c %s "$out/master.key")" = 32 ] || fail "master.key holds $(stat -c %s "$out/master.key") bytes, want 32"
+grep -q 'master key [0-9a-f]\{16\}' "$tmp/log" || fail "init-cluster does not name the master key's identifier"
+mk_hex=$(od -An -v -tx1 "$out/master.key" 2>/dev/null | tr -d ' \n' || true)
+mk_b64=$(base64 -w0 "$out/master.key" 2>/dev/null || true)
+[ -n "$mk_hex" ] && grep -qiF -e "$mk_hex" -e "$mk_b64" "$tmp/log" && fail "the master key was printed"
+"$corvid" pki init-cluster --out "$tmp/other" --nodes A=127.0.0.1 >/dev/null
+cmp -s "$out/master.key" "$tmp/other/master.key" && fail "two clusters got the same master key"
+ok "master key"
 
 openssl verify -CAfile "$out/root.crt" "$out/issuing.crt" >/dev/null || fail "issuing.crt does not verify"
 openssl x509 -in "$out/issuing.crt" -noout -ext basicConstraints | grep -q 'CA:TRUE, pathlen:0' ||
@@ -118,6 +128,7 @@ grep -q 'force' "$tmp/err" || fail "refusal does not mention --force"
 "$corvid" pki init-cluster --out "$out" --nodes A=127.0.0.1,B=127.0.0.1,C=127.0.0.1 --force >/dev/null
 [ "$(sha256sum "$out/root.key")" != "$sum" ] || fail "--force did not replace root.key"
 [ "$(mode_of "$out/root.key")" = 600 ] || fail "root.key mode after --force"
+[ "$(mode_of "$out/master.key")" = 600 ] || fail "master.key mode after --force"
 ls -A "$out" | grep -q '\.tmp-' && fail "temporary files left behind"
 ok "overwrite protection"
 
@@ -132,7 +143,51 @@ set +e
 "$corvid" pki init-node --ca-dir "$out" --tag D --host 127.0.0.1 >/dev/null 2>&1; rc=$?
 set -e
 [ $rc -eq 1 ] || fail "init-node over an existing D should exit 1 (got $rc)"
+# a node made elsewhere gets the cluster's master key, never a new one
+"$corvid" pki init-node --ca-dir "$out" --tag F --host 127.0.0.1 --out "$tmp/nodeF" >"$tmp/logF"
+cmp -s "$out/master.key" "$tmp/nodeF/master.key" || fail "init-node --out did not copy the cluster's master key"
+[ "$(mode_of "$tmp/nodeF/master.key")" = 600 ] || fail "copied master.key mode $(mode_of "$tmp/nodeF/master.key")"
+"$corvid" pki init-node --ca-dir "$out" --tag G --host 127.0.0.1 --out "$tmp/nodeF" >/dev/null ||
+  fail "init-node beside the same master key"
+head -c 32 /dev/urandom >"$tmp/nodeF/master.key"
+set +e
+"$corvid" pki init-node --ca-dir "$out" --tag H --host 127.0.0.1 --out "$tmp/nodeF" >/dev/null 2>"$tmp/err"; rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q 'not the cluster.s master key' "$tmp/err" || fail "init-node beside another master key (rc $rc): $(cat "$tmp/err")"
+[ -e "$tmp/nodeF/H.pfx" ] && fail "init-node wrote H's material before refusing"
+chmod 644 "$out/master.key"
+set +e
+"$corvid" pki init-node --ca-dir "$out" --tag H --host 127.0.0.1 --out "$tmp/nodeH" >/dev/null 2>"$tmp/err"; rc=$?
+set -e
+chmod 600 "$out/master.key"
+[ $rc -eq 1 ] && grep -q 'mode 0644' "$tmp/err" || fail "init-node with a 0644 master key (rc $rc): $(cat "$tmp/err")"
 ok "init-node"
+
+# ---- rotate-master-key: new key first, then the old one; --finish keeps the new one
+cp -p "$out/master.key" "$tmp/mk"
+old_id=$("$corvid" pki rotate-master-key --key "$tmp/mk" | sed -n 's/.*then the previous key \([0-9a-f]*\).*/\1/p')
+[ -n "$old_id" ] || fail "rotate-master-key does not name the previous key"
+[ "$(stat -c %s "$tmp/mk")" = 64 ] || fail "rotating: $(stat -c %s "$tmp/mk") bytes, want 64"
+[ "$(mode_of "$tmp/mk")" = 600 ] || fail "rotating: mode $(mode_of "$tmp/mk")"
+cmp -s <(tail -c 32 "$tmp/mk") "$out/master.key" || fail "rotating: the previous key is not kept second"
+cmp -s <(head -c 32 "$tmp/mk") "$out/master.key" && fail "rotating: no new key"
+head -c 32 "$tmp/mk" >"$tmp/new"
+set +e
+"$corvid" pki rotate-master-key --key "$tmp/mk" >/dev/null 2>"$tmp/err"; rc=$?
+set -e
+[ $rc -eq 1 ] && grep -q 'rotation is in progress' "$tmp/err" || fail "a second rotation before --finish (rc $rc)"
+"$corvid" pki rotate-master-key --key "$tmp/mk" --finish >/dev/null || fail "--finish"
+cmp -s "$tmp/mk" "$tmp/new" || fail "--finish did not keep the new key alone"
+[ "$(mode_of "$tmp/mk")" = 600 ] || fail "finished: mode $(mode_of "$tmp/mk")"
+set +e
+"$corvid" pki rotate-master-key --key "$tmp/mk" --finish >/dev/null 2>&1; rc=$?
+head -c 16 /dev/urandom >"$tmp/short"; chmod 600 "$tmp/short"
+"$corvid" pki rotate-master-key --key "$tmp/short" >/dev/null 2>"$tmp/err"; rc2=$?
+set -e
+[ $rc -eq 1 ] || fail "--finish with one key should exit 1 (got $rc)"
+[ $rc2 -eq 1 ] && grep -q 'holds 16 bytes' "$tmp/err" || fail "a 16-byte key file (rc $rc2)"
+ls -A "$tmp" | grep -q '\.tmp-' && fail "temporary files left behind"
+ok "rotate-master-key"
 
 # ---- with a password, RSA keys
 pw=$tmp/pw.txt

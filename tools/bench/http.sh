@@ -123,6 +123,7 @@ for t in A B C; do
   "DataDir": "data/$t",
   "Security.Certificate.Path": "pki/$t.pfx",
   "Security.ClusterCA.Path": "pki/issuing.pfx",
+  "Security.MasterKey.Path": "pki/master.key",
   "Cluster.NodeTag": "$t",
   "Cluster.Bootstrap": [$boot],
   ${BENCH_CORVID_EXTRA:-}
@@ -228,7 +229,8 @@ join_node() {
   curl -sf --cacert "$C/pki/ca-chain.crt" --cert "$C/pki/A.pem" -o "$C/export-$tag.pfx" \
     "$(url "$L")/admin/certificates/export" || { say "export failed"; exit 1; }
   printf '{\n  "ServerUrl": "%s",\n  "ServerUrl.Tcp": "%s",\n  "DataDir": "data/%s",
-  "Security.Certificate.Path": "pki/%s.pfx",\n  "Cluster.NodeTag": "%s",
+  "Security.Certificate.Path": "pki/%s.pfx",\n  "Security.MasterKey.Path": "pki/master.key",
+  "Cluster.NodeTag": "%s",
   "Cluster.TrustedNodeCertificates.Path": "export-%s.pfx",\n  %s\n  "Logs.Level": "%s"\n}\n' \
     "$hurl" "$tcp" "$tag" "$tag" "$tag" "$tag" "${BENCH_CORVID_EXTRA:-}" \
     "${BENCH_LOG_LEVEL:-Warning}" >"$C/$tag.json"

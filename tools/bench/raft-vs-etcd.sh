@@ -130,6 +130,7 @@ for t in A B C; do
   "DataDir": "data/$t",
   "Security.Certificate.Path": "pki/$t.pfx",
   "Security.ClusterCA.Path": "pki/issuing.pfx",
+  "Security.MasterKey.Path": "pki/master.key",
   "Cluster.NodeTag": "$t",
   "Cluster.Bootstrap": [$boot],
   ${BENCH_CORVID_EXTRA:-}

@@ -18,6 +18,7 @@
 #include "ca/ca.h"
 #include "common/buf.h"
 #include "common/env.h"
+#include "common/file.h"
 #include "tools/corvid/cli.h"
 #include "tools/corvid/remote.h"
 
@@ -158,6 +159,72 @@ static int check_absent(const char *dir, const char *const *names, size_t n, boo
 static void wrote(const char *dir, const char *name, const char *what)
 {
     printf("wrote %s/%s  (%s)\n", dir, name, what);
+}
+
+/* ---------------------------------------------------------------- master key */
+
+#define MASTER_KEY_NAME     "master.key"
+#define MASTER_KEY_READ_MAX (CA_MASTER_KEY_SIZE * CA_MASTER_KEYS_MAX + 64)
+
+/* Reads a master key file (owner-only, 32 or 64 bytes) into bytes (secret) and its identifiers
+ * into ids (current first). Prints what is wrong, never the key. */
+static int read_master_key(const char *path, struct cmn_buf *bytes,
+                           char ids[CA_MASTER_KEYS_MAX][CA_SEAL_ID_HEX], size_t *n)
+{
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    struct ca_master_key keys[CA_MASTER_KEYS_MAX];
+    int e = cmn_read_private_file(path, MASTER_KEY_READ_MAX, bytes, errmsg);
+    if (e != 0) {
+        fprintf(stderr, "corvid: master key: %s\n", errmsg);
+        return -1;
+    }
+    if ((e = ca_master_keys_parse(bytes->data, bytes->len, keys, n, errmsg)) != 0) {
+        fprintf(stderr, "corvid: master key %s %s\n", path, errmsg);
+        return -1;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        ca_master_key_id_hex(keys[i].id, ids[i]);
+        ca_master_key_fini(&keys[i]);
+    }
+    return 0;
+}
+
+/* The identifier of 32 fresh key bytes, for printing. */
+static int master_key_id(const uint8_t *bytes, char id[CA_SEAL_ID_HEX])
+{
+    struct ca_master_key mk;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    int e = ca_master_key_init(&mk, bytes, CA_MASTER_KEY_SIZE, errmsg);
+    if (e != 0) {
+        fprintf(stderr, "corvid: master key: %s\n", errmsg);
+        return -1;
+    }
+    ca_master_key_id_hex(mk.id, id);
+    ca_master_key_fini(&mk);
+    return 0;
+}
+
+/* A new master key: 32 bytes from the system's random source, written 0600. */
+static int write_new_master_key(const char *dir, bool force)
+{
+    uint8_t key[CA_MASTER_KEY_SIZE];
+    char id[CA_SEAL_ID_HEX], what[160];
+    int e = cmn_random(&cmn_rng_system, key, sizeof key);
+    if (e != 0) {
+        fprintf(stderr, "corvid: random source failed: %s\n", cmn_strerror(e));
+        return -1;
+    }
+    int rv = master_key_id(key, id) == 0 &&
+                     write_file(dir, MASTER_KEY_NAME, key, sizeof key, 0600, force) == 0
+                 ? 0
+                 : -1;
+    cmn_cleanse(key, sizeof key);
+    if (rv != 0)
+        return -1;
+    snprintf(what, sizeof what,
+             "master key %s: Security.MasterKey.Path of every node, outside its DataDir", id);
+    wrote(dir, MASTER_KEY_NAME, what);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- material */
@@ -328,7 +395,9 @@ static const char init_cluster_help[] =
     "\n"
     "Writes: root.crt, root.key (keep it offline), issuing.crt, issuing.key, issuing.pfx\n"
     "(Security.ClusterCA.Path), <TAG>.pfx (Security.Certificate.Path), <TAG>.pem (curl),\n"
-    "<TAG>.crt, ServerCertificatesCollection.pfx (public node certificates) and ca-chain.crt.\n"
+    "<TAG>.crt, ServerCertificatesCollection.pfx (public node certificates), ca-chain.crt and\n"
+    "master.key (32 random bytes, mode 0600: Security.MasterKey.Path, the same file on every\n"
+    "node, outside its DataDir; the nodes seal the issuing CA key with it).\n"
     "\n"
     "Examples:\n"
     "  corvid pki init-cluster --out var/local/pki --nodes A=127.0.0.1,B=127.0.0.1,C=127.0.0.1\n"
@@ -398,9 +467,9 @@ static int init_cluster(int argc, char **argv)
         return CLI_USAGE;
 
     /* Refuse early, before generating anything, when material is already there. */
-    const char *fixed[] = {"root.crt",    "root.key",    "issuing.crt",
-                           "issuing.key", "issuing.pfx", "ServerCertificatesCollection.pfx",
-                           "ca-chain.crt"};
+    const char *fixed[] = {"root.crt",     "root.key",     "issuing.crt",
+                           "issuing.key",  "issuing.pfx",  "ServerCertificatesCollection.pfx",
+                           "ca-chain.crt", MASTER_KEY_NAME};
     if (check_absent(out_dir, fixed, sizeof fixed / sizeof fixed[0], force) != 0)
         return CLI_FAILURE;
     for (size_t i = 0; i < n_nodes; i++) {
@@ -539,6 +608,8 @@ static int init_cluster(int argc, char **argv)
         write_file(out_dir, "ca-chain.crt", buf.data, buf.len, 0644, force) != 0)
         goto out;
     wrote(out_dir, "ca-chain.crt", "issuing CA + root CA certificates, PEM");
+    if (write_new_master_key(out_dir, force) != 0)
+        goto out;
     rv = CLI_OK;
 out:
     ca_cert_list_fini(&chain);
@@ -555,16 +626,62 @@ out:
 
 /* ---------------------------------------------------------------- init-node */
 
+/* Puts the cluster's master key (bytes, read from ca_dir) beside the new node's material in
+ * out_dir: nothing to do in the same directory, kept when out_dir already holds the same key,
+ * refused when it holds another one (unless force). */
+static int copy_master_key(const char *ca_dir, const char *out_dir, const struct cmn_buf *bytes,
+                           const char *id, bool force)
+{
+    char a[PATH_MAX], b[PATH_MAX], path[PATH_MAX], what[160];
+    if (realpath(ca_dir, a) == NULL || realpath(out_dir, b) == NULL) {
+        fprintf(stderr, "corvid: cannot resolve %s or %s: %s\n", ca_dir, out_dir, strerror(errno));
+        return -1;
+    }
+    if (strcmp(a, b) == 0) {
+        printf("kept %s/%s  (the cluster's master key %s: Security.MasterKey.Path)\n", ca_dir,
+               MASTER_KEY_NAME, id);
+        return 0;
+    }
+    if (path_join(path, sizeof path, out_dir, MASTER_KEY_NAME) != 0)
+        return -1;
+    struct stat st;
+    if (!force && lstat(path, &st) == 0) {
+        struct cmn_buf there;
+        cmn_buf_init(&there, true);
+        char errmsg[CMN_ERRMSG_SIZE] = "";
+        int e = cmn_read_private_file(path, MASTER_KEY_READ_MAX, &there, errmsg);
+        bool same =
+            e == 0 && there.len == bytes->len && memcmp(there.data, bytes->data, bytes->len) == 0;
+        cmn_buf_fini(&there);
+        if (!same) {
+            fprintf(stderr,
+                    "corvid: %s already exists and is not the cluster's master key (%s): "
+                    "refusing to overwrite it (use --force)\n",
+                    path, e != 0 ? errmsg : "another key");
+            return -1;
+        }
+        printf("kept %s  (the cluster's master key %s: Security.MasterKey.Path)\n", path, id);
+        return 0;
+    }
+    if (write_file(out_dir, MASTER_KEY_NAME, bytes->data, bytes->len, 0600, force) != 0)
+        return -1;
+    snprintf(what, sizeof what, "copy of the cluster's master key %s: Security.MasterKey.Path", id);
+    wrote(out_dir, MASTER_KEY_NAME, what);
+    return 0;
+}
+
 static const char init_node_help[] =
     "usage: corvid pki init-node --ca-dir DIR --tag TAG --host HOST [--out DIR]\n"
     "                            [--key-type TYPE] [--days N] [--password-file F] [--force]\n"
     "\n"
     "Creates a certificate for one more node, signed by the issuing CA that init-cluster left\n"
     "in DIR (issuing.crt, issuing.key, root.crt). Writes <TAG>.pfx, <TAG>.pem (mode 0600) and\n"
-    "<TAG>.crt.\n"
+    "<TAG>.crt. The node needs the cluster's master key too: DIR/master.key is checked, and\n"
+    "copied (mode 0600) when --out is another directory; a different master.key already there\n"
+    "is refused (--force replaces it).\n"
     "\n"
     "Options:\n"
-    "  --ca-dir DIR        directory holding issuing.crt, issuing.key and root.crt\n"
+    "  --ca-dir DIR        directory holding issuing.crt, issuing.key, root.crt, master.key\n"
     "  --tag TAG           node tag, 1..4 upper-case letters\n"
     "  --host HOST         the node's IP address or DNS name (goes into the SAN)\n"
     "  --out DIR           where to write (default: the CA directory)\n"
@@ -653,9 +770,10 @@ static int init_node(int argc, char **argv)
         out_dir = ca_dir;
 
     int rv = CLI_FAILURE, e;
-    struct cmn_buf pass, file;
+    struct cmn_buf pass, file, mkey;
     cmn_buf_init(&pass, true);
     cmn_buf_init(&file, true);
+    cmn_buf_init(&mkey, true);
     EVP_PKEY *iss_key = NULL;
     X509 *iss = NULL, *root = NULL, *cert = NULL;
     struct ca_cert_list chain;
@@ -693,6 +811,21 @@ static int init_node(int argc, char **argv)
         fail("issuing.crt is not signed by root.crt", e, errmsg);
         goto out;
     }
+    /* A node that joins must open the issuing CA key the cluster sealed: the same master key,
+     * never a new one. */
+    char ids[CA_MASTER_KEYS_MAX][CA_SEAL_ID_HEX];
+    size_t n_ids = 0;
+    if (path_join(path, sizeof path, ca_dir, MASTER_KEY_NAME) != 0)
+        goto out;
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr,
+                "corvid: %s: %s: a node needs the cluster's master key "
+                "(Security.MasterKey.Path), as init-cluster wrote it\n",
+                path, strerror(errno));
+        goto out;
+    }
+    if (read_master_key(path, &mkey, ids, &n_ids) != 0)
+        goto out;
     char a[16], b[16], d[16];
     snprintf(a, sizeof a, "%.4s.pfx", spec.tag);
     snprintf(b, sizeof b, "%.4s.pem", spec.tag);
@@ -707,7 +840,8 @@ static int init_node(int argc, char **argv)
     struct ca_signer signer = {iss, iss_key};
     int64_t nb, na;
     ca_validity_days(now_secs(), days, &nb, &na);
-    if (make_node(&spec, &signer, &chain, kt, nb, na, pw, &cert, out_dir, force) != 0)
+    if (copy_master_key(ca_dir, out_dir, &mkey, ids[0], force) != 0 ||
+        make_node(&spec, &signer, &chain, kt, nb, na, pw, &cert, out_dir, force) != 0)
         goto out;
     rv = CLI_OK;
 out:
@@ -716,8 +850,122 @@ out:
     X509_free(root);
     EVP_PKEY_free(iss_key);
     ca_cert_list_fini(&chain);
+    cmn_buf_fini(&mkey);
     cmn_buf_fini(&file);
     cmn_buf_fini(&pass);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- rotate-master-key */
+
+static const char rotate_help[] =
+    "usage: corvid pki rotate-master-key --key FILE [--finish]\n"
+    "\n"
+    "Rotates the cluster master key (Security.MasterKey.Path) in two steps; FILE is replaced\n"
+    "atomically, mode 0600, and only key identifiers are printed, never key bytes.\n"
+    "\n"
+    "  without --finish  FILE holds one key: it then holds a new key followed by the old one.\n"
+    "                    Nodes started with it seal with the new key and still open what the\n"
+    "                    old one sealed; the leader re-seals the issuing CA key under the new\n"
+    "                    key.\n"
+    "  --finish          FILE holds the two keys of a rotation: it then holds the new key only.\n"
+    "\n"
+    "Between the steps: copy FILE to every node, restart the nodes one at a time (followers\n"
+    "first, the leader last), and wait until `corvid admin-channel info` shows\n"
+    "'IssuingCAKey: sealed under <new id>' on every node. After --finish: copy FILE to every\n"
+    "node again and restart them one at a time. README, \"Rotating the master key\".\n"
+    "\n"
+    "Example:\n"
+    "  corvid pki rotate-master-key --key var/local/pki/master.key\n";
+
+static int rotate_master_key(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"finish", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *file = NULL;
+    bool finish = false;
+    optind = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            file = optarg;
+            break;
+        case 'f':
+            finish = true;
+            break;
+        case 'h':
+            fputs(rotate_help, stdout);
+            return CLI_OK;
+        default:
+            fputs(rotate_help, stderr);
+            return CLI_USAGE;
+        }
+    }
+    if (optind != argc || file == NULL) {
+        fprintf(stderr, "corvid: rotate-master-key needs --key FILE\n\n");
+        fputs(rotate_help, stderr);
+        return CLI_USAGE;
+    }
+    char dir[PATH_MAX], name[NAME_MAX + 1];
+    const char *slash = strrchr(file, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash == file ? 1 : slash - file) : 1,
+             slash ? file : ".");
+    snprintf(name, sizeof name, "%s", slash ? slash + 1 : file);
+    int rv = CLI_FAILURE;
+    struct cmn_buf bytes, next;
+    cmn_buf_init(&bytes, true);
+    cmn_buf_init(&next, true);
+    char ids[CA_MASTER_KEYS_MAX][CA_SEAL_ID_HEX], id[CA_SEAL_ID_HEX];
+    size_t n = 0;
+    if (read_master_key(file, &bytes, ids, &n) != 0)
+        goto out;
+    if (finish) {
+        if (n != 2) {
+            fprintf(stderr, "corvid: %s holds one key (%s): no rotation to finish\n", file, ids[0]);
+            goto out;
+        }
+        if (cmn_buf_append(&next, bytes.data, CA_MASTER_KEY_SIZE) != 0 ||
+            write_file(dir, name, next.data, next.len, 0600, true) != 0)
+            goto out;
+        printf("%s: master key %s; the previous key %s is removed\n", file, ids[0], ids[1]);
+        printf("next: copy %s to every node and restart the nodes one at a time\n", file);
+        rv = CLI_OK;
+        goto out;
+    }
+    if (n != 1) {
+        fprintf(stderr,
+                "corvid: %s holds two keys (%s, and the previous %s): a rotation is in progress; "
+                "finish it first (--finish)\n",
+                file, ids[0], ids[1]);
+        goto out;
+    }
+    uint8_t key[CA_MASTER_KEY_SIZE];
+    int e = cmn_random(&cmn_rng_system, key, sizeof key);
+    if (e == 0)
+        e = cmn_buf_append(&next, key, sizeof key);
+    cmn_cleanse(key, sizeof key);
+    if (e != 0 || cmn_buf_append(&next, bytes.data, bytes.len) != 0) {
+        fprintf(stderr, "corvid: cannot make a new key: %s\n", cmn_strerror(e ? e : CMN_ENOMEM));
+        goto out;
+    }
+    if (master_key_id(next.data, id) != 0 ||
+        write_file(dir, name, next.data, next.len, 0600, true) != 0)
+        goto out;
+    printf("%s: new master key %s, then the previous key %s (kept to open what it sealed)\n", file,
+           id, ids[0]);
+    printf("next: copy %s to every node, restart the nodes one at a time (followers first), wait\n"
+           "until `corvid admin-channel info` shows 'IssuingCAKey: sealed under %s' on every\n"
+           "node, then run: corvid pki rotate-master-key --key %s --finish\n",
+           file, id, file);
+    rv = CLI_OK;
+out:
+    cmn_buf_fini(&bytes);
+    cmn_buf_fini(&next);
     return rv;
 }
 
@@ -899,6 +1147,7 @@ struct pki_cmd {
 static const struct pki_cmd pki_cmds[] = {
     {"init-cluster", init_cluster, "create root CA, issuing CA and node certificates"},
     {"init-node", init_node, "create one more node certificate from an existing issuing CA"},
+    {"rotate-master-key", rotate_master_key, "replace the master key, in two steps"},
     {"inspect", inspect, "print what a .pfx/.pem/.crt/.cer file holds"},
 };
 #define N_PKI_CMDS (sizeof pki_cmds / sizeof pki_cmds[0])
@@ -909,7 +1158,7 @@ static void pki_usage(FILE *out)
                  "Offline PKI work: nothing here talks to a running node.\n\n"
                  "Commands:\n");
     for (size_t i = 0; i < N_PKI_CMDS; i++)
-        fprintf(out, "  %-14s %s\n", pki_cmds[i].name, pki_cmds[i].summary);
+        fprintf(out, "  %-18s %s\n", pki_cmds[i].name, pki_cmds[i].summary);
     fprintf(out, "\nExamples:\n"
                  "  corvid pki init-cluster --out var/local/pki --nodes A=127.0.0.1,B=127.0.0.1,"
                  "C=127.0.0.1\n"

@@ -539,6 +539,18 @@ static void cluster_records(void **state)
     assert_memory_equal(ca.cert_der, "cert-1", 6);
     assert_true(ca.key_der.secret);
     kv_issuing_ca_fini(&ca);
+    /* the same CA with its key sealed again (a master key rotation) replaces the key blob */
+    kv_cmd_init(&c, KV_CMD_SET_ISSUING_CA);
+    fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
+    c.u.set_ca.cert_der = (uint8_t *)strdup("cert-1");
+    c.u.set_ca.cert_len = 6;
+    assert_int_equal(cmn_buf_append(&c.u.set_ca.key_der, "resealed", 8), 0);
+    assert_int_equal(fx_apply(e->kv, 3, &c, &res), 0);
+    assert_false(res.rejected);
+    assert_int_equal(kv_issuing_ca_get(e->kv, &ca, NULL), 0);
+    assert_int_equal(ca.key_der.len, 8);
+    assert_memory_equal(ca.key_der.data, "resealed", 8);
+    kv_issuing_ca_fini(&ca);
 
     const char *tags[] = {"A", "B", "C"};
     for (int i = 0; i < 3; i++) {
@@ -548,18 +560,18 @@ static void cluster_records(void **state)
         c.u.node.server_url = strdup("https://127.0.0.1:8081");
         c.u.node.tcp_url = strdup("tls://127.0.0.1:9081");
         snprintf(c.u.node.thumbprint, sizeof c.u.node.thumbprint, "%040d", i);
-        assert_int_equal(fx_apply(e->kv, 3 + (uint64_t)i, &c, &res), 0);
+        assert_int_equal(fx_apply(e->kv, 4 + (uint64_t)i, &c, &res), 0);
         assert_false(res.rejected);
     }
     kv_cmd_init(&c, KV_CMD_REMOVE_NODE);
     fx_actor(&c, NULL, KV_CL_OPERATOR); /* only ClusterAdmin changes the cluster */
     strcpy(c.u.node.tag, "B");
-    assert_int_equal(fx_apply(e->kv, 6, &c, &res), 0);
+    assert_int_equal(fx_apply(e->kv, 7, &c, &res), 0);
     assert_true(res.rejected);
     kv_cmd_init(&c, KV_CMD_REMOVE_NODE);
     fx_actor(&c, NULL, KV_CL_CLUSTER_ADMIN);
     strcpy(c.u.node.tag, "B");
-    assert_int_equal(fx_apply(e->kv, 7, &c, &res), 0);
+    assert_int_equal(fx_apply(e->kv, 8, &c, &res), 0);
     assert_false(res.rejected);
     struct kv_node *nodes;
     size_t n;
@@ -572,13 +584,13 @@ static void cluster_records(void **state)
     fx_actor(&c, NULL, KV_CL_CLUSTER_ADMIN);
     assert_int_equal(cmn_buf_append(&c.u.replace.pfx, "pfx", 3), 0);
     snprintf(c.u.replace.thumbprint, sizeof c.u.replace.thumbprint, "%040d", 9);
-    assert_int_equal(fx_apply(e->kv, 8, &c, &res), 0);
+    assert_int_equal(fx_apply(e->kv, 9, &c, &res), 0);
     for (int i = 0; i < 2; i++) {
         kv_cmd_init(&c, KV_CMD_REPLACE_RECEIVED);
         fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
         snprintf(c.u.confirm.thumbprint, sizeof c.u.confirm.thumbprint, "%040d", 9);
         strcpy(c.u.confirm.tag, tags[i]);
-        assert_int_equal(fx_apply(e->kv, 9 + (uint64_t)i, &c, &res), 0);
+        assert_int_equal(fx_apply(e->kv, 10 + (uint64_t)i, &c, &res), 0);
         assert_false(res.rejected);
     }
     struct kv_replacement r;

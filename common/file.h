@@ -1,0 +1,19 @@
+/* Reading files that hold secrets (the master key): whole, small, and private to this user. */
+#ifndef CORVID_COMMON_FILE_H
+#define CORVID_COMMON_FILE_H
+
+#include <stddef.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+/* Reads the whole of path into out (give a secret buffer) after checking, on the open file,
+ * that it is a regular file owned by this process's effective user with no permission for
+ * group or others (0600 or 0400): a key that others can read is refused, not used. At most
+ * max bytes. Fails with CMN_ENOTFOUND (missing), CMN_EDENIED (mode or owner), CMN_EINVALID
+ * (not a regular file), CMN_ETOOBIG, CMN_EIO; messages name the path and what is wrong, never
+ * the contents. On failure out is left as it was. */
+int cmn_read_private_file(const char *path, size_t max, struct cmn_buf *out,
+                          char *errmsg) CMN_MUST_CHECK;
+
+#endif

@@ -1,0 +1,221 @@
+/* Secrets at rest: the master key (Security.MasterKey.Path), the issuing CA key sealed under it
+ * in the trust state, and owner-only permissions on everything under DataDir. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* nftw's FTW_PHYS */
+#endif
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
+
+#include "common/file.h"
+#include "common/log.h"
+#include "node/node.h"
+
+#define KEY_MSG "Security.MasterKey.Path"
+
+/* True when path lies inside dir (both resolved, symlinks followed). */
+static bool inside(const char *path, const char *dir)
+{
+    char rp[PATH_MAX], rd[PATH_MAX];
+    if (realpath(path, rp) == NULL || realpath(dir, rd) == NULL)
+        return false;
+    size_t n = strlen(rd);
+    return strncmp(rp, rd, n) == 0 && (rp[n] == '/' || rp[n] == '\0' || strcmp(rd, "/") == 0);
+}
+
+int node_keys_load(struct node *n, char *errmsg)
+{
+    const char *path = n->cfg.master_key_path;
+    /* A key stored with the data it protects protects nothing: copies and backups of the DataDir
+     * are exactly what sealing is for. */
+    if (inside(path, n->cfg.data_dir))
+        return cmn_fail(errmsg, CMN_EINVALID,
+                        KEY_MSG ": %s is inside DataDir %s: keep the master key outside it, so "
+                                "that a copy of the DataDir does not carry the key that opens it",
+                        path, n->cfg.data_dir);
+    struct cmn_buf b;
+    cmn_buf_init(&b, true);
+    int rv = cmn_read_private_file(path, CA_MASTER_KEY_SIZE * CA_MASTER_KEYS_MAX + 64, &b, errmsg);
+    if (rv == CMN_ENOTFOUND)
+        cmn_fail(errmsg, rv,
+                 KEY_MSG ": %s does not exist: `corvid pki init-cluster` writes master.key, and "
+                         "every node of a cluster needs a copy of that same file",
+                 path);
+    else if (rv != 0)
+        cmn_errctx(errmsg, KEY_MSG);
+    if (rv == 0) {
+        rv = ca_master_keys_parse(b.data, b.len, n->mkeys, &n->n_mkeys, errmsg);
+        if (rv != 0)
+            cmn_errctx(errmsg, KEY_MSG ": %s", path);
+    }
+    cmn_buf_fini(&b);
+    if (rv != 0)
+        return rv;
+    char id0[CA_SEAL_ID_HEX], id1[CA_SEAL_ID_HEX] = "";
+    ca_master_key_id_hex(n->mkeys[0].id, id0);
+    if (n->n_mkeys > 1)
+        ca_master_key_id_hex(n->mkeys[1].id, id1);
+    CMN_INFO("NODE-KEYS", "master key %s%s%s%s from %s", id0,
+             id1[0] ? " (and the previous key " : "", id1,
+             id1[0] ? ", kept to open what it sealed: a rotation is in progress)" : "", path);
+    return 0;
+}
+
+void node_keys_fini(struct node *n)
+{
+    for (size_t i = 0; i < CA_MASTER_KEYS_MAX; i++)
+        ca_master_key_fini(&n->mkeys[i]);
+    n->n_mkeys = 0;
+}
+
+static const struct ca_master_key *key_by_id(struct node *n, const uint8_t id[CA_SEAL_ID_SIZE])
+{
+    for (size_t i = 0; i < n->n_mkeys; i++)
+        if (memcmp(n->mkeys[i].id, id, CA_SEAL_ID_SIZE) == 0)
+            return &n->mkeys[i];
+    return NULL;
+}
+
+int node_keys_seal_issuing(struct node *n, EVP_PKEY *key, struct cmn_buf *out, char *errmsg)
+{
+    unsigned char *der = NULL;
+    int len = i2d_PrivateKey(key, &der);
+    if (len <= 0)
+        return cmn_fail(errmsg, CMN_ECRYPTO, "cannot encode the issuing CA key");
+    int rv =
+        ca_seal(&n->mkeys[0], CA_SEAL_ISSUING_CA, &cmn_rng_system, der, (size_t)len, out, errmsg);
+    OPENSSL_clear_free(der, (size_t)len);
+    if (rv != 0)
+        cmn_errctx(errmsg, "sealing the issuing CA key");
+    return rv;
+}
+
+enum node_ca_seal node_keys_issuing_state(struct node *n, const struct cmn_buf *blob,
+                                          char id[CA_SEAL_ID_HEX])
+{
+    uint8_t raw[CA_SEAL_ID_SIZE];
+    id[0] = '\0';
+    if (!ca_seal_sniff(blob->data, blob->len) || ca_seal_key_id(blob->data, blob->len, raw) != 0)
+        return NODE_CA_CLEAR;
+    ca_master_key_id_hex(raw, id);
+    const struct ca_master_key *mk = key_by_id(n, raw);
+    if (mk == NULL)
+        return NODE_CA_FOREIGN;
+    return mk == &n->mkeys[0] ? NODE_CA_CURRENT : NODE_CA_PREVIOUS;
+}
+
+int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY **out, char *errmsg)
+{
+    *out = NULL;
+    char id[CA_SEAL_ID_HEX], have[CA_SEAL_ID_HEX];
+    struct cmn_buf der;
+    cmn_buf_init(&der, true);
+    int rv = 0;
+    switch (node_keys_issuing_state(n, blob, id)) {
+    case NODE_CA_CLEAR:
+        /* Committed by a Corvid that did not seal it yet: still usable, and the leader seals it
+         * (node.c, reseal). */
+        if (!n->ca_clear_warned)
+            CMN_WARN("NODE-KEYS", "the issuing CA key in the trust state is not sealed (committed "
+                                  "before encryption at rest): the leader re-seals it under the "
+                                  "master key");
+        n->ca_clear_warned = true;
+        rv = cmn_buf_append(&der, blob->data, blob->len);
+        break;
+    case NODE_CA_FOREIGN:
+        ca_master_key_id_hex(n->mkeys[0].id, have);
+        cmn_buf_fini(&der);
+        return cmn_fail(errmsg, CMN_EBADPASSWORD,
+                        "the issuing CA key is sealed under master key %s, but this node's " KEY_MSG
+                        " (%s) holds key %s: every node of a cluster needs the same master key "
+                        "file",
+                        id, n->cfg.master_key_path, have);
+    case NODE_CA_CURRENT:
+    case NODE_CA_PREVIOUS: {
+        uint8_t raw[CA_SEAL_ID_SIZE];
+        CMN_IGNORE(ca_seal_key_id(blob->data, blob->len, raw));
+        rv = ca_seal_open(key_by_id(n, raw), CA_SEAL_ISSUING_CA, blob->data, blob->len, &der,
+                          errmsg);
+        if (rv != 0)
+            cmn_errctx(errmsg, "the issuing CA key (" KEY_MSG " %s)", n->cfg.master_key_path);
+        break;
+    }
+    }
+    if (rv == 0) {
+        const unsigned char *p = der.data;
+        *out = d2i_AutoPrivateKey(NULL, &p, (long)der.len);
+        if (*out == NULL)
+            rv = cmn_fail(errmsg, CMN_EMALFORMED, "the issuing CA key does not decode");
+    }
+    cmn_buf_fini(&der);
+    return rv;
+}
+
+void node_keys_describe(struct node *n, const struct cmn_buf *blob, char *master, size_t mcap,
+                        char *ca, size_t ccap)
+{
+    char id0[CA_SEAL_ID_HEX], id1[CA_SEAL_ID_HEX], id[CA_SEAL_ID_HEX];
+    ca_master_key_id_hex(n->mkeys[0].id, id0);
+    if (n->n_mkeys > 1) {
+        ca_master_key_id_hex(n->mkeys[1].id, id1);
+        snprintf(master, mcap, "%s (previous %s: a rotation is in progress)", id0, id1);
+    } else {
+        snprintf(master, mcap, "%s", id0);
+    }
+    if (blob == NULL) {
+        snprintf(ca, ccap, "none");
+        return;
+    }
+    switch (node_keys_issuing_state(n, blob, id)) {
+    case NODE_CA_CLEAR:
+        snprintf(ca, ccap, "not sealed (committed before encryption at rest)");
+        break;
+    case NODE_CA_CURRENT:
+        snprintf(ca, ccap, "sealed under %s (this node's master key)", id);
+        break;
+    case NODE_CA_PREVIOUS:
+        snprintf(ca, ccap, "sealed under %s (this node's previous master key)", id);
+        break;
+    case NODE_CA_FOREIGN:
+        snprintf(ca, ccap, "sealed under %s (not a key of this node: it cannot issue)", id);
+        break;
+    }
+}
+
+/* ---- DataDir permissions ---- */
+
+static int tighten_err;
+static char tighten_path[PATH_MAX];
+
+static int tighten_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)ftw;
+    if (flag == FTW_SL || flag == FTW_SLN || (st->st_mode & 077) == 0)
+        return 0;
+    if (chmod(path, st->st_mode & 07700) != 0) {
+        tighten_err = errno;
+        snprintf(tighten_path, sizeof tighten_path, "%s", path);
+        return 1;
+    }
+    return 0;
+}
+
+int node_keys_private_data_dir(const char *dir, char *errmsg)
+{
+    /* Files written before corvid-node set its umask (or by an older version, or restored from
+     * a backup) are narrowed to owner-only on every start; from then on the umask keeps them so.
+     * One loop thread at start: the static state is not shared. */
+    tighten_err = 0;
+    int rv = nftw(dir, tighten_one, 16, FTW_PHYS);
+    if (rv != 0)
+        return cmn_fail(errmsg, CMN_EIO, "DataDir: cannot make %s private to its owner: %s",
+                        tighten_err ? tighten_path : dir,
+                        strerror(tighten_err ? tighten_err : errno));
+    return 0;
+}
