@@ -13,6 +13,9 @@
 #             certificate on a new connection, via the leader and via a follower
 #   generate  POST /admin/certificates (EC-P256, zip returned) per second, 16 and 64 clients
 #   register  PUT /admin/certificates per second, 1 and 64 clients
+#   failover  kill -9 of the leader: the time until the survivors agree on a new leader, until
+#             a write commits through one of them, and until the old leader, restarted on its
+#             data, serves again (the durations the cluster tests wait for but never assert)
 #
 #   tools/bench/http.sh                           build (Release), then every step
 #   BENCH_NO_BUILD=1 tools/bench/http.sh          use build/release as it is
@@ -39,7 +42,7 @@ case "${1:-}" in
 esac
 SECS=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}
-STEPS=" ${BENCH_STEPS:-whoami join restart revoke generate register} "
+STEPS=" ${BENCH_STEPS:-whoami join restart revoke generate register failover} "
 COUNTS=${BENCH_COUNTS:-1000 100000}
 BUNDLE=${BENCH_BUNDLE:-1}
 REVOKES=${BENCH_REVOKE_COUNT:-1000}
@@ -423,6 +426,44 @@ if [[ $STEPS == *" register "* ]]; then
 fi
 lt=$(leader_term A)
 [ "$lt" = "$LT0" ] || say "note: leader and term changed during the run: $LT0 -> $lt"
+
+# ---- failover: kill -9 of the leader ----
+if [[ $STEPS == *" failover "* ]]; then
+  [ -n "${callers:-}" ] || { callers=$WORK/callers-0; register_callers "$callers"; }
+  OLD=$L
+  REST=$(for t in A B C; do [ "$t" = "$OLD" ] || echo "$t"; done | tr '\n' ' ')
+  # new_leader: both survivors name the same leader, not the killed one
+  new_leader() {
+    local t l first=""
+    for t in $REST; do
+      l=$(leader_term "$t" | cut -d' ' -f1)
+      case $l in "" | "(none)" | "$OLD") return 1 ;; esac
+      [ -z "$first" ] && first=$l
+      [ "$l" = "$first" ] || return 1
+    done
+  }
+  SURVIVOR=${REST%% *}
+  say "failover: kill -9 of the leader $OLD ($REGISTERED certificates)"
+  t0=$(date +%s.%N)
+  kill -KILL "${PID[$OLD]}"
+  wait "${PID[$OLD]}" 2>/dev/null || true
+  wait_for 120 "a new leader" new_leader
+  t1=$(date +%s.%N)
+  wait_for 120 "a write committed through $SURVIVOR" "$CLI" admin-channel --data-dir \
+    "$C/data/$SURVIVOR" generateClientCert failover-probe "$WORK/probe"
+  t2=$(date +%s.%N)
+  start_node "$OLD"
+  wait_for 600 "$OLD serving again" known_everywhere "$callers.marker/0.pem"
+  t3=$(date +%s.%N)
+  secs() { awk -v a="$t0" -v b="$1" 'BEGIN { printf "%.2f", b - a }'; }
+  echo "FAILOVER registered=$REGISTERED killed=$OLD leader_secs=$(secs "$t1")" \
+    "write_secs=$(secs "$t2") rejoin_secs=$(secs "$t3")" >>"$RESULTS"
+  say "new leader $(secs "$t1") s after kill -9, a write committed after $(secs "$t2") s, $OLD serving again after $(secs "$t3") s"
+  row '%-10s %-7s %12s %12s %14s  %s\n' "registered" "killed" "leader secs" "write secs" \
+    "rejoined secs" "(secs from kill -9 of the leader)"
+  row '%-10s %-7s %12s %12s %14s\n\n' "$REGISTERED" "$OLD" "$(secs "$t1")" "$(secs "$t2")" \
+    "$(secs "$t3")"
+fi
 say "RSS at the end: $(rss_all)"
 stop_all
 
