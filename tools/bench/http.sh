@@ -443,6 +443,7 @@ if [[ $STEPS == *" failover "* ]]; then
     done
   }
   SURVIVOR=${REST%% *}
+  mkdir -p "$WORK/probe"
   say "failover: kill -9 of the leader $OLD ($REGISTERED certificates)"
   t0=$(date +%s.%N)
   kill -KILL "${PID[$OLD]}"
