@@ -1488,6 +1488,8 @@ int node_api_start(struct node *n, char *errmsg)
         SSL_CTX_free(ctx);
         return CMN_ECRYPTO;
     }
+    /* Request bodies carry passwords: OpenSSL wipes its copy of the plaintext once read. */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
     int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&

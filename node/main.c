@@ -1,8 +1,12 @@
 /* corvid-node: the Corvid cluster node daemon. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "common/buf.h"
 #include "node/node.h"
 
 static const char usage[] =
@@ -45,6 +49,10 @@ int main(int argc, char **argv)
     /* Writes to a socketpair whose peer closed raise SIGPIPE: without this, one node's death
      * kills its peers. */
     signal(SIGPIPE, SIG_IGN);
+    /* Parsed JSON holds passwords (request bodies, the configuration's certificate passwords),
+     * in jansson's own copies too (its lexer's buffer, string values): every block it frees is
+     * wiped first. Blocks stay plain malloc blocks, so free() of a json_dumps result is right. */
+    json_set_alloc_funcs(malloc, cmn_free_wiped);
     static struct node n;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rv = node_init(&n, config, errmsg);
