@@ -2,6 +2,7 @@
 #include "common/buf.h"
 
 #include <ctype.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,23 @@ void cmn_cleanse(void *p, size_t n)
     volatile uint8_t *v = p;
     while (n--)
         *v++ = 0;
+}
+
+size_t cmn_cleanse_alloc(void *p)
+{
+    if (p == NULL)
+        return 0;
+    /* glibc's (and ASan's) malloc_usable_size is at least what was asked for and all of it is
+     * ours to write until the free. */
+    size_t n = malloc_usable_size(p);
+    cmn_cleanse(p, n);
+    return n;
+}
+
+void cmn_free_wiped(void *p)
+{
+    cmn_cleanse_alloc(p);
+    free(p);
 }
 
 void cmn_buf_init(struct cmn_buf *b, bool secret)
@@ -129,6 +147,27 @@ int cmn_cur_take(struct cmn_cur *c, size_t n, const uint8_t **out)
         return CMN_ETRUNCATED;
     *out = c->p + c->off;
     c->off += n;
+    return 0;
+}
+
+int cmn_cur_line(struct cmn_cur *c, size_t max, const uint8_t **line, size_t *n)
+{
+    size_t left = cmn_cur_left(c);
+    if (left == 0)
+        return CMN_ETRUNCATED;
+    /* The '\n' of an acceptable line is among the first max + 1 bytes: never scan further,
+     * so that a flood without newlines costs no more than one bounded look. */
+    size_t window = left <= max ? left : max + 1;
+    const uint8_t *start = c->p + c->off;
+    const uint8_t *nl = memchr(start, '\n', window);
+    if (nl == NULL)
+        return left > max ? CMN_ETOOBIG : CMN_ETRUNCATED;
+    size_t len = (size_t)(nl - start);
+    c->off += len + 1;
+    if (len > 0 && start[len - 1] == '\r')
+        len--;
+    *line = start;
+    *n = len;
     return 0;
 }
 

@@ -31,6 +31,12 @@ uint8_t *cmn_buf_release(struct cmn_buf *b, size_t *len);
 
 /* Wipes memory in a way the compiler may not elide. */
 void cmn_cleanse(void *p, size_t n);
+/* Wipes the whole heap block p (from malloc, calloc, realloc or strdup; NULL is a no-op) and
+ * returns its usable size. The allocator knows the size, so that a free hook (jansson's, which
+ * is never told the size) can wipe what it frees. */
+size_t cmn_cleanse_alloc(void *p);
+/* cmn_cleanse_alloc, then free: a drop-in for free() where the block may hold a secret. */
+void cmn_free_wiped(void *p);
 
 /* Read-only cursor over borrowed bytes. Every read checks bounds; a failed read returns
  * CMN_ETRUNCATED and leaves the cursor where it was. */
@@ -54,6 +60,12 @@ int cmn_cur_u8(struct cmn_cur *c, uint8_t *out) CMN_MUST_CHECK;
 int cmn_cur_be64(struct cmn_cur *c, uint64_t *out) CMN_MUST_CHECK;
 /* Points *out at the next n bytes (borrowed from the cursor's input). */
 int cmn_cur_take(struct cmn_cur *c, size_t n, const uint8_t **out) CMN_MUST_CHECK;
+/* Takes the next '\n'-terminated line: *line points at its bytes (borrowed), *n is its length
+ * without the '\n' and without one '\r' before it. At most max bytes may come before the '\n'.
+ * CMN_ETRUNCATED: no whole line yet, and what is there could still become one (read more).
+ * CMN_ETOOBIG: the line is longer than max, whether or not its end has arrived; the cursor
+ * cannot step over it, so the caller gives up on the input (or skips it itself). */
+int cmn_cur_line(struct cmn_cur *c, size_t max, const uint8_t **line, size_t *n) CMN_MUST_CHECK;
 
 /* Big-endian u64, used for ordered RocksDB keys. */
 void cmn_be64_put(uint8_t out[8], uint64_t v);

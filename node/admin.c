@@ -1,6 +1,7 @@
 /* The admin channel: an owner-only Unix socket in DataDir taking RavenDB's server CLI commands.
- * Protocol: the client sends one command per line; the node answers with text lines, a line
- * that starts with '.' being escaped as '..', and ends the answer with ".<exit code>". */
+ * Protocol (node/lineconn.h): the client sends one command per line; the node answers with text
+ * lines, a line that starts with '.' being escaped as '..', and ends the answer with
+ * ".<exit code>". */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,9 +12,9 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "node/lineconn.h"
 #include "node/node.h"
 
-#define LINE_MAX_BYTES 8192
 #define MAX_ARGS 8
 
 struct client;
@@ -32,12 +33,11 @@ static void admin_free_maybe(struct node_admin *a)
         free(a);
 }
 
+/* One connection; its line reading and answers are node/lineconn.c's. Freed in client_gone,
+ * which waits for a running command's answer. */
 struct client {
-    uv_pipe_t pipe;
+    struct node_lineconn lc;
     struct node_admin *a;
-    struct cmn_buf rx;
-    bool busy;   /* a command is running */
-    bool closed; /* the handle is closed or closing */
     struct client *next;
 };
 
@@ -58,70 +58,14 @@ struct job {
     struct node_issuer issuer;
 };
 
-static void client_free_maybe(struct client *c);
-static void process(struct client *c);
-
-struct wreq {
-    uv_write_t req;
-    char data[];
-};
-
-static void write_cb(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
-
-static void send_text(struct client *c, const char *text, size_t len)
-{
-    if (c->closed || len == 0)
-        return;
-    struct wreq *w = malloc(sizeof *w + len);
-    if (w == NULL)
-        return;
-    memcpy(w->data, text, len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    if (uv_write(&w->req, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0)
-        free(w);
-}
-
-/* Sends the answer body (dot-stuffed) and the end marker. */
+/* Ends the running command of c with its answer. c may be gone after this call. */
 static void answer(struct client *c, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
 static void answer(struct client *c, int code, const char *fmt, ...)
 {
-    struct cmn_buf body, out;
-    cmn_buf_init(&body, false);
-    cmn_buf_init(&out, false);
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        char *s = NULL;
-        if (vasprintf(&s, fmt, ap) >= 0) {
-            CMN_IGNORE(cmn_buf_append_str(&body, s));
-            free(s);
-        }
-        va_end(ap);
-    }
-    const char *p = body.data ? (const char *)body.data : "";
-    while (*p) {
-        size_t n = strcspn(p, "\n");
-        if (*p == '.')
-            CMN_IGNORE(cmn_buf_append(&out, ".", 1));
-        CMN_IGNORE(cmn_buf_append(&out, p, n));
-        CMN_IGNORE(cmn_buf_append(&out, "\n", 1));
-        p += n;
-        if (*p == '\n')
-            p++;
-    }
-    CMN_IGNORE(cmn_buf_printf(&out, ".%d\n", code));
-    send_text(c, (const char *)out.data, out.len);
-    cmn_buf_fini(&body);
-    cmn_buf_fini(&out);
-    c->busy = false;
-    if (c->closed)
-        client_free_maybe(c);
-    else
-        process(c); /* a command that arrived while this one ran */
+    va_list ap;
+    va_start(ap, fmt);
+    node_lineconn_vanswer(&c->lc, code, fmt, ap);
+    va_end(ap);
 }
 
 /* ---- commands ---- */
@@ -664,21 +608,29 @@ static int split(char *line, char **argv)
     return argc;
 }
 
-static void execute(struct client *c, char *line)
+static void execute(struct node_lineconn *lc, char *line)
 {
+    struct client *c = lc->data;
     char *argv[MAX_ARGS];
     int argc = split(line, argv);
-    c->busy = true;
     if (argc == 0) {
         answer(c, 0, NULL);
         return;
     }
-    /* Never log the arguments: they may hold a password. Read-only commands are polled. */
+    /* Never log the arguments: they may hold a password; nor an unknown first word, which is
+     * whatever bytes a client sent. Read-only commands are polled. */
+    static const char *const changing[] = {"trustClientCert", "trustServerCert",
+                                           "generateClientCert", "addNode", "removeNode"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof changing / sizeof *changing; i++)
+        known = known || strcmp(argv[0], changing[i]) == 0;
     if (strcmp(argv[0], "info") == 0 || strcmp(argv[0], "clusterStatus") == 0 ||
         strcmp(argv[0], "help") == 0)
         CMN_DEBUG("NODE-ADMIN", "admin channel: %s", argv[0]);
-    else
+    else if (known)
         CMN_INFO("NODE-ADMIN", "admin channel: %s", argv[0]);
+    else
+        CMN_INFO("NODE-ADMIN", "admin channel: unknown command");
     if (strcmp(argv[0], "help") == 0)
         answer(c, 0, "%s", help_text);
     else if (strcmp(argv[0], "info") == 0)
@@ -699,81 +651,19 @@ static void execute(struct client *c, char *line)
         answer(c, 2, "unknown command '%s' (try: help)", argv[0]);
 }
 
-static void process(struct client *c)
+/* The handle is closed and no command holds the client. */
+static void client_gone(struct node_lineconn *lc)
 {
-    while (!c->busy && !c->closed && c->rx.len > 0) {
-        uint8_t *nl = memchr(c->rx.data, '\n', c->rx.len);
-        if (nl == NULL)
-            return;
-        size_t n = (size_t)(nl - c->rx.data);
-        char line[LINE_MAX_BYTES];
-        memcpy(line, c->rx.data, n);
-        line[n] = '\0';
-        if (n && line[n - 1] == '\r')
-            line[n - 1] = '\0';
-        memmove(c->rx.data, nl + 1, c->rx.len - n - 1);
-        c->rx.len -= n + 1;
-        execute(c, line);
-        cmn_cleanse(line, sizeof line);
-    }
-}
-
-static void client_closed(uv_handle_t *h)
-{
-    struct client *c = h->data;
+    struct client *c = lc->data;
     struct node_admin *a = c->a;
     for (struct client **pp = &a->clients; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
             break;
         }
-    c->a = NULL;
-    client_free_maybe(c);
+    free(c);
     if (a->n->admin != a)
         admin_free_maybe(a); /* closing */
-}
-
-/* A client is freed once its handle is closed and no command holds it. */
-static void client_free_maybe(struct client *c)
-{
-    if (c->a == NULL && !c->busy) {
-        cmn_buf_fini(&c->rx);
-        free(c);
-    }
-}
-
-static void client_close(struct client *c)
-{
-    if (c->closed)
-        return;
-    c->closed = true;
-    uv_close((uv_handle_t *)&c->pipe, client_closed);
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    static char slab[LINE_MAX_BYTES];
-    (void)h;
-    (void)suggested;
-    *buf = uv_buf_init(slab, sizeof slab);
-}
-
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct client *c = s->data;
-    if (nread < 0) {
-        client_close(c);
-        return;
-    }
-    if (cmn_buf_append(&c->rx, buf->base, (size_t)nread) != 0 || c->rx.len > 4 * LINE_MAX_BYTES) {
-        client_close(c);
-        return;
-    }
-    if (c->rx.len >= LINE_MAX_BYTES && memchr(c->rx.data, '\n', c->rx.len) == NULL) {
-        client_close(c); /* a line this long is not a command */
-        return;
-    }
-    process(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -784,15 +674,18 @@ static void on_connection(uv_stream_t *server, int status)
     struct client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
+    if (node_lineconn_init(&c->lc, &a->n->loop, execute, client_gone) != 0) {
+        free(c);
+        return;
+    }
+    c->lc.data = c;
     c->a = a;
-    cmn_buf_init(&c->rx, true);
-    uv_pipe_init(&a->n->loop, &c->pipe, 0);
-    c->pipe.data = c;
     c->next = a->clients;
     a->clients = c;
-    if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0 ||
-        uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb) != 0)
-        client_close(c);
+    if (uv_accept(server, (uv_stream_t *)&c->lc.pipe) != 0)
+        node_lineconn_close(&c->lc);
+    else
+        CMN_IGNORE(node_lineconn_start(&c->lc)); /* on failure it is closing: client_gone */
 }
 
 int node_admin_start(struct node *n, char *errmsg)
@@ -840,7 +733,7 @@ void node_admin_close(struct node *n)
         return;
     n->admin = NULL;
     for (struct client *c = a->clients; c; c = c->next)
-        client_close(c);
+        node_lineconn_close(&c->lc);
     unlink(a->path);
     uv_close((uv_handle_t *)&a->listener, listener_closed);
 }

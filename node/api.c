@@ -9,6 +9,7 @@
 #include <http_parser.h>
 #include <jansson.h>
 
+#include "ca/tls.h"
 #include "common/env.h"
 #include "common/log.h"
 #include "node/auth.h"
@@ -1545,7 +1546,12 @@ int node_api_start(struct node *n, char *errmsg)
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         return CMN_ENOMEM;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ca_tls_policy(ctx, errmsg) != 0) {
+        SSL_CTX_free(ctx);
+        return CMN_ECRYPTO;
+    }
+    /* Request bodies carry passwords: OpenSSL wipes its copy of the plaintext once read. */
+    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
     int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
@@ -1560,7 +1566,10 @@ int node_api_start(struct node *n, char *errmsg)
     SSL_CTX *fctx = SSL_CTX_new(TLS_client_method());
     if (fctx == NULL)
         return CMN_ENOMEM;
-    SSL_CTX_set_min_proto_version(fctx, TLS1_2_VERSION);
+    if (ca_tls_policy(fctx, errmsg) != 0) {
+        SSL_CTX_free(fctx);
+        return CMN_ECRYPTO;
+    }
     SSL_CTX_set_verify(fctx, SSL_VERIFY_NONE, NULL); /* the peer's certificate is checked after */
     ok = SSL_CTX_use_certificate(fctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(fctx, n->key) == 1;
     for (size_t i = 0; ok && i < n->chain.n; i++)

@@ -45,7 +45,7 @@ struct http_conn {
     bool dead;        /* TLS gone or closing */
     bool handles_closed;
     unsigned open_handles;
-    struct cmn_buf pending; /* bytes that arrived while busy */
+    struct cmn_buf pending; /* bytes that arrived while busy (secret, like a body) */
     struct http_conn *next, *prev;
 };
 
@@ -183,7 +183,7 @@ static void request_done(struct http_conn *c)
     }
     if (c->pending.len) {
         struct cmn_buf rest = c->pending;
-        cmn_buf_init(&c->pending, false);
+        cmn_buf_init(&c->pending, true);
         feed(c, rest.data, rest.len);
         cmn_buf_fini(&rest);
     }
@@ -270,7 +270,7 @@ static int on_message_begin(http_parser *p)
     r->conn = conn;
     r->peer = peer;
     r->auth = auth;
-    cmn_buf_init(&r->body, false);
+    cmn_buf_init(&r->body, true);
     rp->cur = H_NONE;
     rp->field_len = 0;
     rp->header_bytes = 0;
@@ -426,7 +426,7 @@ void http_reqparser_init(struct http_reqparser *rp)
     memset(rp, 0, sizeof *rp);
     http_parser_init(&rp->parser, HTTP_REQUEST);
     rp->parser.data = rp;
-    cmn_buf_init(&rp->req.body, false);
+    cmn_buf_init(&rp->req.body, true);
 }
 
 int http_reqparser_feed(struct http_reqparser *rp, const uint8_t *data, size_t len, size_t *used)
@@ -450,7 +450,7 @@ void http_reqparser_next(struct http_reqparser *rp)
 {
     rp->complete = false;
     cmn_buf_fini(&rp->req.body);
-    cmn_buf_init(&rp->req.body, false);
+    cmn_buf_init(&rp->req.body, true);
     http_parser_pause(&rp->parser, 0);
 }
 
@@ -550,7 +550,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->open_handles = 2; /* the TLS connection (its own two handles) and the deadline timer */
     http_reqparser_init(&c->rp);
     c->rp.req.conn = c;
-    cmn_buf_init(&c->pending, false);
+    cmn_buf_init(&c->pending, true);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

@@ -35,7 +35,7 @@ struct http_request {
     char accept[256];
     char cookie[1024];
     char origin[256];
-    struct cmn_buf body;
+    struct cmn_buf body; /* secret (wiped on free): bodies carry passwords */
     X509 *peer;  /* the client certificate (borrowed; NULL when none) */
     void *auth;  /* the node's per-connection authentication state (see http_conn_auth) */
     uint64_t started_ms;

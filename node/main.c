@@ -1,9 +1,13 @@
 /* corvid-node: the Corvid cluster node daemon. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
+#include "common/buf.h"
 #include "node/node.h"
 
 static const char usage[] =
@@ -50,6 +54,10 @@ int main(int argc, char **argv)
     /* Owner-only for everything the node creates, the files RocksDB and raft make in DataDir
      * included (RocksDB asks for 0644): the trust state is nobody else's to read. */
     umask(077);
+    /* Parsed JSON holds passwords (request bodies, the configuration's certificate passwords),
+     * in jansson's own copies too (its lexer's buffer, string values): every block it frees is
+     * wiped first. Blocks stay plain malloc blocks, so free() of a json_dumps result is right. */
+    json_set_alloc_funcs(malloc, cmn_free_wiped);
     static struct node n;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rv = node_init(&n, config, errmsg);

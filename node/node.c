@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <openssl/err.h>
 
+#include "ca/tls.h"
 #include "common/env.h"
 #include "common/log.h"
 #include "node/auth.h"
@@ -145,7 +146,11 @@ static int make_raft_ctx(struct node *n, char *errmsg)
     SSL_CTX *ctx = SSL_CTX_new(TLS_method());
     if (ctx == NULL)
         return CMN_ENOMEM;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    if (ca_tls_policy(ctx, errmsg) != 0) {
+        SSL_CTX_free(ctx);
+        return CMN_ECRYPTO;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION); /* only Corvid nodes speak Raft */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_any);
     SSL_CTX_set_num_tickets(ctx, 0);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

@@ -10,6 +10,8 @@
 
 #include <openssl/err.h>
 
+#include "common/buf.h"
+
 struct wreq {
     uv_write_t req;
     struct tls_conn *conn;
@@ -85,11 +87,16 @@ static int flush(struct tls_conn *c)
 static void deliver(struct tls_conn *c)
 {
     uint8_t buf[16384];
+    /* Where OpenSSL is told to wipe its plaintext (HTTPS: bodies carry passwords), this copy
+     * is wiped too. */
+    bool wipe = (SSL_get_options(c->ssl) & SSL_OP_CLEANSE_PLAINTEXT) != 0;
     while (c->state == TLS_OPEN && !c->reading_paused) {
         ERR_clear_error();
         int n = SSL_read(c->ssl, buf, sizeof buf);
         if (n > 0) {
             c->on_data(c, buf, (size_t)n);
+            if (wipe)
+                cmn_cleanse(buf, (size_t)n);
             continue;
         }
         int err = SSL_get_error(c->ssl, n);

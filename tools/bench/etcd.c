@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
+#include "ca/tls.h"
 #include "common/env.h"
 #include "tools/bench/bench.h"
 
@@ -163,7 +164,8 @@ static int make_ctx(struct ebench *b)
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
         return -1;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ca_tls_policy(ctx, msg) != 0)
+        goto fail;
     if (SSL_CTX_load_verify_locations(ctx, b->cacert, NULL) != 1) {
         ssl_err(msg, sizeof msg, b->cacert);
         goto fail;

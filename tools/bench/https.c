@@ -20,6 +20,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "ca/tls.h"
 #include "common/env.h"
 #include "tools/bench/bench.h"
 
@@ -43,7 +44,8 @@ SSL_CTX *hc_ctx_new(const char *cacert, const char *cert, const char *key)
         fprintf(stderr, "corvid-bench: no TLS context\n");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ca_tls_policy(ctx, msg) != 0)
+        goto fail;
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* One read() per socket wake-up instead of two per TLS record (header, then body). */

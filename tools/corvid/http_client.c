@@ -19,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "ca/tls.h"
 #include "tools/corvid/http_client.h"
 
 struct hc_conn {
@@ -149,7 +150,10 @@ int hc_client_init(struct hc_client *c, const struct hc_tls_opts *tls, char *err
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
         return cmn_fail(errmsg, CMN_ENOMEM, "cannot create a TLS context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (ca_tls_policy(ctx, errmsg) != 0) {
+        SSL_CTX_free(ctx);
+        return CMN_ECRYPTO;
+    }
     /* Nodes close with or without close_notify: a missing one is not an error here because
      * every answer is framed by Content-Length. */
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);

@@ -52,6 +52,136 @@ static void cursor_never_overreads(void **state)
     assert_int_equal(cmn_cur_u8(&c, &u8), CMN_ETRUNCATED);
 }
 
+/* Takes every line of s with max, expecting the lines in want (NULL-ended) and then code. */
+static void expect_lines(const char *s, size_t len, size_t max, const char *const *want, int code)
+{
+    struct cmn_cur c;
+    cmn_cur_init(&c, s, len);
+    const uint8_t *line;
+    size_t n;
+    for (; *want; want++) {
+        assert_int_equal(cmn_cur_line(&c, max, &line, &n), 0);
+        assert_int_equal(n, strlen(*want));
+        assert_memory_equal(line, *want, n);
+    }
+    size_t off = c.off;
+    assert_int_equal(cmn_cur_line(&c, max, &line, &n), code);
+    assert_int_equal(c.off, off); /* a failure never moves the cursor */
+}
+
+#define EXPECT_LINES(lit, max, want, code) expect_lines(lit, sizeof lit - 1, max, want, code)
+
+static void lines_are_split_within_bounds(void **state)
+{
+    static const char *const plain[] = {"info", "", "help x", "", NULL};
+    EXPECT_LINES("info\n\nhelp x\r\n\r\n", 100, plain, CMN_ETRUNCATED);
+    static const char *const none[] = {NULL};
+    EXPECT_LINES("", 100, none, CMN_ETRUNCATED);
+    EXPECT_LINES("partial", 100, none, CMN_ETRUNCATED);   /* may still end */
+    static const char *const cr[] = {"a\rb", "\r", NULL}; /* one '\r' before '\n' only */
+    EXPECT_LINES("a\rb\n\r\r\n", 100, cr, CMN_ETRUNCATED);
+    /* Bytes are bytes: a NUL inside a line is the caller's to judge. */
+    struct cmn_cur c;
+    const uint8_t *line;
+    size_t n;
+    cmn_cur_init(&c, "a\0b\nrest", 8);
+    assert_int_equal(cmn_cur_line(&c, 100, &line, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(line, "a\0b", 3);
+    assert_int_equal(cmn_cur_left(&c), 4);
+    /* A NULL cursor over nothing is just empty. */
+    cmn_cur_init(&c, NULL, 0);
+    assert_int_equal(cmn_cur_line(&c, 100, &line, &n), CMN_ETRUNCATED);
+}
+
+static void over_long_lines_are_refused(void **state)
+{
+    enum { MAX = 8192 };
+    static char big[MAX + 2];
+    const uint8_t *line;
+    size_t n;
+    struct cmn_cur c;
+    memset(big, 'x', sizeof big);
+    /* Exactly max bytes before the '\n': taken. */
+    big[MAX] = '\n';
+    cmn_cur_init(&c, big, MAX + 1);
+    assert_int_equal(cmn_cur_line(&c, MAX, &line, &n), 0);
+    assert_int_equal(n, MAX);
+    /* max bytes and no '\n' yet: the next byte may be the '\n'. */
+    cmn_cur_init(&c, big, MAX);
+    assert_int_equal(cmn_cur_line(&c, MAX, &line, &n), CMN_ETRUNCATED);
+    /* One more, with or without its '\n': too long, and the cursor stays. */
+    big[MAX] = 'x';
+    big[MAX + 1] = '\n';
+    cmn_cur_init(&c, big, MAX + 2);
+    assert_int_equal(cmn_cur_line(&c, MAX, &line, &n), CMN_ETOOBIG);
+    assert_int_equal(c.off, 0);
+    cmn_cur_init(&c, big, MAX + 1);
+    assert_int_equal(cmn_cur_line(&c, MAX, &line, &n), CMN_ETOOBIG);
+    /* A '\r' counts: it came before the '\n'. */
+    big[MAX - 1] = 'x';
+    big[MAX] = '\r';
+    cmn_cur_init(&c, big, MAX + 2);
+    assert_int_equal(cmn_cur_line(&c, MAX, &line, &n), CMN_ETOOBIG);
+    /* max 0 takes empty lines only. */
+    cmn_cur_init(&c, "\nx\n", 3);
+    assert_int_equal(cmn_cur_line(&c, 0, &line, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(cmn_cur_line(&c, 0, &line, &n), CMN_ETOOBIG);
+    /* A too-long line after good ones: the good ones first. */
+    static char mixed[3 + MAX + 2];
+    memcpy(mixed, "ok\n", 3);
+    memset(mixed + 3, 'y', MAX + 1);
+    mixed[3 + MAX + 1] = '\n';
+    static const char *const ok[] = {"ok", NULL};
+    expect_lines(mixed, sizeof mixed, MAX, ok, CMN_ETOOBIG);
+}
+
+static void thousands_of_lines_iterate(void **state)
+{
+    enum { LINES = 4000 };
+    static char nl[LINES];
+    memset(nl, '\n', sizeof nl);
+    struct cmn_cur c;
+    cmn_cur_init(&c, nl, sizeof nl);
+    const uint8_t *line;
+    size_t n;
+    int count = 0;
+    while (cmn_cur_line(&c, 8192, &line, &n) == 0) {
+        assert_int_equal(n, 0);
+        count++;
+    }
+    assert_int_equal(count, LINES);
+    assert_int_equal(cmn_cur_left(&c), 0);
+}
+
+static void heap_blocks_are_wiped_whole(void **state)
+{
+    uint8_t *p = malloc(100);
+    assert_non_null(p);
+    memset(p, 0xa5, 100);
+    size_t n = cmn_cleanse_alloc(p);
+    assert_true(n >= 100); /* the whole block, not only what the caller remembers */
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i], 0);
+    free(p);
+    char *s = strdup("hunter2");
+    assert_non_null(s);
+    assert_true(cmn_cleanse_alloc(s) >= 8);
+    assert_int_equal(memcmp(s, "\0\0\0\0\0\0\0\0", 8), 0);
+    cmn_free_wiped(s); /* and a plain free after it */
+    assert_int_equal(cmn_cleanse_alloc(NULL), 0);
+    cmn_free_wiped(NULL);
+    /* A secret cmn_buf holds its bytes until cmn_buf_fini, which wipes and frees. */
+    struct cmn_buf b;
+    cmn_buf_init(&b, true);
+    assert_true(b.secret);
+    assert_int_equal(cmn_buf_append_str(&b, "Password"), 0);
+    cmn_buf_fini(&b);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+}
+
 static void hex_and_case(void **state)
 {
     static const uint8_t b[] = {0x00, 0xab, 0xff};
@@ -100,9 +230,15 @@ static void counter_rng_is_deterministic(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(buffer_grows_and_pads),       cmocka_unit_test(cursor_never_overreads),
-        cmocka_unit_test(hex_and_case),                cmocka_unit_test(error_messages_gain_context),
+        cmocka_unit_test(buffer_grows_and_pads),
+        cmocka_unit_test(cursor_never_overreads),
+        cmocka_unit_test(hex_and_case),
+        cmocka_unit_test(error_messages_gain_context),
         cmocka_unit_test(counter_rng_is_deterministic),
+        cmocka_unit_test(lines_are_split_within_bounds),
+        cmocka_unit_test(over_long_lines_are_refused),
+        cmocka_unit_test(thousands_of_lines_iterate),
+        cmocka_unit_test(heap_blocks_are_wiped_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
