@@ -1122,14 +1122,30 @@ static void h_ca_certificate(struct node *n, struct http_request *req, struct no
     (void)a;
 }
 
-static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth *a)
+/* The CRL, signed once per change of the revoked serials or of the issuing CA and served
+ * from memory: signing it per request let anyone make the loop thread sign without end. */
+#define CRL_VALID_S   3600
+#define CRL_REFRESH_S (CRL_VALID_S / 2) /* re-signed well before its nextUpdate */
+
+struct node_crl {
+    int64_t signed_at;
+    struct cmn_buf der, pem;
+};
+
+static void crl_forget(struct node *n)
 {
-    struct node_issuer is;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (node_issuer_load(n, &is, errmsg) != 0) {
-        http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
+    if (n->crl == NULL)
         return;
-    }
+    cmn_buf_fini(&n->crl->der);
+    cmn_buf_fini(&n->crl->pem);
+    free(n->crl);
+    n->crl = NULL;
+}
+
+/* Builds and signs the CRL from the trust state into out (DER and PEM). */
+static int crl_build(struct node *n, const struct node_issuer *is, int64_t now,
+                     struct node_crl *out, char *errmsg)
+{
     struct kv_revoked *rev = NULL;
     size_t count = 0;
     int rv = kv_revoked_list(n->kv, &rev, &count, errmsg);
@@ -1139,36 +1155,69 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
         entries[i].revoked_at = rev[i].revoked_ms / 1000;
         entries[i].reason = rev[i].reason == 0 ? CA_CRL_REASON_NONE : rev[i].reason;
     }
-    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
     struct ca_crl_params p = {
         .entries = entries,
         .n = count,
         .this_update = now - 60,
-        .next_update = now + 3600,
+        .next_update = now + CRL_VALID_S,
         .crl_number = kv_applied_index(n->kv),
     };
-    struct ca_signer signer = {.cert = is.cert, .key = is.key};
-    struct cmn_buf der, pem;
-    cmn_buf_init(&der, false);
-    cmn_buf_init(&pem, false);
+    struct ca_signer signer = {.cert = is->cert, .key = is->key};
+    cmn_buf_init(&out->der, false);
+    cmn_buf_init(&out->pem, false);
+    if (rv == 0 && entries == NULL)
+        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     if (rv == 0)
-        rv = entries ? ca_crl_build(&p, &signer, &der, errmsg) : CMN_ENOMEM;
+        rv = ca_crl_build(&p, &signer, &out->der, errmsg);
+    if (rv == 0)
+        rv = ca_crl_to_pem(out->der.data, out->der.len, &out->pem, errmsg);
+    if (rv != 0) {
+        cmn_buf_fini(&out->der);
+        cmn_buf_fini(&out->pem);
+    }
+    out->signed_at = now;
+    free(entries);
+    free(rev);
+    return rv;
+}
+
+static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    if (n->crl && (now - n->crl->signed_at >= CRL_REFRESH_S || now < n->crl->signed_at))
+        crl_forget(n);
+    struct node_crl fresh;
+    struct node_crl *crl = n->crl;
+    if (crl == NULL) {
+        char errmsg[CMN_ERRMSG_SIZE] = "";
+        struct node_issuer is;
+        if (node_issuer_load(n, &is, errmsg) != 0) {
+            http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
+            return;
+        }
+        int rv = crl_build(n, &is, now, &fresh, errmsg);
+        node_issuer_fini(&is);
+        if (rv != 0) {
+            http_respond_error(req, 500, "InternalError", "cannot build the CRL: %s", errmsg);
+            return;
+        }
+        crl = &fresh;
+        if (!n->stopping && (n->crl = malloc(sizeof *n->crl)) != NULL) {
+            *n->crl = fresh;
+            crl = n->crl;
+        }
+    }
     char fmt[16] = "";
     bool want_pem = http_query(req, "format", fmt, sizeof fmt, NULL) == 1 &&
                     strcasecmp(fmt, "pem") == 0;
-    if (rv == 0 && want_pem)
-        rv = ca_crl_to_pem(der.data, der.len, &pem, errmsg);
-    if (rv != 0)
-        http_respond_error(req, 500, "InternalError", "cannot build the CRL: %s", errmsg);
-    else if (want_pem)
-        http_respond(req, 200, "application/x-pem-file", pem.data, pem.len, NULL);
+    if (want_pem)
+        http_respond(req, 200, "application/x-pem-file", crl->pem.data, crl->pem.len, NULL);
     else
-        http_respond(req, 200, "application/pkix-crl", der.data, der.len, NULL);
-    cmn_buf_fini(&der);
-    cmn_buf_fini(&pem);
-    free(entries);
-    free(rev);
-    node_issuer_fini(&is);
+        http_respond(req, 200, "application/pkix-crl", crl->der.data, crl->der.len, NULL);
+    if (crl == &fresh) {
+        cmn_buf_fini(&fresh.der);
+        cmn_buf_fini(&fresh.pem);
+    }
     (void)a;
 }
 
@@ -1519,6 +1568,7 @@ int node_api_start(struct node *n, char *errmsg)
 void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx)
 {
     lu_free(n);
+    crl_forget(n);
     if (n->http)
         http_server_close(n->http, cb, ctx);
     else if (cb)
@@ -1540,6 +1590,10 @@ void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd)
     n->trust_gen++;
     if (cmd == NULL || cmd->type == KV_CMD_SET_ISSUING_CA)
         node_issuing_forget(n);
+    /* Registrations and edits leave the CRL as it is; anything else may change the revoked
+     * serials (a revocation, announced early or applied; a purge; a new state) or its signer. */
+    if (cmd == NULL || (cmd->type != KV_CMD_PUT_CERTS && cmd->type != KV_CMD_EDIT_CERT))
+        crl_forget(n);
     if (cmd && cmd->type == KV_CMD_DELETE_CERTS) {
         for (size_t i = 0; i < cmd->u.del.n; i++) {
             char lower[41];

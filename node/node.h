@@ -16,6 +16,7 @@
 #include "node/http.h"
 
 struct node_lastused;
+struct node_crl;
 
 struct node_admin;
 
@@ -62,6 +63,7 @@ struct node {
     struct node_issuer issuer;   /* cache of node_issuer_load, when have_issuer */
     bool have_issuer;
     struct node_lastused *lastused;
+    struct node_crl *crl; /* the signed CRL GET /ca/crl serves (node/api.c) */
     /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
     struct node_early_revocation *early;
     size_t n_early;
