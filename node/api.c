@@ -1420,53 +1420,78 @@ static void h_remove_node(struct node *n, struct http_request *req, struct node_
 
 /* ---- routing ---- */
 
+#define NO_BODY 0
+#define BODY    HTTP_MAX_BODY_BYTES
+
 struct route {
     int method;
     const char *path;
     enum route_need need;
     handler_fn fn;
-    bool early; /* answered before the node caught up: reads nothing of the trust state */
+    bool early;      /* answered before the node caught up: reads nothing of the trust state */
+    size_t max_body; /* the body it reads (NO_BODY: one sent is skipped, unbuffered) */
 };
 
 static const struct route routes[] = {
-    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami, false},
-    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs, false},
-    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert, false},
-    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert, false},
-    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert, false},
-    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert, false},
-    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge, false},
-    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export, false},
-    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats, false},
-    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false},
-    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true},
-    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate, true},
-    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl, false},
-    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false},
-    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false},
+    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami, false, NO_BODY},
+    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs, false, NO_BODY},
+    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert, false, BODY},
+    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert, false, BODY},
+    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert, false, NO_BODY},
+    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert, false, BODY},
+    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge, false, NO_BODY},
+    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export, false, NO_BODY},
+    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats, false, NO_BODY},
+    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false, NO_BODY},
+    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true, NO_BODY},
+    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate, true, NO_BODY},
+    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl, false, NO_BODY},
+    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false, NO_BODY},
+    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false, NO_BODY},
 };
 
-static void on_request(void *ctx, struct http_request *req)
+/* The connection's authentication, (re)computed after any trust change and when the
+ * certificate's validity ends; NULL when out of memory. */
+static struct node_auth *conn_auth(struct node *n, struct http_request *req)
 {
-    struct node *n = ctx;
     void **slot = http_conn_auth(req->conn);
     struct node_auth *a = *slot;
     if (a == NULL) {
         a = calloc(1, sizeof *a);
-        if (a == NULL) {
-            http_close_after(req);
-            http_respond_error(req, 500, "InternalError", "out of memory");
-            return;
-        }
+        if (a == NULL)
+            return NULL;
         a->gen = UINT64_MAX;
         *slot = a;
         req->auth = a;
     }
     int64_t now_s = cmn_now_ms(&cmn_clock_system) / 1000;
-    /* Re-authenticate after any trust change, and when the certificate's validity ends. */
     if (a->gen != n->trust_gen ||
         (a->status != AUTH_NO_CERT && (now_s > a->not_after || now_s < a->not_before)))
         node_auth_compute(n, req->peer, a);
+    return a;
+}
+
+static bool authorized(struct node *n, struct http_request *req, struct node_auth *a,
+                       const struct route *r)
+{
+    if (node_auth_check(n, req, a, r->need))
+        return true;
+    CMN_INFO("HTTP-AUTH", "refused %s %s for %s", req->method_name, req->path,
+             a->thumb_upper[0] ? a->thumb_upper : "a client without a certificate");
+    return false;
+}
+
+/* The request's headers are complete: route, authenticate and authorize now, so that a
+ * refused request never has its body read (http_head_fn). Returns the body the route takes. */
+static size_t on_head(void *ctx, struct http_request *req)
+{
+    struct node *n = ctx;
+    struct node_auth *a = conn_auth(n, req);
+    if (a == NULL) {
+        http_close_after(req);
+        http_respond_error(req, 500, "InternalError", "out of memory");
+        return 0;
+    }
     size_t plen = strlen(req->path);
     while (plen > 1 && req->path[plen - 1] == '/')
         req->path[--plen] = '\0';
@@ -1486,7 +1511,7 @@ static void on_request(void *ctx, struct http_request *req)
         else
             http_respond_error(req, 404, "NotFound", "There is no endpoint %s %s",
                                req->method_name, req->path);
-        return;
+        return 0;
     }
     if (a->thumb[0] && a->status >= AUTH_ALLOWED) {
         uint64_t now_ms = uv_now(&n->loop);
@@ -1504,12 +1529,25 @@ static void on_request(void *ctx, struct http_request *req)
                                  "/admin/cluster/node on the cluster's leader"
                                : "Node %s is catching up with the cluster: retry in a moment",
                            n->cfg.tag);
-        return;
+        return 0;
     }
-    if (!node_auth_check(n, req, a, match->need)) {
-        CMN_INFO("HTTP-AUTH", "refused %s %s for %s", req->method_name, req->path,
-                 a->thumb_upper[0] ? a->thumb_upper : "a client without a certificate");
-        return;
+    if (!authorized(n, req, a, match))
+        return 0;
+    req->route = match;
+    return match->max_body;
+}
+
+/* The whole request arrived (http_handler_fn). The trust state may have changed while its
+ * body did: then the caller is checked again. */
+static void on_request(void *ctx, struct http_request *req)
+{
+    struct node *n = ctx;
+    const struct route *match = req->route;
+    struct node_auth *a = *http_conn_auth(req->conn);
+    if (a->gen != n->trust_gen) {
+        a = conn_auth(n, req);
+        if (!authorized(n, req, a, match))
+            return;
     }
     match->fn(n, req, a);
 }
@@ -1558,7 +1596,7 @@ int node_api_start(struct node *n, char *errmsg)
     char hostport[256];
     if (node_url_hostport(n->cfg.server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");
-    int rv = http_server_start(&n->loop, ctx, hostport, on_request, conn_gone, n, &n->http,
+    int rv = http_server_start(&n->loop, ctx, hostport, on_head, on_request, conn_gone, n, &n->http,
                                errmsg);
     if (rv != 0)
         cmn_errctx(errmsg, "ServerUrl");
