@@ -1573,6 +1573,9 @@ int node_api_start(struct node *n, char *errmsg)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
+    /* An idle keep-alive connection gives its record buffers back (about 34 KB): a thousand
+     * of them open from one load balancer is normal. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
              SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
     for (size_t i = 0; ok && i < n->chain.n; i++)
