@@ -1171,14 +1171,28 @@ static void h_ca_certificate(struct node *n, struct http_request *req, struct no
     (void)a;
 }
 
-static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth *a)
+/* The CRL, signed once per CRL the trust state defines (kv_crl_state: a revocation, the
+ * issuing CA, or the leader's hourly RefreshCRL) and served from memory: signing it per
+ * request let anyone make the loop thread sign without end. */
+struct node_crl {
+    uint64_t index; /* kv_crl_state's: the entry whose CRL this is */
+    struct cmn_buf der, pem;
+};
+
+static void crl_forget(struct node *n)
 {
-    struct node_issuer is;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (node_issuer_load(n, &is, errmsg) != 0) {
-        http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
+    if (n->crl == NULL)
         return;
-    }
+    cmn_buf_fini(&n->crl->der);
+    cmn_buf_fini(&n->crl->pem);
+    free(n->crl);
+    n->crl = NULL;
+}
+
+/* Builds and signs the CRL from the trust state into out (DER and PEM). */
+static int crl_build(struct node *n, const struct node_issuer *is, struct node_crl *out,
+                     char *errmsg)
+{
     struct kv_revoked *rev = NULL;
     size_t count = 0;
     int rv = kv_revoked_list(n->kv, &rev, &count, errmsg);
@@ -1199,28 +1213,66 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
         .next_update = (crl.time_ms + NODE_CRL_VALID_MS) / 1000,
         .crl_number = crl.index,
     };
-    struct ca_signer signer = {.cert = is.cert, .key = is.key};
-    struct cmn_buf der, pem;
-    cmn_buf_init(&der, false);
-    cmn_buf_init(&pem, false);
+    struct ca_signer signer = {.cert = is->cert, .key = is->key};
+    cmn_buf_init(&out->der, false);
+    cmn_buf_init(&out->pem, false);
+    if (rv == 0 && entries == NULL)
+        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     if (rv == 0)
-        rv = entries ? ca_crl_build(&p, &signer, &der, errmsg) : CMN_ENOMEM;
+        rv = ca_crl_build(&p, &signer, &out->der, errmsg);
+    if (rv == 0)
+        rv = ca_crl_to_pem(out->der.data, out->der.len, &out->pem, errmsg);
+    if (rv != 0) {
+        cmn_buf_fini(&out->der);
+        cmn_buf_fini(&out->pem);
+    }
+    out->index = crl.index;
+    free(entries);
+    free(rev);
+    return rv;
+}
+
+static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    struct kv_crl_state state;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_crl_state_get(n->kv, &state, errmsg) != 0) {
+        http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
+        return;
+    }
+    if (n->crl && n->crl->index != state.index)
+        crl_forget(n);
+    struct node_crl fresh;
+    struct node_crl *crl = n->crl;
+    if (crl == NULL) {
+        struct node_issuer is;
+        if (node_issuer_load(n, &is, errmsg) != 0) {
+            http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
+            return;
+        }
+        int rv = crl_build(n, &is, &fresh, errmsg);
+        node_issuer_fini(&is);
+        if (rv != 0) {
+            http_respond_error(req, 500, "InternalError", "cannot build the CRL: %s", errmsg);
+            return;
+        }
+        crl = &fresh;
+        if (!n->stopping && (n->crl = malloc(sizeof *n->crl)) != NULL) {
+            *n->crl = fresh;
+            crl = n->crl;
+        }
+    }
     char fmt[16] = "";
     bool want_pem = http_query(req, "format", fmt, sizeof fmt, NULL) == 1 &&
                     strcasecmp(fmt, "pem") == 0;
-    if (rv == 0 && want_pem)
-        rv = ca_crl_to_pem(der.data, der.len, &pem, errmsg);
-    if (rv != 0)
-        http_respond_error(req, 500, "InternalError", "cannot build the CRL: %s", errmsg);
-    else if (want_pem)
-        http_respond(req, 200, "application/x-pem-file", pem.data, pem.len, NULL);
+    if (want_pem)
+        http_respond(req, 200, "application/x-pem-file", crl->pem.data, crl->pem.len, NULL);
     else
-        http_respond(req, 200, "application/pkix-crl", der.data, der.len, NULL);
-    cmn_buf_fini(&der);
-    cmn_buf_fini(&pem);
-    free(entries);
-    free(rev);
-    node_issuer_fini(&is);
+        http_respond(req, 200, "application/pkix-crl", crl->der.data, crl->der.len, NULL);
+    if (crl == &fresh) {
+        cmn_buf_fini(&fresh.der);
+        cmn_buf_fini(&fresh.pem);
+    }
     (void)a;
 }
 
@@ -1430,53 +1482,78 @@ static void h_remove_node(struct node *n, struct http_request *req, struct node_
 
 /* ---- routing ---- */
 
+#define NO_BODY 0
+#define BODY    HTTP_MAX_BODY_BYTES
+
 struct route {
     int method;
     const char *path;
     enum route_need need;
     handler_fn fn;
-    bool early; /* answered before the node caught up: reads nothing of the trust state */
+    bool early;      /* answered before the node caught up: reads nothing of the trust state */
+    size_t max_body; /* the body it reads (NO_BODY: one sent is skipped, unbuffered) */
 };
 
 static const struct route routes[] = {
-    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami, false},
-    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs, false},
-    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert, false},
-    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert, false},
-    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert, false},
-    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert, false},
-    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge, false},
-    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export, false},
-    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats, false},
-    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false},
-    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true},
-    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate, true},
-    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl, false},
-    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false},
-    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false},
+    {HTTP_GET, "/certificates/whoami", NEED_NONE, h_whoami, false, NO_BODY},
+    {HTTP_GET, "/admin/certificates", NEED_OPERATOR, h_get_certs, false, NO_BODY},
+    {HTTP_PUT, "/admin/certificates", NEED_OPERATOR, h_put_cert, false, BODY},
+    {HTTP_POST, "/admin/certificates", NEED_OPERATOR, h_post_cert, false, BODY},
+    {HTTP_DELETE, "/admin/certificates", NEED_OPERATOR, h_delete_cert, false, NO_BODY},
+    {HTTP_POST, "/admin/certificates/edit", NEED_OPERATOR, h_edit_cert, false, BODY},
+    {HTTP_DELETE, "/admin/certificates/purge", NEED_OPERATOR, h_purge, false, NO_BODY},
+    {HTTP_GET, "/admin/certificates/export", NEED_OPERATOR, h_export, false, NO_BODY},
+    {HTTP_GET, "/admin/stats", NEED_OPERATOR, h_stats, false, NO_BODY},
+    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false, NO_BODY},
+    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true, NO_BODY},
+    {HTTP_GET, "/ca/certificate", NEED_NONE, h_ca_certificate, true, NO_BODY},
+    {HTTP_GET, "/ca/crl", NEED_NONE, h_ca_crl, false, NO_BODY},
+    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false, NO_BODY},
+    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false, NO_BODY},
 };
 
-static void on_request(void *ctx, struct http_request *req)
+/* The connection's authentication, (re)computed after any trust change and when the
+ * certificate's validity ends; NULL when out of memory. */
+static struct node_auth *conn_auth(struct node *n, struct http_request *req)
 {
-    struct node *n = ctx;
     void **slot = http_conn_auth(req->conn);
     struct node_auth *a = *slot;
     if (a == NULL) {
         a = calloc(1, sizeof *a);
-        if (a == NULL) {
-            http_close_after(req);
-            http_respond_error(req, 500, "InternalError", "out of memory");
-            return;
-        }
+        if (a == NULL)
+            return NULL;
         a->gen = UINT64_MAX;
         *slot = a;
         req->auth = a;
     }
     int64_t now_s = cmn_now_ms(&cmn_clock_system) / 1000;
-    /* Re-authenticate after any trust change, and when the certificate's validity ends. */
     if (a->gen != n->trust_gen ||
         (a->status != AUTH_NO_CERT && (now_s > a->not_after || now_s < a->not_before)))
         node_auth_compute(n, req->peer, a);
+    return a;
+}
+
+static bool authorized(struct node *n, struct http_request *req, struct node_auth *a,
+                       const struct route *r)
+{
+    if (node_auth_check(n, req, a, r->need))
+        return true;
+    CMN_INFO("HTTP-AUTH", "refused %s %s for %s", req->method_name, req->path,
+             a->thumb_upper[0] ? a->thumb_upper : "a client without a certificate");
+    return false;
+}
+
+/* The request's headers are complete: route, authenticate and authorize now, so that a
+ * refused request never has its body read (http_head_fn). Returns the body the route takes. */
+static size_t on_head(void *ctx, struct http_request *req)
+{
+    struct node *n = ctx;
+    struct node_auth *a = conn_auth(n, req);
+    if (a == NULL) {
+        http_close_after(req);
+        http_respond_error(req, 500, "InternalError", "out of memory");
+        return 0;
+    }
     size_t plen = strlen(req->path);
     while (plen > 1 && req->path[plen - 1] == '/')
         req->path[--plen] = '\0';
@@ -1496,7 +1573,7 @@ static void on_request(void *ctx, struct http_request *req)
         else
             http_respond_error(req, 404, "NotFound", "There is no endpoint %s %s",
                                req->method_name, req->path);
-        return;
+        return 0;
     }
     if (a->thumb[0] && a->status >= AUTH_ALLOWED) {
         uint64_t now_ms = uv_now(&n->loop);
@@ -1518,12 +1595,25 @@ static void on_request(void *ctx, struct http_request *req)
                                  "majority, or no quorum): retry on another node"
                                : "Node %s is catching up with the cluster: retry in a moment",
                            n->cfg.tag);
-        return;
+        return 0;
     }
-    if (!node_auth_check(n, req, a, match->need)) {
-        CMN_INFO("HTTP-AUTH", "refused %s %s for %s", req->method_name, req->path,
-                 a->thumb_upper[0] ? a->thumb_upper : "a client without a certificate");
-        return;
+    if (!authorized(n, req, a, match))
+        return 0;
+    req->route = match;
+    return match->max_body;
+}
+
+/* The whole request arrived (http_handler_fn). The trust state may have changed while its
+ * body did: then the caller is checked again. */
+static void on_request(void *ctx, struct http_request *req)
+{
+    struct node *n = ctx;
+    const struct route *match = req->route;
+    struct node_auth *a = *http_conn_auth(req->conn);
+    if (a->gen != n->trust_gen) {
+        a = conn_auth(n, req);
+        if (!authorized(n, req, a, match))
+            return;
     }
     match->fn(n, req, a);
 }
@@ -1554,6 +1644,9 @@ int node_api_start(struct node *n, char *errmsg)
     SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
+    /* An idle keep-alive connection gives its record buffers back (about 34 KB): a thousand
+     * of them open from one load balancer is normal. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
              SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
     for (size_t i = 0; ok && i < n->chain.n; i++)
@@ -1580,7 +1673,7 @@ int node_api_start(struct node *n, char *errmsg)
     char hostport[256];
     if (node_url_hostport(n->cfg.server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");
-    int rv = http_server_start(&n->loop, ctx, hostport, on_request, conn_gone, n, &n->http,
+    int rv = http_server_start(&n->loop, ctx, hostport, on_head, on_request, conn_gone, n, &n->http,
                                errmsg);
     if (rv != 0)
         cmn_errctx(errmsg, "ServerUrl");
@@ -1590,6 +1683,7 @@ int node_api_start(struct node *n, char *errmsg)
 void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx)
 {
     lu_free(n);
+    crl_forget(n);
     if (n->http)
         http_server_close(n->http, cb, ctx);
     else if (cb)
@@ -1611,6 +1705,10 @@ void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd)
     n->trust_gen++;
     if (cmd == NULL || cmd->type == KV_CMD_SET_ISSUING_CA)
         node_issuing_forget(n);
+    /* Registrations and edits leave the CRL as it is; anything else may change the revoked
+     * serials (a revocation, announced early or applied; a purge; a new state) or its signer. */
+    if (cmd == NULL || (cmd->type != KV_CMD_PUT_CERTS && cmd->type != KV_CMD_EDIT_CERT))
+        crl_forget(n);
     if (cmd && cmd->type == KV_CMD_DELETE_CERTS) {
         for (size_t i = 0; i < cmd->u.del.n; i++) {
             char lower[41];

@@ -1,6 +1,8 @@
 /* HTTPS/1.1 server on the node's loop: TLS 1.2+ over raft/tls, requests parsed with
  * http-parser, keep-alive, limits with clear statuses (431 headers, 413 body, 408 slow
- * request, idle timeout). One request at a time per connection; pipelined requests wait. */
+ * request, 503 busy, idle timeout). One request at a time per connection; pipelined requests
+ * wait. The node routes and authorizes each request when its headers are complete, before any
+ * of its body is read (see http_head_fn). */
 #ifndef CORVID_NODE_HTTP_H
 #define CORVID_NODE_HTTP_H
 
@@ -16,10 +18,27 @@
 #include "common/err.h"
 
 #define HTTP_MAX_HEADER_BYTES (16 * 1024)
-#define HTTP_MAX_BODY_BYTES (4 * 1024 * 1024)
-#define HTTP_HANDSHAKE_MS 10000
-#define HTTP_REQUEST_MS 30000 /* from a request's first byte to its last */
-#define HTTP_IDLE_MS 120000   /* keep-alive */
+#define HTTP_MAX_BODY_BYTES   (4 * 1024 * 1024)
+/* A body sent to a route that reads none is skipped, unbuffered, up to this size. */
+#define HTTP_MAX_SKIPPED_BODY (64 * 1024)
+/* Request bodies buffered across all connections. A body that does not fit is refused with
+ * 503 and Retry-After before it is read (its Content-Length is known) or when it outgrows the
+ * room (chunked); the connection closes after the answer. */
+#define HTTP_BODY_BUDGET (64u * 1024 * 1024)
+/* Answers written and not yet taken by a connection's peer: above this the connection reads
+ * no further request until the backlog drains (a client pipelining without reading). */
+#define HTTP_MAX_UNSENT     (64 * 1024)
+#define HTTP_MAX_CONNS      4096
+#define HTTP_MAX_HANDSHAKES 256
+#define HTTP_FIRST_BYTE_MS  2000 /* from accept to the ClientHello's first byte */
+/* At HTTP_MAX_HANDSHAKES, a pending handshake gives way to a new connection when it has sent
+ * nothing for this long, or nothing more for HTTP_STALL_MS (gives_way in http.c); otherwise
+ * the new one waits in the listen backlog for a free slot. */
+#define HTTP_SILENT_GRACE_MS 250
+#define HTTP_STALL_MS        2000
+#define HTTP_HANDSHAKE_MS    10000
+#define HTTP_REQUEST_MS      30000  /* from a request's first byte to its last */
+#define HTTP_IDLE_MS         120000 /* keep-alive */
 
 struct http_server;
 struct http_conn;
@@ -38,10 +57,13 @@ struct http_request {
     struct cmn_buf body; /* secret (wiped on free): bodies carry passwords */
     X509 *peer;  /* the client certificate (borrowed; NULL when none) */
     void *auth;  /* the node's per-connection authentication state (see http_conn_auth) */
+    const void *route; /* the node's (borrowed), set by its http_head_fn */
     uint64_t started_ms;
 };
 
-/* The request parser, sans I/O (the connection feeds it; the fuzz target too). */
+/* The request parser, sans I/O (the connection feeds it; the fuzz target too). It stops twice
+ * per request: when the headers are complete (head), so that the caller decides about the
+ * body with http_reqparser_body before any of it is taken, and when the request is complete. */
 struct http_reqparser {
     http_parser parser;
     struct http_request req;
@@ -50,24 +72,45 @@ struct http_reqparser {
     int cur;
     size_t header_bytes;
     bool expect_continue; /* the client waits for "100 Continue" before its body */
+    bool head;            /* headers complete: call http_reqparser_body before feeding more */
+    bool has_body;        /* the request announced a body (Content-Length > 0 or chunked) */
+    uint64_t body_len;    /* its Content-Length; UINT64_MAX when chunked */
+    size_t body_max;      /* the decision: the largest body taken */
+    bool body_keep;       /* and whether it goes to req.body (else it is counted and dropped) */
+    size_t body_seen;
     bool complete;        /* req holds a whole request; call http_reqparser_next after it */
     bool keep_alive;
-    int status;           /* after a refusal: the HTTP status to answer (400, 413, 431) */
+    int status;           /* after a refusal: the HTTP status to answer (400, 413, 431, 500) */
     const char *error;    /* and why (static text) */
 };
 void http_reqparser_init(struct http_reqparser *rp);
-/* Parses up to len bytes; *used gets how many were taken (a complete request stops there).
- * Returns 0, or the error status when the input is refused (then see rp->error). */
+/* Parses up to len bytes; *used gets how many were taken (the head or a complete request
+ * stops there). Returns 0, or the error status when the input is refused (see rp->error). */
 int http_reqparser_feed(struct http_reqparser *rp, const uint8_t *data, size_t len,
                         size_t *used) CMN_MUST_CHECK;
+/* After the head: takes a body of up to max bytes, into req.body when keep (sized at once
+ * when its length is known) or dropped. Returns 0, or 413 when the announced length is over
+ * max, or 500 when req.body cannot be allocated (see rp->error). */
+int http_reqparser_body(struct http_reqparser *rp, size_t max, bool keep) CMN_MUST_CHECK;
 void http_reqparser_next(struct http_reqparser *rp);
 void http_reqparser_fini(struct http_reqparser *rp);
 
+/* Called when a request's headers are complete, before any of its body is read: the node
+ * routes and authorizes here. It either answers the request (a refusal, with http_respond*),
+ * or returns the largest body it takes: 0 for a route that reads none (a body of up to
+ * HTTP_MAX_SKIPPED_BODY is then skipped unbuffered, a larger one refused with 413). A request
+ * answered here gets no "100 Continue"; when it announced a body the connection closes after
+ * the answer, otherwise it goes on with the next request. */
+typedef size_t (*http_head_fn)(void *ctx, struct http_request *req);
+/* Called when a request accepted at its head is complete, body included. */
 typedef void (*http_handler_fn)(void *ctx, struct http_request *req);
 /* Called when a connection goes away, to free what the node attached to it. */
 typedef void (*http_conn_gone_fn)(void *ctx, void *auth);
 
-int http_server_start(uv_loop_t *loop, SSL_CTX *ctx, const char *hostport,
+/* Connection limits: at most HTTP_MAX_CONNS connections (at the cap the longest idle keep-alive
+ * connection gives way to a new one; without one the new one waits in the listen backlog) and
+ * HTTP_MAX_HANDSHAKES pending TLS handshakes (see on_connection in http.c). */
+int http_server_start(uv_loop_t *loop, SSL_CTX *ctx, const char *hostport, http_head_fn head,
                       http_handler_fn handler, http_conn_gone_fn gone, void *cb_ctx,
                       struct http_server **out, char *errmsg) CMN_MUST_CHECK;
 /* Stops listening and closes every connection; cb fires when all handles are closed. */

@@ -20,6 +20,7 @@
 #define NODE_CRL_VALID_MS   (2 * NODE_CRL_REFRESH_MS)
 
 struct node_lastused;
+struct node_crl;
 
 struct node_admin;
 
@@ -74,6 +75,7 @@ struct node {
     struct node_issuer issuer;   /* cache of node_issuer_load, when have_issuer */
     bool have_issuer;
     struct node_lastused *lastused;
+    struct node_crl *crl; /* the signed CRL GET /ca/crl serves (node/api.c) */
     /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
     struct node_early_revocation *early;
     size_t n_early;

@@ -38,6 +38,7 @@ struct conn {
     struct rft_chan chan;
     uint8_t pre[PREAMBLE_MAX];
     size_t pre_len;
+    bool counted; /* an inbound handshake in impl->handshaking, until it ends either way */
     struct conn *next, *prev;
 };
 
@@ -166,14 +167,21 @@ static void maybe_free(struct conn *c)
     maybe_finish_close(im);
 }
 
+/* A pending inbound handshake is counted once, when accepted, and uncounted here once,
+ * however it ends: completed, failed, timed out, evicted or closed with the transport. */
+static void handshake_over(struct conn *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    c->impl->handshaking--;
+}
+
 /* Tears both sides down; an outbound connect still pending gets RAFT_NOCONNECTION (or
  * RAFT_CANCELED when the transport is closing). */
 static void conn_close(struct conn *c)
 {
-    if (c->tls.state == TLS_HANDSHAKE || c->tls.state == TLS_CONNECTING) {
-        if (c->kind == CONN_INBOUND && c->impl->handshaking > 0)
-            c->impl->handshaking--;
-    }
+    handshake_over(c);
     if (c->req)
         fire_connect(c, NULL, c->impl->closing ? RAFT_CANCELED : RAFT_NOCONNECTION);
     if (c->is_chan && c->chan_open) {
@@ -424,8 +432,7 @@ static void tls_event(struct tls_conn *tls, int status)
         return;
     }
     if (c->kind == CONN_INBOUND) {
-        if (im->handshaking > 0)
-            im->handshaking--;
+        handshake_over(c);
         tls_conn_set_idle(tls, RFT_HANDSHAKE_MS); /* until the preamble is complete */
         return;
     }
@@ -497,11 +504,20 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (im->handshaking >= RFT_MAX_HANDSHAKES) {
-        logf_(im, CMN_LOG_WARN, "refused inbound connection: %u handshakes pending",
-              im->handshaking);
-        conn_close(c);
-        return;
+        /* The oldest pending handshake gives way: a peer completes its handshake in
+         * milliseconds, so sockets that hold slots without doing so cannot keep peers out. */
+        struct conn *oldest = NULL;
+        for (struct conn *o = im->conns; o; o = o->next)
+            if (o->counted)
+                oldest = o; /* the list is newest first */
+        if (oldest == NULL) {
+            conn_close(c);
+            return;
+        }
+        logf_(im, CMN_LOG_DEBUG, "%u handshakes pending: the oldest gives way", im->handshaking);
+        conn_close(oldest);
     }
+    c->counted = true;
     im->handshaking++;
     if (tls_conn_start(&c->tls, RFT_HANDSHAKE_MS) != 0)
         conn_close(c);

@@ -1,5 +1,7 @@
-/* Fuzz target: the HTTP request path (the parser the node feeds from TLS, and the query-string
- * reader the handlers use), in chunks of varying size as a socket delivers them. */
+/* Fuzz target: the HTTP request path (the parser the node feeds from TLS, with its stop at the
+ * headers for the body decision, and the query-string reader the handlers use), in chunks of
+ * varying size as a socket delivers them. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -10,6 +12,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     size_t chunk = (size_t)(data[0] % 64) + 1;
+    /* the head decision, as a route makes it: keep the body, or skip it (a small limit) */
+    bool keep = (data[0] & 64) == 0;
+    size_t max = keep ? HTTP_MAX_BODY_BYTES : 16;
     data++;
     size--;
     struct http_reqparser rp;
@@ -26,6 +31,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             __builtin_trap();
         data += used;
         size -= used;
+        if (rp.head) {
+            if (rp.complete || rp.body_seen != 0 || rp.req.body.len != 0)
+                __builtin_trap(); /* the head comes before any of the body */
+            status = http_reqparser_body(&rp, max, keep);
+            if (status != 0) {
+                if (status < 400 || status > 599 || rp.error == NULL)
+                    __builtin_trap();
+                break;
+            }
+            if (rp.head)
+                __builtin_trap();
+            continue;
+        }
+        if (rp.body_seen > rp.body_max || (!keep && rp.req.body.len != 0))
+            __builtin_trap(); /* the decision holds */
         if (rp.complete) {
             char v[256];
             int count;
