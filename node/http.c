@@ -970,7 +970,7 @@ int http_server_start(uv_loop_t *loop, SSL_CTX *ctx, const char *hostport, http_
     s->listener_open = true;
     int e = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
     if (e == 0)
-        e = uv_listen((uv_stream_t *)&s->listener, 511, on_connection);
+        e = uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, on_connection);
     *out = s;
     if (e != 0)
         return cmn_fail(errmsg, CMN_EIO, "cannot listen on %s: %s", hostport, uv_strerror(e));

@@ -30,12 +30,16 @@
 #define HTTP_MAX_UNSENT     (64 * 1024)
 #define HTTP_MAX_CONNS      4096
 #define HTTP_MAX_HANDSHAKES 256
+/* Connections wait in the kernel's accept queue while no handshake slot is free: a queue that
+ * overflows drops their handshake's last ACK, and a client whose retransmission then backs off
+ * looks silent to the node. (The kernel caps it at net.core.somaxconn.) */
+#define HTTP_LISTEN_BACKLOG 4096
 #define HTTP_FIRST_BYTE_MS  2000 /* from accept to the ClientHello's first byte */
 /* At HTTP_MAX_HANDSHAKES, a pending handshake gives way to a new connection when it has sent
  * nothing for this long, or nothing more for HTTP_STALL_MS (gives_way in http.c); otherwise
  * the new one waits in the listen backlog for a free slot. */
-#define HTTP_SILENT_GRACE_MS 250
-#define HTTP_STALL_MS        2000
+#define HTTP_SILENT_GRACE_MS 500
+#define HTTP_STALL_MS        5000
 #define HTTP_HANDSHAKE_MS    10000
 #define HTTP_REQUEST_MS      30000  /* from a request's first byte to its last */
 #define HTTP_IDLE_MS         120000 /* keep-alive */
