@@ -7,7 +7,6 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <openssl/x509v3.h>
@@ -484,19 +483,6 @@ static int t_init(struct raft_uv_transport *t, raft_id id, const char *address)
     return 0;
 }
 
-/* Whether an inbound connection has sent nothing: no byte read (tls.c stamps every read), none
- * waiting in the kernel. */
-static bool silent(struct conn *c)
-{
-    uv_os_fd_t fd;
-    int waiting = 0;
-    if (c->tls.last_activity != 0)
-        return false;
-    if (uv_fileno((uv_handle_t *)&c->tls.tcp, &fd) == 0 && ioctl(fd, FIONREAD, &waiting) == 0)
-        return waiting == 0;
-    return true;
-}
-
 static void on_connection(uv_stream_t *server, int status)
 {
     struct impl *im = server->data;
@@ -518,24 +504,18 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (im->handshaking >= RFT_MAX_HANDSHAKES) {
-        /* A pending handshake gives way to the new connection, so that sockets holding slots
-         * cannot keep peers out: the oldest one that has sent nothing (a peer sends its
-         * ClientHello at once), or else the oldest. */
-        struct conn *oldest = NULL, *oldest_silent = NULL;
-        for (struct conn *o = im->conns; o; o = o->next) { /* newest first */
-            if (!o->counted)
-                continue;
-            oldest = o;
-            if (silent(o))
-                oldest_silent = o;
-        }
-        struct conn *victim = oldest_silent ? oldest_silent : oldest;
-        if (victim == NULL) {
+        /* The oldest pending handshake gives way: a peer completes its handshake in
+         * milliseconds, so sockets that hold slots without doing so cannot keep peers out. */
+        struct conn *oldest = NULL;
+        for (struct conn *o = im->conns; o; o = o->next)
+            if (o->counted)
+                oldest = o; /* the list is newest first */
+        if (oldest == NULL) {
             conn_close(c);
             return;
         }
-        logf_(im, CMN_LOG_DEBUG, "%u handshakes pending: one gives way", im->handshaking);
-        conn_close(victim);
+        logf_(im, CMN_LOG_DEBUG, "%u handshakes pending: the oldest gives way", im->handshaking);
+        conn_close(oldest);
     }
     c->counted = true;
     im->handshaking++;

@@ -5,8 +5,8 @@
 # /ca/crl whose answers are never read stays bounded, and the CRL is signed once per change;
 # idle sockets that never send a ClientHello do not keep out a real client from the same
 # address; 1,000 keep-alive connections opened at once from one address are all served; and
-# neither connect-and-close attempts nor idle sockets on the Raft port keep out a peer's
-# handshake, and a restarted peer rejoins.
+# connect-and-close attempts on the Raft port keep out neither a peer's handshake nor a
+# restarted peer.
 . "$(dirname "$0")/lib.sh"
 start_cluster A B C
 mkdir -p "$WORK/admin"
@@ -263,18 +263,6 @@ def raftmix(port, n, cert):
             pass
     print(ok)
 
-def handshakes(port, n, cert):
-    """n TLS handshakes with a node certificate, one after the other. Prints how many
-    completed."""
-    ok = 0
-    for _ in range(n):
-        try:
-            tls_connect(port, cert, timeout=60).close()
-            ok += 1
-        except (OSError, ssl.SSLError):
-            pass
-    print(ok)
-
 def keepalive(port, n, cert):
     """Opens n TLS connections at once (a load balancer's pool), keeps all of them open, and
     sends two requests on each, one round after the other. Prints how many connections
@@ -319,8 +307,6 @@ if __name__ == '__main__':
         idle(int(args[0]), int(args[1]), args[2], args[3])
     elif cmd == 'raftmix':
         raftmix(int(args[0]), int(args[1]), args[2])
-    elif cmd == 'handshakes':
-        handshakes(int(args[0]), int(args[1]), args[2])
     elif cmd == 'keepalive':
         keepalive(int(args[0]), int(args[1]), args[2])
 EOF
@@ -419,15 +405,6 @@ for t in A B C; do
   [ "$(cat "$WORK/raftmix-$t.out")" = 100 ] ||
     fail "node $t's Raft port refused a peer after connect-and-close attempts: $(cat "$WORK/raftmix-$t.out") of 100 handshakes"
 done
-log "100 idle sockets on node A's Raft port, and a peer's handshakes"
-sec idle "$(raft_port A)" 100 "$WORK/ridle.ready" "$WORK/ridle.stop" >"$WORK/ridle.out" &
-RIDLE=$!
-wait_until 60 "100 idle sockets" test -s "$WORK/ridle.ready"
-sec handshakes "$(raft_port A)" 20 "$WORK/pki/B.pem" >"$WORK/rhs.out" || true
-touch "$WORK/ridle.stop"
-wait "$RIDLE" || fail "the idle-socket client failed"
-[ "$(cat "$WORK/rhs.out")" = 20 ] ||
-  fail "with 100 idle sockets on node A's Raft port, $(cat "$WORK/rhs.out") of 20 peer handshakes completed"
 L=$(leader_of A B C) || fail "no leader after the attempts"
 F=A
 [ "$L" = A ] && F=B
