@@ -1,9 +1,11 @@
 /* corvid-node: the Corvid cluster node daemon. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -28,8 +30,25 @@ static const char usage[] =
     "\n"
     "Example: build/corvid-node --config cluster-configs/local-3node/A.json\n";
 
+/* The dynamic linker's lazy binding saves every vector register on the stack the first time a
+ * library function is called through the PLT (_dl_runtime_resolve_xsavec). When that first
+ * call comes from code holding a request body in those registers (jansson copying a password),
+ * the copy stays on the stack for good. -z now binds only this binary's own calls, not those
+ * between libraries, so the node runs itself again, once, with everything bound at load. */
+static void bind_now(char **argv)
+{
+    const char *set = getenv("LD_BIND_NOW");
+    if (set != NULL && set[0] != '\0')
+        return;
+    if (setenv("LD_BIND_NOW", "1", 1) == 0)
+        execv("/proc/self/exe", argv);
+    fprintf(stderr, "corvid-node: warning: cannot run again with LD_BIND_NOW=1 (%s): library "
+                    "calls are bound lazily\n", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
+    bind_now(argv);
     const char *config = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
