@@ -42,8 +42,10 @@ static void bind_now(char **argv)
         return;
     if (setenv("LD_BIND_NOW", "1", 1) == 0)
         execv("/proc/self/exe", argv);
-    fprintf(stderr, "corvid-node: warning: cannot run again with LD_BIND_NOW=1 (%s): library "
-                    "calls are bound lazily\n", strerror(errno));
+    fprintf(stderr,
+            "corvid-node: warning: cannot run again with LD_BIND_NOW=1 (%s): library "
+            "calls are bound lazily\n",
+            strerror(errno));
 }
 
 int main(int argc, char **argv)
