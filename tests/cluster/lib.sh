@@ -201,5 +201,5 @@ start_cluster() {
   local t
   for t in "$@"; do config "$t" "$*"; done
   for t in "$@"; do start "$t"; done
-  wait_until 30 "a leader on $*" ready "$@"
+  wait_until 60 "a leader on $*" ready "$@"
 }
