@@ -1,5 +1,6 @@
 /* corvid-node: the Corvid cluster node daemon. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,11 +41,16 @@ static void bind_now(char **argv)
     const char *set = getenv("LD_BIND_NOW");
     if (set != NULL && set[0] != '\0')
         return;
-    if (setenv("LD_BIND_NOW", "1", 1) == 0)
-        execv("/proc/self/exe", argv);
+    /* By its own path, not /proc/self/exe: the process keeps its name (ps, pgrep, top). */
+    char self[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0 && setenv("LD_BIND_NOW", "1", 1) == 0) {
+        self[len] = '\0';
+        execv(self, argv);
+    }
     fprintf(stderr,
-            "corvid-node: warning: cannot run again with LD_BIND_NOW=1 (%s): library "
-            "calls are bound lazily\n",
+            "corvid-node: warning: cannot run again with LD_BIND_NOW=1 (%s): library calls are "
+            "bound lazily\n",
             strerror(errno));
 }
 
