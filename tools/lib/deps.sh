@@ -4,6 +4,9 @@
 CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
   libssl-dev libuv1-dev libraft-dev libmsgpack-dev librocksdb-dev libhttp-parser-dev
   libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl"
+# What the tests and tools/chaos run besides the build: the cluster scripts' Python, and the
+# chaos harness's namespaces (iproute2, util-linux), partitions (nftables) and clocks (faketime).
+CORVID_TEST_PACKAGES="python3 iproute2 util-linux nftables faketime"
 
 corvid_missing_packages() {
   local missing="" p
