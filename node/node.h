@@ -92,6 +92,11 @@ void node_fini(struct node *n);
  * partitioned minority must not answer from a state that may miss revocations. Called by the
  * duty timer and before each request. */
 void node_watch_leader(struct node *n);
+/* Whether this node may answer from its trust state now: it caught up since it started
+ * (n->serving) and holds a read lease (rft_lease_held: a follower heard from the leader, a
+ * leader from a majority, within an election timeout), so that it cannot miss a revocation
+ * that was acknowledged. When not, why (may be NULL) gets the reason. */
+bool node_serves(struct node *n, char *why, size_t cap);
 /* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert);
 
