@@ -3,7 +3,8 @@
 
 CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
   libssl-dev libuv1-dev libraft-dev libmsgpack-dev librocksdb-dev libhttp-parser-dev
-  libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl"
+  libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl nftables
+  iproute2"
 
 corvid_missing_packages() {
   local missing="" p
