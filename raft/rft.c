@@ -923,9 +923,12 @@ static void announce(struct rft *r, uint64_t index, const void *entry, size_t le
  *     echoed h >= g - L and sent that request at s > h naming M as leader, so in a term
  *     <= t0 < t. X voted for N in term t at v, and s < v: canonical/raft 0.15 grants no vote
  *     while it knows a leader (recv_request_vote.c, "local server has a leader -> reject"),
- *     except to a candidate started by TimeoutNow, which only a leader's raft_transfer sends
- *     (rft_close, and M stops granting and serving once closing); and after voting X names M
- *     again only for a term >= t, while M's term at g <= t0 (terms only grow, and s < g).
+ *     and a follower's term moves otherwise only with AppendEntries or InstallSnapshot, which
+ *     name their sender leader at once; after voting X names M again only for a term >= t,
+ *     while M's term at g is t0 (terms only grow, and s < g). The one exception is a vote for
+ *     a candidate that TimeoutNow started: X then keeps naming M, rejecting its heartbeats.
+ *     Only M's raft_transfer sends TimeoutNow, only rft_close calls it, and M sets closing
+ *     first and for good: M grants and serves nothing once it may have sent one.
  *     So h < s < v < E, g <= h + L on M's clock, and a lease from g ends by g + L on F's:
  *     on N's clock, before E + 2 * hold. If X is M itself, M left term t0 before voting.
  * (3) Leases granted by a later leader M (term > t), and M serving: R is in M's log (Raft's
