@@ -101,6 +101,23 @@ never_accepted() {
   done
   log "node $tag refused $name in all $polls polls (last 20: 503 NotReady)"
 }
+# through_heal NAME TAG: heals the partition and polls TAG with NAME's certificate until TAG
+# has caught up and serves again (accepts `other`); fails on any 200 for NAME. At most 120 s.
+through_heal() {
+  local name=$1 tag=$2 c polls=0 end
+  heal
+  end=$(($(date +%s) + 120))
+  while :; do
+    c=$(whoami "$name" "$tag")
+    polls=$((polls + 1))
+    [ "$c" != 200 ] || fail "node $tag accepted $name while it caught up after the partition (poll $polls): $(cat "$WORK/who.body")"
+    caught_up $TAGS && accepted_on other "$tag" && break
+    [ "$(date +%s)" -lt "$end" ] || fail "node $tag did not catch up and serve within 120 s of healing"
+  done
+  c=$(whoami "$name" "$tag")
+  [ "$c" != 200 ] || fail "node $tag accepted $name once caught up"
+  log "node $tag refused $name in all $polls polls while it caught up, and serves again"
+}
 # all_of "CHECK && CHECK ...": whether the checks (functions here) all hold.
 all_of() { eval "$1"; }
 # caught_up TAGS...: same applied index and state hash on all, each serving.
@@ -131,8 +148,11 @@ for t in $REST; do
   c=$(whoami victim "$t")
   [ "$c" != 200 ] || fail "node $t accepted victim after its revocation"
 done
-heal
-wait_until 120 "node $CUT caught up after the partition" caught_up $TAGS
+log "(a) restarting $CUT while it is still cut off"
+kill9 "$CUT"
+start_ns "$CUT"
+never_accepted victim "$CUT"
+through_heal victim "$CUT"
 wait_until 60 "victim refused and other accepted everywhere" all_of "refused_everywhere victim && accepted_everywhere other"
 log "(a) passed: $CUT never accepted victim; after healing, every node refuses it"
 
@@ -154,8 +174,7 @@ for t in $MAJ; do
   c=$(whoami victim2 "$t")
   [ "$c" != 200 ] || fail "node $t accepted victim2 after its revocation"
 done
-heal
-wait_until 120 "node $OLD caught up after the partition" caught_up $TAGS
+through_heal victim2 "$OLD"
 wait_until 60 "victim and victim2 refused and other accepted everywhere" all_of "refused_everywhere victim && refused_everywhere victim2 && accepted_everywhere other"
 log "(b) passed: the old leader $OLD never accepted victim2"
 
