@@ -69,7 +69,7 @@ struct fwd_peer {
     struct rft *r;
     struct rft_chan *ch;
     struct cmn_buf rx;
-    uint64_t sent, acked; /* announcements: the last sent, the last acknowledged */
+    uint64_t acked; /* the last announcement acknowledged */
     /* Every announcement above base went over this channel (UINT64_MAX: one could not be
      * sent, so it grants nothing); a lease is granted on it only to a node that applied base. */
     uint64_t base;
@@ -873,10 +873,8 @@ static void announce(struct rft *r, uint64_t index, const void *entry, size_t le
     cmn_be64_put(hdr + 5, index);
     r->announced = index;
     for (struct fwd_peer *peer = r->peers; peer; peer = peer->next) {
-        if (rft_chan_write(peer->ch, hdr, sizeof hdr) == 0 &&
-            rft_chan_write(peer->ch, entry, len) == 0)
-            peer->sent = index;
-        else
+        if (rft_chan_write(peer->ch, hdr, sizeof hdr) != 0 ||
+            rft_chan_write(peer->ch, entry, len) != 0)
             peer->base = UINT64_MAX; /* it missed one: never a lease over this channel */
     }
 }
