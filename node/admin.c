@@ -97,6 +97,7 @@ struct info_job {
     struct kv_snap *snap; /* taken with st, so that the hashes match AppliedIndex */
     struct rft_status st;
     bool serving;
+    char why[160]; /* "no (...)" when not serving */
     bool issuing_ca;
     char records[256]; /* tags with a committed node record */
     char state_hash[65], trust_hash[65];
@@ -131,8 +132,8 @@ static void info_after(uv_work_t *w, int status)
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
            (unsigned long long)st->last_index, (unsigned long long)st->applied_index, j->state_hash,
            j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
-           j->serving ? "yes" : "no (catching up with the cluster)", j->issuing_ca ? "yes" : "no",
-           j->records, (long)getpid(), j->master_key, j->ca_key);
+           j->serving ? "yes" : j->why, j->issuing_ca ? "yes" : "no", j->records, (long)getpid(),
+           j->master_key, j->ca_key);
     kv_snap_end(j->snap);
     free(j);
 }
@@ -152,7 +153,9 @@ static void cmd_info(struct client *c)
         return;
     }
     rft_status(n->rft, &j->st);
-    j->serving = n->serving;
+    char why[128] = "";
+    j->serving = node_serves(n, why, sizeof why);
+    snprintf(j->why, sizeof j->why, "no (%s)", why);
     j->issuing_ca = node_issuing_cert(n) != NULL;
     struct kv_issuing_ca ca;
     bool have_ca = kv_issuing_ca_get(n->kv, &ca, NULL) == 0;

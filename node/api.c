@@ -1147,7 +1147,8 @@ static void h_node_info(struct node *n, struct http_request *req, struct node_au
     respond_json(req, 200,
                  json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag", n->cfg.tag,
                            "ServerUrl", n->cfg.public_url, "TcpUrl", n->cfg.tcp_url, "Thumbprint",
-                           tp, "CurrentState", st.state, "HasFixedPort", 1, "Serving", n->serving));
+                           tp, "CurrentState", st.state, "HasFixedPort", 1, "Serving",
+                           node_serves(n, NULL, 0)));
     (void)a;
 }
 
@@ -1543,6 +1544,38 @@ static bool authorized(struct node *n, struct http_request *req, struct node_aut
     return false;
 }
 
+/* Routes that read the trust state answer only while the node serves (node_serves): caught up,
+ * and holding a read lease, so that no acknowledged revocation can be missing from what it
+ * reads. Otherwise 503 NotReady with the reason; false then. */
+static bool serves_or_503(struct node *n, struct http_request *req)
+{
+    char why[128] = "";
+    if (node_serves(n, why, sizeof why))
+        return true;
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    if (strcmp(st.state, "Passive") == 0)
+        http_respond_error(req, 503, "NotReady",
+                           "Node %s is not part of a cluster yet: add it with PUT "
+                           "/admin/cluster/node on the cluster's leader",
+                           n->cfg.tag);
+    else if (!n->serving && st.leader[0] == '\0')
+        http_respond_error(req, 503, "NotReady",
+                           "Node %s knows no leader of its cluster (cut off from the majority, "
+                           "or no quorum): retry on another node",
+                           n->cfg.tag);
+    else if (!n->serving)
+        http_respond_error(req, 503, "NotReady",
+                           "Node %s is catching up with the cluster: retry in a moment",
+                           n->cfg.tag);
+    else
+        http_respond_error(req, 503, "NotReady",
+                           "Node %s may not answer from its trust state: %s (cut off from the "
+                           "majority, or an election is under way): retry on another node",
+                           n->cfg.tag, why);
+    return false;
+}
+
 /* The request's headers are complete: route, authenticate and authorize now, so that a
  * refused request never has its body read (http_head_fn). Returns the body the route takes. */
 static size_t on_head(void *ctx, struct http_request *req)
@@ -1582,21 +1615,8 @@ static size_t on_head(void *ctx, struct http_request *req)
             lu_touch(n, a->thumb, cmn_now_ms(&cmn_clock_system));
         }
     }
-    node_watch_leader(n);
-    if (!match->early && !n->serving) {
-        struct rft_status st;
-        rft_status(n->rft, &st);
-        http_respond_error(req, 503, "NotReady",
-                           strcmp(st.state, "Passive") == 0
-                               ? "Node %s is not part of a cluster yet: add it with PUT "
-                                 "/admin/cluster/node on the cluster's leader"
-                           : st.leader[0] == '\0'
-                               ? "Node %s knows no leader of its cluster (cut off from the "
-                                 "majority, or no quorum): retry on another node"
-                               : "Node %s is catching up with the cluster: retry in a moment",
-                           n->cfg.tag);
+    if (!match->early && !serves_or_503(n, req))
         return 0;
-    }
     if (!authorized(n, req, a, match))
         return 0;
     req->route = match;
@@ -1610,6 +1630,9 @@ static void on_request(void *ctx, struct http_request *req)
     struct node *n = ctx;
     const struct route *match = req->route;
     struct node_auth *a = *http_conn_auth(req->conn);
+    /* its lease may have run out while the body came */
+    if (!match->early && !serves_or_503(n, req))
+        return;
     if (a->gen != n->trust_gen) {
         a = conn_auth(n, req);
         if (!authorized(n, req, a, match))

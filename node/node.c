@@ -772,6 +772,17 @@ void node_watch_leader(struct node *n)
              (unsigned long long)(now - n->leader_seen_ms));
 }
 
+bool node_serves(struct node *n, char *why, size_t cap)
+{
+    node_watch_leader(n);
+    if (!n->serving) {
+        if (why != NULL && cap > 0)
+            snprintf(why, cap, "catching up with the cluster");
+        return false;
+    }
+    return rft_lease_held(n->rft, why, cap);
+}
+
 static void duty_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -889,15 +900,17 @@ static bool announce_entry(void *ctx, const void *entry, size_t len)
     return len > 0 && ((const uint8_t *)entry)[0] == KV_CMD_DELETE_CERTS;
 }
 
-static void on_committed(void *ctx, uint64_t index, const void *entry, size_t len)
+static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len)
 {
     struct node *n = ctx;
     struct kv_cmd cmd;
     if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
-        return;
-    if (node_auth_revoke_early(n, index, &cmd) == 0)
+        return CMN_EMALFORMED;
+    int rv = node_auth_revoke_early(n, index, &cmd);
+    if (rv == 0)
         node_api_trust_changed(n, &cmd);
     kv_cmd_fini(&cmd);
+    return rv;
 }
 
 /* ---- lifecycle ---- */

@@ -88,10 +88,16 @@ int node_init(struct node *n, const char *config_path, char *errmsg) CMN_MUST_CH
 int node_run(struct node *n);
 void node_fini(struct node *n);
 
-/* Stops serving (503 NotReady) a node that has known no leader for two election timeouts: a
- * partitioned minority must not answer from a state that may miss revocations. Called by the
- * duty timer and before each request. */
+/* Makes a node that has known no leader for two election timeouts catch up again (through the
+ * next leader) before it serves. What keeps a cut-off node from answering with a state that
+ * misses a revocation is its read lease (node_serves), which runs out within one election
+ * timeout. Called by the duty timer and before each request. */
 void node_watch_leader(struct node *n);
+/* Whether this node may answer from its trust state now: it caught up since it started
+ * (n->serving) and holds a read lease (rft_lease_held: a follower heard from the leader, a
+ * leader from a majority, within an election timeout), so that it cannot miss a revocation
+ * that was acknowledged. When not, why (may be NULL) gets the reason. */
+bool node_serves(struct node *n, char *why, size_t cap);
 /* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert);
 

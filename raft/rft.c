@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <raft/uv.h>
@@ -19,6 +20,7 @@
 #include "common/buf.h"
 #include "common/env.h"
 #include "common/log.h"
+#include "raft/lease.h"
 #include "raft/transport.h"
 #include "storage/cmd.h"
 
@@ -28,10 +30,13 @@
 /* canonical/raft's own snapshot threshold is kept out of the way; maybe_snapshot decides. */
 #define SNAP_NEVER (UINT_MAX / 2)
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
-#define FWD_REQ 1       /* follower -> leader: a proposal */
-#define FWD_RESP 2      /* leader -> follower: its outcome */
-#define FWD_COMMITTED 3 /* leader -> follower: an announced entry is committed */
-#define FWD_ACK 4       /* follower -> leader: the announcement was taken */
+#define FWD_REQ       1  /* follower -> leader: a proposal */
+#define FWD_RESP      2  /* leader -> follower: its outcome */
+#define FWD_COMMITTED 3  /* leader -> follower: an announced entry is committed */
+#define FWD_ACK       4  /* follower -> leader: the announcement was taken */
+#define FWD_LEASE_REQ 5  /* follower -> leader: a read lease, please */
+#define FWD_LEASE     6  /* leader -> follower: its answer, granted or not */
+#define LEASE_RING    16 /* lease requests whose send time a follower remembers */
 #define FWD_RETRY_MS 200
 
 enum prop_state { P_QUEUED, P_APPLYING, P_FORWARDED, P_WAIT_APPLY, P_DONE };
@@ -49,7 +54,9 @@ struct prop {
     enum prop_state state;
     uint64_t deadline;
     uint64_t seq; /* while forwarded by us */
-    uint64_t hold_until; /* leader: answered once announced to the followers, or then */
+    bool local;   /* applied through this node's raft_apply (as the leader) */
+    bool unacked_logged; /* answered without some node's acknowledgement: logged */
+    uint64_t done_ms;    /* lease clock when it was first found done */
     int status;
     struct kv_result res;
     char errmsg[CMN_ERRMSG_SIZE];
@@ -62,8 +69,11 @@ struct fwd_peer {
     struct rft *r;
     struct rft_chan *ch;
     struct cmn_buf rx;
-    uint64_t sent, acked; /* announcements: the last sent, the last acknowledged */
-    bool lagging;         /* missed an acknowledgement: not waited for until it acknowledges */
+    uint64_t acked; /* the last announcement acknowledged */
+    /* Every announcement above base went over this channel (UINT64_MAX: one could not be
+     * sent, so it grants nothing); a lease is granted on it only to a node that applied base. */
+    uint64_t base;
+    uint64_t opened_ms; /* lease clock when accepted: no echo of ours on it is older */
     struct fwd_peer *next;
 };
 
@@ -108,8 +118,23 @@ struct rft {
     bool fwd_open;
     struct cmn_buf fwd_rx;
     uint64_t fwd_retry_at; /* the channel failed: reopen it on its own from then */
+    bool fwd_bad; /* a committed callback failed: drop the channel once its frames are read */
     /* forwarding, leader side */
     struct fwd_peer *peers;
+    uint64_t announced; /* the last index announced */
+    /* read leases (see "read leases" below); times on lease_now()'s clock */
+    uint64_t lease_ms;             /* cfg.election_ms */
+    struct rft_lease_table leases; /* as a leader: what each node was granted and said */
+    raft_term leading_term;        /* the term this node last noticed it leads */
+    uint64_t became_leader_ms;     /* when it noticed */
+    raft_term ready_term;          /* the term of the barrier that made it ready */
+    uint64_t ready_applied;        /* what it had applied then: a lease needs as much */
+    uint64_t lease_until;          /* as a follower: the lease granted to it */
+    uint64_t lease_seq, lease_echo, lease_next_ms;
+    struct lease_sent {
+        uint64_t seq, sent_ms;
+    } lease_sent[LEASE_RING];
+    bool lease_was_held; /* for logging its transitions */
     /* membership */
     bool change_busy;
     struct raft_change change;
@@ -408,6 +433,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     struct rft *r = p->r;
     if (status == 0) {
         p->res = *(const struct kv_result *)result;
+        p->local = true;
         prop_finish(p, 0, NULL);
         return;
     }
@@ -467,6 +493,7 @@ static void fwd_drop(struct rft *r)
     }
     r->fwd_open = false;
     r->fwd_leader = 0;
+    r->lease_echo = 0;
     cmn_buf_fini(&r->fwd_rx);
     requeue_forwarded(r);
 }
@@ -483,6 +510,8 @@ static bool fwd_connect(struct rft *r, raft_id leader, const char *address)
             return false;
         r->fwd_leader = leader;
         r->fwd_open = false;
+        r->lease_echo = 0;
+        r->lease_next_ms = 0;
     }
     return r->fwd_open;
 }
@@ -534,31 +563,61 @@ static void maybe_nudge(struct rft *r)
         r->nudge_pending = true;
 }
 
-/* Whether the answer to p waits for followers to acknowledge its announcement. */
-static bool held(struct rft *r, struct prop *p, uint64_t now)
+static bool leads(struct rft *r);
+static uint64_t lease_now(void);
+static void lease_ask(struct rft *r, raft_id leader);
+
+/* Whether node id took announcement `index`: acknowledged it on a channel that carried it. */
+static bool took(struct rft *r, raft_id id, uint64_t index)
 {
-    if (p->status != 0 || p->res.rejected || p->res.duplicate || p->res.index == 0 ||
+    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next)
+        if (peer->ch->peer == id && peer->base < index && peer->acked >= index)
+            return true;
+    return false;
+}
+
+/* Whether the answer to p waits: a revocation (an announced entry) applied here as the leader
+ * is answered only once no node can serve without it, by the read-lease rules (see "read
+ * leases" below): every node granted a lease by us has taken it, reported it applied, or
+ * seen its lease run out; and, when we became the leader lately, leases granted by earlier
+ * leaders have run out. A duplicate (a retry) waits like its first answer did, though it is
+ * not announced: its nodes report it applied with their next lease request. */
+static bool held(struct rft *r, struct prop *p)
+{
+    if (!p->local || p->status != 0 || p->res.rejected || p->res.index == 0 ||
         r->cfg.announce == NULL || !r->cfg.announce(r->cfg.cb_ctx, p->entry, p->len))
         return false;
-    if (p->hold_until == 0)
-        p->hold_until = now + RFT_ANNOUNCE_WAIT_MS;
+    uint64_t now = lease_now();
+    if (p->done_ms == 0)
+        p->done_ms = now;
+    if (now < r->became_leader_ms + rft_lease_new_leader_ms(r->lease_ms))
+        return true;
     bool wait = false;
-    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next) {
-        if (peer->lagging || peer->sent < p->res.index || peer->acked >= p->res.index)
-            continue;
-        if (now < p->hold_until) {
+    for (size_t i = 0; i < r->leases.n && !wait; i++) {
+        const struct rft_lease_entry *e = &r->leases.e[i];
+        if (e->id != r->id &&
+            rft_lease_waits(e->granted_ms,
+                            e->applied >= p->res.index || took(r, e->id, p->res.index), now,
+                            r->lease_ms))
             wait = true;
-        } else {
-            char tag[8] = "";
-            rft_id_to_tag(peer->ch->peer, tag);
-            rlog(r, CMN_LOG_WARN, "RFT-ANNOUNCE",
-                 "node %s did not acknowledge entry %llu within %d ms: not waiting for it until "
-                 "it catches up",
-                 tag, (unsigned long long)p->res.index, RFT_ANNOUNCE_WAIT_MS);
-            peer->lagging = true;
-        }
     }
-    return wait;
+    if (wait || p->unacked_logged)
+        return wait;
+    p->unacked_logged = true;
+    for (size_t i = 0; i < r->leases.n; i++) {
+        const struct rft_lease_entry *e = &r->leases.e[i];
+        uint64_t ends = e->granted_ms + rft_lease_hold_ms(r->lease_ms);
+        if (e->id == r->id || e->granted_ms == 0 || ends <= p->done_ms ||
+            e->applied >= p->res.index || took(r, e->id, p->res.index))
+            continue;
+        char tag[8] = "";
+        rft_id_to_tag(e->id, tag);
+        rlog(r, CMN_LOG_WARN, "RFT-ANNOUNCE",
+             "node %s did not acknowledge entry %llu: answered once its read lease had run out "
+             "(%llu ms after it was last granted one)",
+             tag, (unsigned long long)p->res.index, (unsigned long long)(now - e->granted_ms));
+    }
+    return false;
 }
 
 static void pump(struct rft *r)
@@ -576,6 +635,8 @@ static void pump(struct rft *r)
     if (!r->closing && leader != 0 && leader != r->id && leader_addr &&
         (r->fwd == NULL || r->fwd_leader != leader) && now >= r->fwd_retry_at)
         fwd_connect(r, leader, leader_addr);
+    if (!r->closing && leader != 0 && leader != r->id)
+        lease_ask(r, leader);
     struct prop *p = r->props;
     while (p) {
         struct prop *next = p->next;
@@ -606,7 +667,7 @@ static void pump(struct rft *r)
     p = r->props;
     while (p) {
         struct prop *next = p->next;
-        if (p->state == P_DONE && (r->closing || !held(r, p, now)))
+        if (p->state == P_DONE && (r->closing || !held(r, p)))
             complete(p);
         p = next;
     }
@@ -685,8 +746,17 @@ static void fwd_committed(struct rft *r, const uint8_t *f, size_t n)
     if (n < 1 + 8 + 1)
         return;
     uint64_t index = cmn_be64_get(f + 1);
-    if (index > kv_applied_index(r->cfg.kv) && r->cfg.committed)
-        r->cfg.committed(r->cfg.cb_ctx, index, f + 9, n - 9);
+    if (index > kv_applied_index(r->cfg.kv) && r->cfg.committed &&
+        r->cfg.committed(r->cfg.cb_ctx, index, f + 9, n - 9) != 0) {
+        /* Not in force here: no acknowledgement, no lease until it is applied (a new channel
+         * grants only then), and the leader waits for the lease we had to run out. */
+        rlog(r, CMN_LOG_WARN, "RFT-LEASE",
+             "cannot take announced entry %llu: dropping the read lease until it is applied",
+             (unsigned long long)index);
+        r->lease_until = 0;
+        r->fwd_bad = true;
+        return;
+    }
     uint8_t ack[4 + 1 + 8];
     frame_put(ack, 1 + 8);
     ack[4] = FWD_ACK;
@@ -696,11 +766,38 @@ static void fwd_committed(struct rft *r, const uint8_t *f, size_t n)
              (unsigned long long)index);
 }
 
+/* [u8 6][be64 seq][be64 stamp][u8 granted]: the leader's answer to lease request seq. */
+static void fwd_lease(struct rft *r, const uint8_t *f, size_t n)
+{
+    if (n != 1 + 8 + 8 + 1 || r->fwd_bad)
+        return;
+    uint64_t seq = cmn_be64_get(f + 1);
+    bool first = r->lease_echo == 0;
+    r->lease_echo = cmn_be64_get(f + 9);
+    if (f[17] & 1) {
+        const struct lease_sent *slot = &r->lease_sent[seq % LEASE_RING];
+        if (slot->seq == seq) {
+            uint64_t until = rft_lease_until(slot->sent_ms, r->lease_ms);
+            if (until > r->lease_until)
+                r->lease_until = until;
+        }
+    }
+    if (first) { /* ask again at once, now with a stamp to echo: the leader counts us then */
+        r->lease_next_ms = 0;
+        kick(r);
+    }
+}
+
 static void fwd_response(void *ctx, const uint8_t *f, size_t n)
 {
     struct rft *r = ctx;
     if (n >= 1 && f[0] == FWD_COMMITTED) {
-        fwd_committed(r, f, n);
+        if (!r->fwd_bad)
+            fwd_committed(r, f, n);
+        return;
+    }
+    if (n >= 1 && f[0] == FWD_LEASE) {
+        fwd_lease(r, f, n);
         return;
     }
     if (n < 1 + 8 + 4 + 8 + 1 || f[0] != FWD_RESP)
@@ -739,8 +836,11 @@ static void fwd_response(void *ctx, const uint8_t *f, size_t n)
 static void fwd_data(struct rft_chan *ch, const uint8_t *data, size_t len)
 {
     struct rft *r = ch->data;
-    if (parse_frames(&r->fwd_rx, data, len, fwd_response, r) != 0)
+    if (parse_frames(&r->fwd_rx, data, len, fwd_response, r) != 0 || r->fwd_bad) {
+        r->fwd_bad = false;
+        r->fwd_retry_at = uv_now(r->loop) + FWD_RETRY_MS;
         fwd_drop(r);
+    }
 }
 
 static void fwd_event(struct rft_chan *ch, int status)
@@ -756,6 +856,7 @@ static void fwd_event(struct rft_chan *ch, int status)
     r->fwd = NULL;
     r->fwd_open = false;
     r->fwd_leader = 0;
+    r->lease_echo = 0;
     cmn_buf_fini(&r->fwd_rx);
     requeue_forwarded(r);
     kick(r);
@@ -770,10 +871,187 @@ static void announce(struct rft *r, uint64_t index, const void *entry, size_t le
     frame_put(hdr, (uint32_t)(1 + 8 + len));
     hdr[4] = FWD_COMMITTED;
     cmn_be64_put(hdr + 5, index);
-    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next)
-        if (rft_chan_write(peer->ch, hdr, sizeof hdr) == 0 &&
-            rft_chan_write(peer->ch, entry, len) == 0)
-            peer->sent = index;
+    r->announced = index;
+    for (struct fwd_peer *peer = r->peers; peer; peer = peer->next) {
+        if (rft_chan_write(peer->ch, hdr, sizeof hdr) != 0 ||
+            rft_chan_write(peer->ch, entry, len) != 0)
+            peer->base = UINT64_MAX; /* it missed one: never a lease over this channel */
+    }
+}
+
+/* ---- read leases ----
+ *
+ * The promise: once a revocation's answer is given, no node answers from a trust state that
+ * misses it. A node answers only while it holds a read lease (rft_lease_held; node/ answers
+ * 503 NotReady otherwise), and the leader gives a revocation's answer only once every lease
+ * that could let a node serve without it has run out. Times are each node's own
+ * CLOCK_BOOTTIME in ms; no two clocks are compared, only spans: the one assumption is that a
+ * span of d on one node's clock lasts at most d + RFT_LEASE_DRIFT_PCT% on another's
+ * (rft_lease_hold_ms adds that, and a margin). Let L = the election timeout.
+ *
+ * Protocol, over the forwarding channel (frames on one channel are taken in order):
+ * - A follower F, while raft_leader() names node N and its channel to N is open, sends
+ *   FWD_LEASE_REQ(k, echo, applied) every L/4, noting its clock t_k first. echo is the stamp
+ *   of N's last FWD_LEASE on this channel (0 on a new channel), applied its applied index.
+ * - N answers FWD_LEASE(k, stamp, granted), stamp = N's clock just before it writes. N grants
+ *   only while it is the ready leader of its current term (no transfer under way, not
+ *   closing), F is a member, F's applied index covers both what N had applied when its
+ *   barrier committed (ready_applied) and every announcement this channel did not carry
+ *   (base), and N has heard from a majority of voters (itself counted) within L. "N heard
+ *   from X at h" means X echoed a stamp h of ours on a channel opened before h: X then sent
+ *   its request after h, while naming N as leader. A reception time would not do: a request
+ *   delayed in the network says nothing about how recently X followed us.
+ *   N records granted[F] = its clock after the request came (so after t_k), per Raft id, in
+ *   a table that outlives channels.
+ * - On grant(k), F serves until t_k + L on its clock. A leader serves while it is ready and
+ *   heard from a majority within L (the same test as for a grant). Either is enough.
+ *
+ * Why an answered revocation R (index i, applied on leader N in term t) is never served:
+ * (1) Leases granted by N: N answers once, for every F with granted[F], F acknowledged the
+ *     announcement of i on a channel that carried it, or reported an applied index >= i, or
+ *     N's clock passed granted[F] + hold. A lease F took from N ends at t_k + L on F's clock,
+ *     at most granted[F] + hold on N's (t_k came before granted[F]). An announcement written
+ *     before a grant on the same channel is taken before that grant; a channel that missed
+ *     announcements carries no grant until F's applied index covers them (base).
+ * (2) Leases granted by earlier leaders, and earlier leaders serving themselves: N holds
+ *     revocation answers until E + 2 * hold, E = when it noticed it leads term t (no earlier
+ *     than its election). Let M (term t0 < t) have granted at g, or served at g. Then a
+ *     majority heard-from M within L before g, and N's electors are a majority: some X is in
+ *     both (with single-server membership changes, as here, any two majorities meet). X
+ *     echoed h >= g - L and sent that request at s > h naming M as leader, so in a term
+ *     <= t0 < t. X voted for N in term t at v, and s < v: canonical/raft 0.15 grants no vote
+ *     while it knows a leader (recv_request_vote.c, "local server has a leader -> reject"),
+ *     and a follower's term moves otherwise only with AppendEntries or InstallSnapshot, which
+ *     name their sender leader at once; after voting X names M again only for a term >= t,
+ *     while M's term at g is t0 (terms only grow, and s < g). The one exception is a vote for
+ *     a candidate that TimeoutNow started: X then keeps naming M, rejecting its heartbeats.
+ *     Only M's raft_transfer sends TimeoutNow, only rft_close calls it, and M sets closing
+ *     first and for good: M grants and serves nothing once it may have sent one.
+ *     So h < s < v < E, g <= h + L on M's clock, and a lease from g ends by g + L on F's:
+ *     on N's clock, before E + 2 * hold. If X is M itself, M left term t0 before voting.
+ * (3) Leases granted by a later leader M (term > t), and M serving: R is in M's log (Raft's
+ *     leader completeness), so applied by the time M's barrier commits, and M grants only to
+ *     nodes that applied as much (ready_applied).
+ * (4) A node that restarts holds no lease, and gets one only from a leader, as above.
+ * The Raft-level assumption is Raft's own: a committed R is in every later leader's log
+ * (0.15's counting bug, raft-stack.md section 0, is outside this argument).
+ * The fast path stays: every connected node acknowledges at once, and a node that holds no
+ * lease (cut off for longer than a lease, or never granted one) costs nothing. */
+
+static uint64_t lease_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 + 1; /* never 0 */
+}
+
+/* Whether this node may grant leases and serve as the leader. */
+static bool leads(struct rft *r)
+{
+    return r->started && !r->closed_raft && !r->closing && !r->transferring && r->ready &&
+           raft_state(&r->raft) == RAFT_LEADER && r->raft.transfer == NULL &&
+           r->raft.current_term == r->ready_term;
+}
+
+static bool is_member(struct rft *r, raft_id id)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    for (unsigned i = 0; i < c->n; i++)
+        if (c->servers[i].id == id)
+            return true;
+    return false;
+}
+
+/* Whether a majority of the voters (this node counted if it is one) was heard within L. */
+static bool leader_quorum(struct rft *r, uint64_t now)
+{
+    const struct raft_configuration *c = &r->raft.configuration;
+    uint64_t heard[RFT_LEASE_TABLE_MAX];
+    size_t n = 0;
+    if (c->n > RFT_LEASE_TABLE_MAX)
+        return false;
+    for (unsigned i = 0; i < c->n; i++) {
+        if (c->servers[i].role != RAFT_VOTER)
+            continue;
+        const struct rft_lease_entry *e = rft_lease_entry(&r->leases, c->servers[i].id, false);
+        heard[n++] = c->servers[i].id == r->id ? now : e ? e->heard_ms : 0;
+    }
+    return rft_lease_quorum(heard, n, now, r->lease_ms);
+}
+
+/* Follower: a lease request to the leader raft_leader() names, every quarter lease. */
+static void lease_ask(struct rft *r, raft_id leader)
+{
+    uint64_t now = lease_now();
+    if (r->fwd == NULL || !r->fwd_open || r->fwd_leader != leader || r->fwd_bad ||
+        now < r->lease_next_ms)
+        return;
+    uint64_t seq = ++r->lease_seq;
+    uint8_t f[4 + 1 + 8 + 8 + 8];
+    frame_put(f, 1 + 8 + 8 + 8);
+    f[4] = FWD_LEASE_REQ;
+    cmn_be64_put(f + 5, seq);
+    cmn_be64_put(f + 13, r->lease_echo);
+    cmn_be64_put(f + 21, kv_applied_index(r->cfg.kv));
+    if (rft_chan_write(r->fwd, f, sizeof f) != 0) {
+        fwd_drop(r);
+        return;
+    }
+    r->lease_sent[seq % LEASE_RING].seq = seq;
+    r->lease_sent[seq % LEASE_RING].sent_ms = now; /* read before the write: never late */
+    r->lease_next_ms = now + (r->lease_ms / 4 ? r->lease_ms / 4 : 1);
+}
+
+/* Leader: answers lease request seq from the node on peer's channel. */
+static void lease_answer(struct fwd_peer *peer, uint64_t seq, uint64_t echo, uint64_t applied)
+{
+    struct rft *r = peer->r;
+    raft_id id = peer->ch->peer;
+    uint64_t now = lease_now();
+    struct rft_lease_entry *e = is_member(r, id) ? rft_lease_entry(&r->leases, id, true) : NULL;
+    bool grant = false;
+    if (e != NULL) {
+        if (echo >= peer->opened_ms && echo <= now && echo > e->heard_ms)
+            e->heard_ms = echo;
+        if (applied > e->applied)
+            e->applied = applied;
+        grant = leads(r) && peer->base != UINT64_MAX && applied >= peer->base &&
+                applied >= r->ready_applied && leader_quorum(r, now);
+        if (grant)
+            e->granted_ms = now; /* after F's t_k; before anything F can do with the grant */
+    }
+    uint8_t f[4 + 1 + 8 + 8 + 1];
+    frame_put(f, 1 + 8 + 8 + 1);
+    f[4] = FWD_LEASE;
+    cmn_be64_put(f + 5, seq);
+    cmn_be64_put(f + 13, lease_now());
+    f[21] = grant ? 1 : 0;
+    if (rft_chan_write(peer->ch, f, sizeof f) != 0)
+        rlog(r, CMN_LOG_DEBUG, "RFT-LEASE", "cannot answer a lease request");
+}
+
+bool rft_lease_held(struct rft *r, char *why, size_t cap)
+{
+    uint64_t now = lease_now();
+    bool leader = leads(r);
+    bool held =
+        !r->closing && ((leader && leader_quorum(r, now)) || rft_lease_valid(r->lease_until, now));
+    if (!held && why != NULL && cap > 0)
+        snprintf(why, cap,
+                 leader ? "it leads but has not heard from a majority of the voters within %u ms"
+                        : "it has not heard from a leader within %u ms (no read lease)",
+                 (unsigned)r->lease_ms);
+    if (held != r->lease_was_held && r->started && !r->closing) {
+        r->lease_was_held = held;
+        if (held)
+            rlog(r, CMN_LOG_INFO, "RFT-LEASE", "node %s holds a read lease: serving", r->tag);
+        else
+            rlog(r, CMN_LOG_WARN, "RFT-LEASE",
+                 "node %s holds no read lease (%s within %u ms): answering 503 NotReady", r->tag,
+                 leader ? "no majority heard from" : "no grant from a leader",
+                 (unsigned)r->lease_ms);
+    }
+    return held;
 }
 
 static void peer_request(void *ctx, const uint8_t *f, size_t n)
@@ -784,8 +1062,11 @@ static void peer_request(void *ctx, const uint8_t *f, size_t n)
         uint64_t index = cmn_be64_get(f + 1);
         if (index > peer->acked)
             peer->acked = index;
-        peer->lagging = false;
         kick(r);
+        return;
+    }
+    if (n == 1 + 8 + 8 + 8 && f[0] == FWD_LEASE_REQ) {
+        lease_answer(peer, cmn_be64_get(f + 1), cmn_be64_get(f + 9), cmn_be64_get(f + 17));
         return;
     }
     if (n < 1 + 8 + 8 || f[0] != FWD_REQ)
@@ -856,6 +1137,8 @@ static void forward_accept(void *ctx, struct rft_chan *ch)
     }
     peer->r = r;
     peer->ch = ch;
+    peer->base = r->announced;
+    peer->opened_ms = lease_now();
     peer->next = r->peers;
     r->peers = peer;
     ch->data = peer;
@@ -872,6 +1155,10 @@ static void barrier_cb(struct raft_barrier *req, int status)
     if (status != 0 || r->closing || raft_state(&r->raft) != RAFT_LEADER)
         return;
     r->ready = true;
+    r->ready_term = r->raft.current_term;
+    /* Everything committed before this barrier is applied: every revocation any earlier
+     * leader answered for is in it. A lease goes only to a node that applied as much. */
+    r->ready_applied = kv_applied_index(r->cfg.kv);
     rlog(r, CMN_LOG_INFO, "RFT-ELECT", "node %s leads term %llu", r->tag,
          (unsigned long long)r->raft.current_term);
     if (r->cfg.leader)
@@ -884,14 +1171,22 @@ static void check_leadership(struct rft *r)
     if (!r->started || r->closed_raft)
         return;
     int state = raft_state(&r->raft);
-    if (state != RAFT_LEADER) {
+    if (state == RAFT_LEADER && r->raft.current_term != r->leading_term) {
+        /* Noticed after canonical/raft made us leader, never before: the new-leader hold
+         * (see "read leases") counts from a time no earlier than the election. */
+        r->leading_term = r->raft.current_term;
+        r->became_leader_ms = lease_now();
+    }
+    if (state != RAFT_LEADER || (r->ready && r->raft.current_term != r->ready_term)) {
+        /* (or lost and won again between two looks: the new term needs its own barrier) */
         if (r->ready) {
             r->ready = false;
             rlog(r, CMN_LOG_INFO, "RFT-ELECT", "node %s is no longer the leader", r->tag);
             if (r->cfg.leader)
                 r->cfg.leader(r->cfg.cb_ctx, false);
         }
-        return;
+        if (state != RAFT_LEADER)
+            return;
     }
     if (r->ready || r->barrier_pending)
         return;
@@ -924,6 +1219,7 @@ int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, cha
         r->cfg.snapshot_mb = 32;
     if (!r->cfg.propose_timeout_ms)
         r->cfg.propose_timeout_ms = 5000;
+    r->lease_ms = r->cfg.election_ms;
     snprintf(r->tag, sizeof r->tag, "%s", cfg->tag);
     snprintf(r->address, sizeof r->address, "%s", cfg->address);
     snprintf(r->dir, sizeof r->dir, "%s", cfg->dir);
@@ -1018,7 +1314,10 @@ int rft_start(struct rft *r, char *errmsg)
         return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", raft_errmsg(&r->raft),
                         rft_strerror(rv));
     r->started = true;
-    uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
+    /* The tick also sends lease requests, every quarter of a lease. */
+    uint64_t tick = r->lease_ms / 4 < TICK_MS ? r->lease_ms / 4 : TICK_MS;
+    tick = tick < 10 ? 10 : tick;
+    uv_timer_start(&r->tick, tick_cb, tick, tick);
     return 0;
 }
 
@@ -1155,6 +1454,7 @@ void rft_status(struct rft *r, struct rft_status *out)
     if (leader)
         rft_id_to_tag(leader, out->leader);
     out->ready = r->ready;
+    out->lease = rft_lease_held(r, NULL, 0);
     out->term = r->raft.current_term;
     out->commit_index = r->raft.commit_index;
     out->last_index = raft_last_index(&r->raft);

@@ -38,16 +38,17 @@ typedef void (*rft_applied_cb)(void *ctx, uint64_t index, const void *entry, siz
                                const struct kv_result *res);
 /* This node became a leader that may serve writes (after its barrier), or stopped being one. */
 typedef void (*rft_leader_cb)(void *ctx, bool leader);
-/* Whether an applied (not rejected) entry must reach every connected node before its proposer
- * is answered: the leader then sends it to the other nodes as committed, they run
- * rft_committed_cb at once, without waiting for their own apply, and acknowledge; the proposer
- * is answered once every connected node did (a node that does not within RFT_ANNOUNCE_WAIT_MS
- * is not waited for again until it catches up). For changes that must take effect everywhere
- * when the call returns, such as a revocation. */
+/* Whether an applied (not rejected) entry must be in force on every node before its proposer
+ * is answered, such as a revocation. The leader sends it to the other nodes as committed over
+ * their forwarding channels; they run rft_committed_cb at once, without waiting for their own
+ * apply, and acknowledge. The proposer is answered once every node that holds a read lease
+ * (rft_lease_held) has acknowledged it, reported it applied, or seen its lease run out, and,
+ * on a new leader, once leases granted by earlier leaders have run out (see raft/rft.c). */
 typedef bool (*rft_announce_fn)(void *ctx, const void *entry, size_t len);
-/* On a node other than the leader: entry `index` is committed and not applied here yet. */
-typedef void (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
-#define RFT_ANNOUNCE_WAIT_MS 200
+/* On a node other than the leader: entry `index` is committed and not applied here yet. 0 when
+ * it is in force here (then acknowledged); otherwise this node drops its read lease and its
+ * channel to the leader, and is granted a lease again only once it has applied the entry. */
+typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
 
 struct rft_config {
     const char *tag;
@@ -63,7 +64,7 @@ struct rft_config {
     rft_announce_fn announce;
     rft_committed_cb committed;
     void *cb_ctx;
-    unsigned election_ms;  /* default 1000 */
+    unsigned election_ms;  /* default 1000; also the read lease (rft_lease_held) */
     unsigned heartbeat_ms; /* default 100 */
     unsigned snapshot_threshold; /* default 16384 */
     unsigned snapshot_trailing;  /* default 8192 */
@@ -97,6 +98,7 @@ struct rft_status {
     char state[16]; /* "Leader", "Follower", "Candidate", "Passive", "Unavailable" */
     char leader[RFT_TAG_MAX]; /* "" when unknown */
     bool ready;               /* leader whose barrier committed */
+    bool lease;               /* rft_lease_held */
     uint64_t term, commit_index, last_index, applied_index;
     size_t n_members;
     struct {
@@ -115,6 +117,12 @@ int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change
                  void *ctx, char *errmsg) CMN_MUST_CHECK;
 int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx,
                     char *errmsg) CMN_MUST_CHECK;
+
+/* Whether this node may answer from its local trust state now (its read lease): a follower was
+ * granted a lease by a leader within the election timeout; a ready leader has heard from a
+ * majority of voters within it. When not, why gets the reason (why may be NULL). A node that
+ * holds no lease may have missed an acknowledged revocation. */
+bool rft_lease_held(struct rft *r, char *why, size_t cap);
 
 /* Closes Raft connections authenticated with a revoked node certificate. */
 void rft_drop_peer(struct rft *r, const char *thumbprint_lower);

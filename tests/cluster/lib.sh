@@ -31,6 +31,8 @@ trap cleanup EXIT
 
 idx() { case "$1" in A) echo 1;; B) echo 2;; C) echo 3;; D) echo 4;; E) echo 5;; esac; }
 http_port() { echo $((PORT_BASE + $(idx "$1"))); }
+# host_of TAG: the node's address (a test that gives each node its own host redefines it).
+host_of() { echo 127.0.0.1; }
 raft_port() { echo $((PORT_BASE + 10 + $(idx "$1"))); }
 
 # pki [DIR]: the cluster's root, issuing CA and node certificates for A..E.
@@ -44,12 +46,12 @@ pki() {
 config() {
   local tag=$1 members=$2 extra=${3:-} boot="" t
   for t in $members; do
-    boot="$boot${boot:+,}{\"Tag\":\"$t\",\"ServerUrl\":\"https://127.0.0.1:$(http_port "$t")\",\"TcpUrl\":\"tls://127.0.0.1:$(raft_port "$t")\"}"
+    boot="$boot${boot:+,}{\"Tag\":\"$t\",\"ServerUrl\":\"https://$(host_of "$t"):$(http_port "$t")\",\"TcpUrl\":\"tls://$(host_of "$t"):$(raft_port "$t")\"}"
   done
   {
     echo "{"
-    echo "  \"ServerUrl\": \"https://127.0.0.1:$(http_port "$tag")\","
-    echo "  \"ServerUrl.Tcp\": \"tls://127.0.0.1:$(raft_port "$tag")\","
+    echo "  \"ServerUrl\": \"https://$(host_of "$tag"):$(http_port "$tag")\","
+    echo "  \"ServerUrl.Tcp\": \"tls://$(host_of "$tag"):$(raft_port "$tag")\","
     echo "  \"DataDir\": \"data/$tag\","
     echo "  \"Security.Certificate.Path\": \"pki/$tag.pfx\","
     echo "  \"Security.ClusterCA.Path\": \"pki/issuing.pfx\","
@@ -160,7 +162,7 @@ gen() {
 
 # ---- HTTPS as a client: $CERTS/NAME.pem holds a client certificate and its key ----
 CERTS="$WORK/c"
-url() { echo "https://127.0.0.1:$(http_port "$1")$2"; }
+url() { echo "https://$(host_of "$1"):$(http_port "$1")$2"; }
 # call NAME METHOD NODE PATH [BODY]: status into $CODE, body into $WORK/last.body (follows 307)
 call() {
   local who=$1 method=$2 node=$3 path=$4 body=${5:-}

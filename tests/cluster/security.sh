@@ -180,7 +180,7 @@ M=$1
 for t in "$@"; do [ "$t" = "$M" ] || kill -STOP "$(cat "$WORK/$t.pid")"; done
 wait_until 60 "$M refusing trust reads" sh -c "curl -s -o /dev/null -w '%{http_code}' --cacert \"$WORK/pki/ca-chain.crt\" --cert \"$C/admin.pem\" \"$(url "$M" /cluster/topology)\" | grep -qx 503"
 call admin GET "$M" /cluster/topology
-grep -q "knows no leader" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
+grep -q "cut off from the majority" "$WORK/last.body" || fail "unclear: $(cat "$WORK/last.body")"
 CODE=$(curl -s -o /dev/null -w '%{http_code}' --cacert "$WORK/pki/ca-chain.crt" "$(url "$M" /ca/crl)" || true)
 [ "$CODE" = 503 ] || fail "a node without a leader signed a CRL ($CODE)"
 for t in "$@"; do [ "$t" = "$M" ] || kill -CONT "$(cat "$WORK/$t.pid")"; done
