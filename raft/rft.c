@@ -925,6 +925,8 @@ static void fwd_response(void *ctx, const uint8_t *f, size_t n)
             p->retry_at = uv_now(r->loop) + FWD_RETRY_MS;
             snprintf(p->errmsg, sizeof p->errmsg, "%.*s",
                      (int)(rlen < CMN_ERRMSG_SIZE - 1 ? rlen : CMN_ERRMSG_SIZE - 1), f + 22);
+            rlog(r, CMN_LOG_DEBUG, "RFT-FWD", "the leader refused a proposal (%s): asking again",
+                 p->errmsg);
             return;
         }
         if (status != 0) {
