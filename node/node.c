@@ -955,9 +955,12 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
     return rv;
 }
 
-/* A leader takes no proposal forwarded from another node while its own disk is full. */
-static int disk_space(void *ctx, char *errmsg)
+/* A leader takes no proposal forwarded from another node while its own disk is full, but a
+ * node's catch-up entry (the only audit event proposed), as node_propose_anyway does. */
+static int disk_space(void *ctx, const void *entry, size_t len, char *errmsg)
 {
+    if (len > 0 && ((const uint8_t *)entry)[0] == KV_CMD_AUDIT)
+        return 0;
     return node_disk_check(ctx, NULL, errmsg);
 }
 

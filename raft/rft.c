@@ -743,7 +743,7 @@ static void pump(struct rft *r)
                  * follower asks again wherever the leader is now */
                 if (!r->ready)
                     prop_finish(p, CMN_EBUSY, "not the leader");
-                else if (r->cfg.space && r->cfg.space(r->cfg.cb_ctx, space) != 0)
+                else if (r->cfg.space && r->cfg.space(r->cfg.cb_ctx, p->entry, p->len, space) != 0)
                     prop_finish(p, CMN_ENOSPACE, "%s", space);
                 else
                     dispatch_local(r, p);

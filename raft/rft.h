@@ -49,10 +49,10 @@ typedef bool (*rft_announce_fn)(void *ctx, const void *entry, size_t len);
  * it is in force here (then acknowledged); otherwise this node drops its read lease and its
  * channel to the leader, and is granted a lease again only once it has applied the entry. */
 typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
-/* Whether this node's disk has room for more entries: 0, or CMN_ENOSPACE with the reason. A
- * leader refuses proposals forwarded to it while there is none, and the follower that forwarded
- * one asks again (wherever the leader is by then) until its proposal times out. */
-typedef int (*rft_space_fn)(void *ctx, char *errmsg);
+/* Whether this node's disk has room for the entry forwarded to it: 0, or CMN_ENOSPACE with the
+ * reason. A leader refuses such a proposal then, and the follower that forwarded it asks again
+ * (wherever the leader is by then) until its proposal times out. */
+typedef int (*rft_space_fn)(void *ctx, const void *entry, size_t len, char *errmsg);
 
 struct rft_config {
     const char *tag;
