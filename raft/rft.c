@@ -733,8 +733,11 @@ static void pump(struct rft *r)
         } else if (p->state == P_WAIT_APPLY && applied >= p->res.index) {
             prop_finish(p, 0, NULL);
         } else if (p->state == P_QUEUED && r->failed) {
-            /* nothing is proposed any more: the node is stopping (rft_failed) */
-            if (p->origin || now >= p->deadline)
+            /* nothing is proposed any more: the node is stopping (rft_failed); a follower that
+             * forwarded a proposal asks the next leader */
+            if (p->origin)
+                prop_finish(p, CMN_EBUSY, "not the leader");
+            else if (now >= p->deadline)
                 prop_finish(p, CMN_EIO, "Raft stopped on this node: %s", r->failed_msg);
         } else if (p->state == P_QUEUED) {
             char space[CMN_ERRMSG_SIZE] = "";
