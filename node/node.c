@@ -955,6 +955,21 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
     return rv;
 }
 
+/* Raft cannot go on and must not be returned to (rft_fatal_fn): the fail-closed exit at once,
+ * without the clean shutdown of stop(). Everything committed is on disk, as after a crash. */
+static void raft_fatal(void *ctx, const char *msg)
+{
+    struct node *n = ctx;
+    struct node_disk d;
+    char disk[CMN_ERRMSG_SIZE] = "";
+    if (node_disk_state(n, &d) == 0 && d.low)
+        node_disk_describe(n, &d, disk);
+    CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: exiting at once%s", msg,
+              disk[0] ? "; " : "", disk,
+              disk[0] ? " (free space on that disk, then start the node again)" : "");
+    _exit(1);
+}
+
 /* A leader takes no proposal forwarded from another node while its own disk is full, but a
  * node's catch-up entry (the only audit event proposed), as node_propose_anyway does. */
 static int disk_space(void *ctx, const void *entry, size_t len, char *errmsg)
@@ -1048,6 +1063,7 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         .announce = announce_entry,
         .committed = on_committed,
         .space = disk_space,
+        .fatal = raft_fatal,
         .cb_ctx = n,
         .election_ms = n->cfg.election_ms,
         .heartbeat_ms = n->cfg.heartbeat_ms,

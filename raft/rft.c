@@ -100,6 +100,7 @@ struct rft {
 #ifdef CORVID_TEST_HOOKS
     int (*io_set_term)(struct raft_io *io, raft_term term);
     const char *fail_term_file; /* CORVID_TEST_FAIL_RAFT_TERM: while it exists, term writes fail */
+    const char *fail_append_file; /* CORVID_TEST_FAIL_RAFT_APPEND: likewise, log writes */
 #endif
     struct kv_result last_result;
     struct kv_snap *snap;
@@ -229,8 +230,25 @@ static void append_cb(struct raft_io_append *req, int status)
     struct raft_io_append *outer = a->outer;
     raft_io_append_cb cb = a->cb;
     free(a);
-    if (status != 0 && status != RAFT_CANCELED && !r->closing)
+#ifdef CORVID_TEST_HOOKS
+    if (status == 0 && r->fail_append_file && access(r->fail_append_file, F_OK) == 0) {
+        /* As when no segment can be prepared (ENOSPC), only later than that: the entries are
+         * on disk, which is a write that was not acknowledged, as before a crash. */
+        snprintf(r->io.errmsg, sizeof r->io.errmsg,
+                 "not enough space: injected failure (CORVID_TEST_FAIL_RAFT_APPEND)");
+        status = RAFT_NOSPACE;
+    }
+#endif
+    if (status != 0 && status != RAFT_CANCELED && !r->closing) {
         fail(r, "Raft could not write its log: %s (%s)", r->io.errmsg, rft_strerror(status));
+        if (r->started && raft_state(&r->raft) == RAFT_LEADER) {
+            /* See rft_failed: canonical/raft would crash on its way on. What is on disk is as
+             * after a crash, which Raft is made for: the others elect a new leader. */
+            if (r->cfg.fatal)
+                r->cfg.fatal(r->cfg.cb_ctx, r->failed_msg);
+            abort();
+        }
+    }
     cb(outer, status);
 }
 
@@ -1387,6 +1405,10 @@ int rft_start(struct rft *r, char *errmsg)
     r->io_append = r->io.append;
     r->io.append = io_append;
 #ifdef CORVID_TEST_HOOKS
+    r->fail_append_file = getenv("CORVID_TEST_FAIL_RAFT_APPEND");
+    if (r->fail_append_file && r->fail_append_file[0])
+        rlog(r, CMN_LOG_WARN, "RFT-TEST", "test hook: log writes fail while %s exists",
+             r->fail_append_file);
     r->fail_term_file = getenv("CORVID_TEST_FAIL_RAFT_TERM");
     if (r->fail_term_file && r->fail_term_file[0]) {
         r->io_set_term = r->io.set_term;

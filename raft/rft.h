@@ -53,6 +53,9 @@ typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, si
  * reason. A leader refuses such a proposal then, and the follower that forwarded it asks again
  * (wherever the leader is by then) until its proposal times out. */
 typedef int (*rft_space_fn)(void *ctx, const void *entry, size_t len, char *errmsg);
+/* Raft cannot go on and the process must end now, before control returns to canonical/raft
+ * (see rft_failed): msg says why. Must not return; rft aborts if it does. */
+typedef void (*rft_fatal_fn)(void *ctx, const char *msg);
 
 struct rft_config {
     const char *tag;
@@ -68,6 +71,7 @@ struct rft_config {
     rft_announce_fn announce;
     rft_committed_cb committed;
     rft_space_fn space; /* may be NULL: no check */
+    rft_fatal_fn fatal; /* may be NULL: abort() */
     void *cb_ctx;
     unsigned election_ms;  /* default 1000; also the read lease (rft_lease_held) */
     unsigned heartbeat_ms; /* default 100 */
@@ -140,7 +144,9 @@ void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
  * the same index and term, a follower re-acknowledges entries it never stored, and RocksDB
  * after a failed WAL write may abort on the next one. Nothing more is proposed or applied from
  * then on; the caller must stop the node (a restart reloads what is on disk). errmsg gets the
- * first failure's message. */
+ * first failure's message. A leader's failed append is not even handed back to canonical/raft:
+ * 0.15 truncates its in-memory log under entries still being sent to the followers and crashes
+ * when those sends complete (seen: SIGSEGV in libraft), so cfg.fatal ends the process first. */
 bool rft_failed(struct rft *r, char *errmsg);
 
 /* On a leader that cannot take more entries (its disk is full): hands leadership to the most

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fail closed: a node whose canonical/raft turns Unavailable exits non-zero with a clear log
 # line (it would otherwise serve a trust state that no longer follows the cluster), the others
-# go on committing, and once restarted it catches up with nothing acknowledged lost.
+# go on committing, and once restarted it catches up with nothing acknowledged lost. Then a
+# leader whose log write fails (CORVID_TEST_FAIL_RAFT_APPEND, as when no segment can be
+# prepared on a full disk) exits at once: 0.15 would truncate its log and crash.
 #
 # The fault is injected at the raft_io boundary by a hook compiled only into test builds
 # (-DCORVID_TESTS=ON): with CORVID_TEST_FAIL_RAFT_TERM=FILE, writing the Raft term fails while
@@ -13,7 +15,13 @@
 
 pki
 for t in A B C; do config "$t" "A B C"; done
-for t in A B C; do CORVID_TEST_FAIL_RAFT_TERM="$WORK/$t.fault" start "$t"; done
+# start_hooked TAG: TAG's term writes fail while $WORK/TAG.fault exists, its log writes while
+# $WORK/TAG.fault-append does
+start_hooked() {
+  CORVID_TEST_FAIL_RAFT_TERM="$WORK/$1.fault" CORVID_TEST_FAIL_RAFT_APPEND="$WORK/$1.fault-append" \
+    start "$1"
+}
+for t in A B C; do start_hooked "$t"; done
 wait_until 60 "a leader on A B C" ready A B C
 grep -q 'RFT-TEST.*test hook' "$WORK/A.log" ||
   fail "the test hook is not compiled in (configure with -DCORVID_TESTS=ON)"
@@ -53,9 +61,46 @@ write "$O"
 
 log "restarting $F without the fault"
 rm -f "$WORK/$F.fault"
-start "$F"
+start_hooked "$F"
 wait_until 60 "a leader on A B C after the restart" ready A B C
 write "$F"
+wait_until 60 "the same state on A B C" same_state A B C
+for t in A B C; do
+  [ "$(field "$t" Certificates)" = $((base + ACKED)) ] ||
+    fail "$t has $(field "$t" Certificates) registrations, want $((base + ACKED))"
+done
+
+# A leader whose log write fails (as when no Raft segment can be prepared on a full disk):
+# canonical/raft 0.15 would truncate its in-memory log and go on leading, so it must stop, and
+# its leadership with it.
+L=$(leader_of A B C)
+O=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | head -1)
+log "leader $L; its log writes fail from now on"
+touch "$WORK/$L.fault-append"
+RID="rid-append-$$"
+call node POST "$L" "/admin/certificates?raft-request-id=$RID" '{"Name":"unacked","SecurityClearance":"ValidUser","Permissions":{}}'
+[ "$CODE" != 200 ] || fail "a write was acknowledged by a leader that could not store it"
+wait_until 60 "$L to fail closed" dead "$L"
+rc=0
+wait "$(cat "$WORK/$L.pid")" || rc=$?
+rm -f "$WORK/$L.pid"
+[ "$rc" != 0 ] && [ "$rc" -lt 128 ] || fail "$L exited with $rc after its log write failed"
+grep -q "NODE-RAFT.*Raft stopped on this node (Raft could not write its log.*injected failure" \
+  "$WORK/$L.log" || fail "no clear log line: $(grep -E 'ERROR|NODE-RAFT' "$WORK/$L.log" | tail -3)"
+log "$L exited with $rc: $(grep 'NODE-RAFT' "$WORK/$L.log" | tail -1 | cut -c1-220)"
+others=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ')
+# shellcheck disable=SC2086
+wait_until 60 "a leader on $others" ready $others
+# The refused write's outcome was unknown to its client: retried with its request id, it is
+# applied once (409: it had been committed already, and its key was returned to nobody).
+call node POST "$O" "/admin/certificates?raft-request-id=$RID" '{"Name":"unacked","SecurityClearance":"ValidUser","Permissions":{}}'
+[ "$CODE" = 200 ] || [ "$CODE" = 409 ] || fail "the retry -> $CODE: $(head -c 300 "$WORK/last.body")"
+ACKED=$((ACKED + 1))
+for t in $others; do write "$t"; done
+rm -f "$WORK/$L.fault-append"
+start_hooked "$L"
+wait_until 60 "a leader on A B C after the restart" ready A B C
+write "$L"
 wait_until 60 "the same state on A B C" same_state A B C
 for t in A B C; do
   [ "$(field "$t" Certificates)" = $((base + ACKED)) ] ||
