@@ -1460,9 +1460,13 @@ int rft_start(struct rft *r, char *errmsg)
             return cmn_fail(errmsg, CMN_EIO, "raft bootstrap: %s", raft_errmsg(&r->raft));
     }
     rv = raft_start(&r->raft);
-    if (rv != 0)
-        return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", raft_errmsg(&r->raft),
-                        rft_strerror(rv));
+    if (rv != 0) {
+        /* 0.15 passes on no message when its transport cannot listen (uvStart) */
+        const char *m = raft_errmsg(&r->raft);
+        if (m == NULL || m[0] == '\0')
+            m = r->transport.errmsg[0] ? r->transport.errmsg : r->io.errmsg;
+        return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", m, rft_strerror(rv));
+    }
     r->started = true;
     /* The tick also sends lease requests, every quarter of a lease. */
     uint64_t tick = r->lease_ms / 4 < TICK_MS ? r->lease_ms / 4 : TICK_MS;
