@@ -67,8 +67,9 @@ refused() {
   grep -q '"Type":"DiskFull"' "$WORK/last.body" || fail "507 without Type DiskFull: $(cat "$WORK/last.body")"
   grep -qF "disk full: DataDir $dir has" "$WORK/last.body" ||
     fail "507 does not name the DataDir $dir: $(cat "$WORK/last.body")"
-  grep -q '"FreeBytes":[0-9]' "$WORK/last.body" && grep -q '"NeededBytes":[0-9]' "$WORK/last.body" ||
+  if ! grep -q '"FreeBytes":[0-9]' "$WORK/last.body" || ! grep -q '"NeededBytes":[0-9]' "$WORK/last.body"; then
     fail "507 without the figures: $(cat "$WORK/last.body")"
+  fi
 }
 reads_ok() {
   must 200 node GET "$1" /admin/certificates
@@ -82,8 +83,8 @@ write A
 
 L=$(leader_of A B C)
 others=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ')
-F1=$(echo $others | cut -d' ' -f1)
-F2=$(echo $others | cut -d' ' -f2)
+F1=$(echo "$others" | cut -d' ' -f1)
+F2=$(echo "$others" | cut -d' ' -f2)
 log "leader $L: filling its disk to below the reserve"
 fill "$L" 8
 # Right away, before it has handed leadership over: forwarded writes reach the full leader,
@@ -132,7 +133,7 @@ write "$L"
 log "restarting $F while its disk is still full"
 rc=0
 (cd "$WORK" && exec "$NODE" --config "$F.json" >>"$WORK/$F.log" 2>&1) || rc=$?
-[ "$rc" != 0 ] && [ "$rc" -lt 128 ] || fail "$F started on a full disk, or crashed ($rc)"
+if [ "$rc" = 0 ] || [ "$rc" -ge 128 ]; then fail "$F started on a full disk, or crashed ($rc)"; fi
 grep -q "cannot start: node $F: disk full: DataDir $WORK/data/$F has" "$WORK/$F.log" ||
   fail "no clear message: $(tail -3 "$WORK/$F.log")"
 

@@ -84,7 +84,7 @@ wait_until 60 "$L to fail closed" dead "$L"
 rc=0
 wait "$(cat "$WORK/$L.pid")" || rc=$?
 rm -f "$WORK/$L.pid"
-[ "$rc" != 0 ] && [ "$rc" -lt 128 ] || fail "$L exited with $rc after its log write failed"
+if [ "$rc" = 0 ] || [ "$rc" -ge 128 ]; then fail "$L exited with $rc after its log write failed"; fi
 grep -q "NODE-RAFT.*Raft stopped on this node (Raft could not write its log.*injected failure" \
   "$WORK/$L.log" || fail "no clear log line: $(grep -E 'ERROR|NODE-RAFT' "$WORK/$L.log" | tail -3)"
 log "$L exited with $rc: $(grep 'NODE-RAFT' "$WORK/$L.log" | tail -1 | cut -c1-220)"
