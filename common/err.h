@@ -33,7 +33,8 @@
     X(STALE, "local state is ahead")                                                               \
     X(DENIED, "permission denied")                                                                 \
     X(BUSY, "busy")                                                                                \
-    X(TIMEDOUT, "timed out")
+    X(TIMEDOUT, "timed out")                                                                       \
+    X(NOSPACE, "no space left on the disk")
 
 enum cmn_err {
     CMN_OK = 0,

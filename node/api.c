@@ -267,12 +267,32 @@ static int status_for(const struct kv_result *res)
     }
 }
 
+/* 507 Insufficient Storage: msg names the node, its DataDir and the figures; a refusal of
+ * this node's own (local) also carries them as fields. */
+static void respond_disk_full(struct node *n, struct http_request *req, bool local, const char *msg)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "%s: writes are refused until that disk has room again (reads go on)", msg);
+    json_t *o = json_pack("{s:s, s:s}", "Type", "DiskFull", "Message", text);
+    struct node_disk d;
+    if (o && local && node_disk_state(n, &d) == 0) {
+        json_object_set_new(o, "Node", json_string(n->cfg.tag));
+        json_object_set_new(o, "DataDir", json_string(n->data_dir_abs));
+        json_object_set_new(o, "FreeBytes", json_integer((json_int_t)d.free));
+        json_object_set_new(o, "NeededBytes", json_integer((json_int_t)d.reserve));
+    }
+    respond_json(req, 507, o);
+}
+
 static void write_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
 {
     struct write_job *j = ctx;
     struct http_request *req = j->req;
     if (status == CMN_EBUSY)
         http_respond_error(req, 503, "NoLeader", "%s", errmsg);
+    else if (status == CMN_ENOSPACE)
+        respond_disk_full(j->n, req, false, errmsg);
     else if (status != 0)
         http_respond_error(req, 500, "InternalError", "%s", errmsg);
     else if (res->rejected)
@@ -346,10 +366,14 @@ static void propose(struct node *n, struct http_request *req, struct node_auth *
     j->n = n;
     j->ok_status = ok_status;
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (node_propose(n, cmd, write_done, j, errmsg) != 0) {
+    int rv = node_propose(n, cmd, write_done, j, errmsg);
+    if (rv != 0) {
         cmn_buf_fini(&j->zip);
         free(j);
-        http_respond_error(req, 500, "InternalError", "%s", errmsg);
+        if (rv == CMN_ENOSPACE)
+            respond_disk_full(n, req, true, errmsg);
+        else
+            http_respond_error(req, 500, "InternalError", "%s", errmsg);
     }
 }
 
@@ -1327,6 +1351,8 @@ static int member_status(int code)
         return 503;
     case CMN_ETIMEDOUT:
         return 504;
+    case CMN_ENOSPACE:
+        return 507;
     default:
         return 500;
     }

@@ -22,6 +22,8 @@
 #include "raft/tls.h"
 
 #define DUTY_MS 500
+#define DISK_STEP_DOWN_FIRST_MS 5000
+#define DISK_STEP_DOWN_MAX_MS   300000
 /* Election timeouts without a known leader after which a node stops serving its state. */
 #define LEADERLESS_ELECTIONS 2
 
@@ -331,6 +333,17 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
 /* ---- proposals ---- */
 
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx, char *errmsg)
+{
+    int rv = node_disk_check(n, NULL, errmsg);
+    if (rv != 0) {
+        kv_cmd_fini(cmd);
+        return rv;
+    }
+    return node_propose_anyway(n, cmd, cb, ctx, errmsg);
+}
+
+int node_propose_anyway(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
+                        char *errmsg)
 {
     if (cmd->request_id == NULL) {
         uint8_t rnd[8];
@@ -745,7 +758,7 @@ static void catch_up(struct node *n)
     memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_NODE;
     n->syncing = true;
-    if (node_propose(n, &cmd, sync_done, n, errmsg) != 0)
+    if (node_propose_anyway(n, &cmd, sync_done, n, errmsg) != 0)
         n->syncing = false;
 }
 
@@ -792,14 +805,43 @@ static void duty_cb(uv_timer_t *t)
     if (rft_failed(n->rft, why)) {
         /* Fail closed: a node whose Raft stopped would serve a trust state that no longer
          * follows the cluster (revocations included). Its data is intact: a restart recovers. */
-        CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s): shutting down", why);
+        struct node_disk d;
+        char disk[CMN_ERRMSG_SIZE] = "";
+        if (node_disk_state(n, &d) == 0 && d.low)
+            node_disk_describe(n, &d, disk);
+        CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: shutting down%s", why,
+                  disk[0] ? "; " : "", disk,
+                  disk[0] ? " (free space on that disk, then start the node again)" : "");
         n->exit_code = 1;
         stop(n);
         return;
     }
     node_watch_leader(n);
+    node_disk_watch(n);
     struct rft_status st;
     rft_status(n->rft, &st);
+    uint64_t now = uv_now(&n->loop);
+    if (!n->disk_low) {
+        n->disk_step_down_ms = 0;
+        n->disk_step_down_at = 0;
+    } else if (st.ready && now >= n->disk_step_down_at) {
+        /* A leader appends every entry first: with no room it would stop the cluster's
+         * writes. Another node leads while this one only follows (its own writes are refused).
+         * When that one is full too, leadership comes back: hand it over again less and less
+         * often, so that a cluster of full disks does not spend itself on elections. */
+        char errmsg[CMN_ERRMSG_SIZE] = "";
+        int rv = rft_step_down(n->rft, errmsg);
+        if (rv == 0)
+            CMN_WARN("NODE-DISK", "disk full on the leader: handing leadership to another node");
+        else if (rv != CMN_EBUSY)
+            CMN_WARN("NODE-DISK", "disk full on the leader; cannot hand leadership over: %s",
+                     errmsg);
+        n->disk_step_down_ms = n->disk_step_down_ms == 0 ? DISK_STEP_DOWN_FIRST_MS
+                               : n->disk_step_down_ms >= DISK_STEP_DOWN_MAX_MS / 2
+                                   ? DISK_STEP_DOWN_MAX_MS
+                                   : 2 * n->disk_step_down_ms;
+        n->disk_step_down_at = now + n->disk_step_down_ms;
+    }
     if (st.ready && !n->ca_proposing) {
         struct kv_issuing_ca ca;
         int rv = kv_issuing_ca_get(n->kv, &ca, NULL);
@@ -913,6 +955,30 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
     return rv;
 }
 
+/* Raft cannot go on and must not be returned to (rft_fatal_fn): the fail-closed exit at once,
+ * without the clean shutdown of stop(). Everything committed is on disk, as after a crash. */
+static void raft_fatal(void *ctx, const char *msg)
+{
+    struct node *n = ctx;
+    struct node_disk d;
+    char disk[CMN_ERRMSG_SIZE] = "";
+    if (node_disk_state(n, &d) == 0 && d.low)
+        node_disk_describe(n, &d, disk);
+    CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: exiting at once%s", msg,
+              disk[0] ? "; " : "", disk,
+              disk[0] ? " (free space on that disk, then start the node again)" : "");
+    _exit(1);
+}
+
+/* A leader takes no proposal forwarded from another node while its own disk is full, but a
+ * node's catch-up entry (the only audit event proposed), as node_propose_anyway does. */
+static int disk_space(void *ctx, const void *entry, size_t len, char *errmsg)
+{
+    if (len > 0 && ((const uint8_t *)entry)[0] == KV_CMD_AUDIT)
+        return 0;
+    return node_disk_check(ctx, NULL, errmsg);
+}
+
 /* ---- lifecycle ---- */
 
 static void signal_cb(uv_signal_t *s, int signum)
@@ -936,6 +1002,18 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         return cmn_fail(errmsg, CMN_EIO, "DataDir: cannot create %s: %s", n->cfg.data_dir,
                         strerror(errno));
     chmod(n->cfg.data_dir, 0700);
+    if (realpath(n->cfg.data_dir, n->data_dir_abs) == NULL)
+        snprintf(n->data_dir_abs, sizeof n->data_dir_abs, "%s", n->cfg.data_dir);
+    /* Raft preallocates its open segments at start and RocksDB writes a new WAL: on a full
+     * disk either would fail later, less clearly. */
+    struct node_disk disk;
+    if (node_disk_state(n, &disk) == 0 && disk.low) {
+        node_disk_describe(n, &disk, errmsg);
+        cmn_errctx(errmsg, "cannot start");
+        size_t len = strlen(errmsg);
+        snprintf(errmsg + len, CMN_ERRMSG_SIZE - len, ": free space on that disk");
+        return CMN_ENOSPACE;
+    }
     if ((rv = lock_data_dir(n, errmsg)) != 0 ||
         (rv = node_keys_private_data_dir(n->cfg.data_dir, errmsg)) != 0 ||
         (rv = node_keys_load(n, errmsg)) != 0 || (rv = load_identity(n, errmsg)) != 0 ||
@@ -984,6 +1062,8 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         .applied = on_applied,
         .announce = announce_entry,
         .committed = on_committed,
+        .space = disk_space,
+        .fatal = raft_fatal,
         .cb_ctx = n,
         .election_ms = n->cfg.election_ms,
         .heartbeat_ms = n->cfg.heartbeat_ms,

@@ -19,6 +19,23 @@
 #define NODE_CRL_REFRESH_MS (3600LL * 1000)
 #define NODE_CRL_VALID_MS   (2 * NODE_CRL_REFRESH_MS)
 
+/* Disk space (node/disk.c). canonical/raft preallocates its log in 8 MiB open segments (two
+ * kept ready beside the one in use), RocksDB appends to its WAL and writes SST files when it
+ * flushes or compacts, and a snapshot is written beside the previous one before that is
+ * removed. A node keeps NODE_DISK_RESERVE_BASE free (the next two Raft segments and 32 MiB for
+ * RocksDB), plus twice its last snapshot: below that it refuses writes (HTTP 507), a leader
+ * hands leadership over, and the node does not start. The reserve is headroom, not a
+ * guarantee: if a write still meets ENOSPC, Raft or the store fails and the node exits. */
+#define NODE_DISK_RAFT_RESERVE  (2ULL * 8 * 1024 * 1024)
+#define NODE_DISK_STORE_RESERVE (32ULL * 1024 * 1024)
+#define NODE_DISK_RESERVE_BASE  (NODE_DISK_RAFT_RESERVE + NODE_DISK_STORE_RESERVE)
+
+struct node_disk {
+    uint64_t free;    /* bytes available to the node on DataDir's filesystem */
+    uint64_t reserve; /* bytes the node keeps free */
+    bool low;         /* free < reserve: writes are refused */
+};
+
 struct node_lastused;
 struct node_crl;
 
@@ -79,6 +96,10 @@ struct node {
     /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
     struct node_early_revocation *early;
     size_t n_early;
+    char data_dir_abs[4096];    /* DataDir, absolute, for messages */
+    bool disk_low;              /* last seen by node_disk_watch */
+    uint64_t disk_step_down_at; /* loop time from which a full leader hands over again */
+    uint64_t disk_step_down_ms; /* the wait after the last hand-over (doubles, reset by room) */
     bool stopping;
     int exit_code;
 };
@@ -107,9 +128,26 @@ bool node_trusts_thumbprint(struct node *n, const char *thumbprint);
 /* Reads a whole file (at most CA_INPUT_MAX bytes) into out. */
 int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 
-/* Proposes cmd (consumed): fills the request id when absent, the time and the actor. */
+/* Proposes cmd (consumed): fills the request id when absent, the time and the actor. Fails
+ * with CMN_ENOSPACE (and node_disk_describe's message) while DataDir is below its reserve. */
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
                  char *errmsg) CMN_MUST_CHECK;
+/* The same without the disk check, for the one small entry a node needs to serve reads at all
+ * (its catch-up after a start or a leaderless spell). */
+int node_propose_anyway(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
+                        char *errmsg) CMN_MUST_CHECK;
+
+/* The reserve this node keeps on DataDir now (bytes). */
+uint64_t node_disk_reserve(struct node *n);
+/* Fills out; CMN_EIO when statvfs fails (out->low is then false: nothing is refused for it). */
+int node_disk_state(struct node *n, struct node_disk *out);
+/* 0, or CMN_ENOSPACE with a message naming DataDir, its free bytes and the reserve; d (may be
+ * NULL) gets the figures. */
+int node_disk_check(struct node *n, struct node_disk *d, char *errmsg) CMN_MUST_CHECK;
+/* The message of node_disk_check for figures d. */
+void node_disk_describe(struct node *n, const struct node_disk *d, char *errmsg);
+/* Logs when DataDir goes below its reserve and when it has room again (the duty timer). */
+void node_disk_watch(struct node *n);
 
 /* References to the cached issuing CA (usable in the threadpool). */
 int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;

@@ -57,6 +57,8 @@ struct prop {
     bool local;   /* applied through this node's raft_apply (as the leader) */
     bool unacked_logged; /* answered without some node's acknowledgement: logged */
     uint64_t done_ms;    /* lease clock when it was first found done */
+    uint64_t retry_at;   /* forwarded and refused for a full disk: asked again from then */
+    int refused;         /* that refusal's code (its message in errmsg), 0 if none */
     int status;
     struct kv_result res;
     char errmsg[CMN_ERRMSG_SIZE];
@@ -90,6 +92,16 @@ struct rft {
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
     bool raft_inited, started, closing, closed_raft;
+    /* a write of the log or an apply failed (rft_failed): nothing more goes on */
+    bool failed;
+    char failed_msg[CMN_ERRMSG_SIZE];
+    int (*io_append)(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+#ifdef CORVID_TEST_HOOKS
+    int (*io_set_term)(struct raft_io *io, raft_term term);
+    const char *fail_term_file; /* CORVID_TEST_FAIL_RAFT_TERM: while it exists, term writes fail */
+    const char *fail_append_file; /* CORVID_TEST_FAIL_RAFT_APPEND: likewise, log writes */
+#endif
     struct kv_result last_result;
     struct kv_snap *snap;
     int snap_rv; /* of the serialization thread */
@@ -142,6 +154,9 @@ struct rft {
     bool change_promote;
     rft_change_cb change_cb;
     void *change_ctx;
+    /* leadership handed over for a full disk */
+    struct raft_transfer step_down;
+    bool stepping_down;
     /* shutdown */
     struct raft_transfer transfer;
     bool transferring;
@@ -184,6 +199,94 @@ static void rlog(struct rft *r, enum cmn_log_level level, const char *id, const 
 static void kick(struct rft *r);
 static void announce(struct rft *r, uint64_t index, const void *entry, size_t len);
 
+/* Records the first failure that Raft cannot go on from (see rft_failed). */
+static void fail(struct rft *r, const char *fmt, ...) CMN_PRINTF(2, 3);
+static void fail(struct rft *r, const char *fmt, ...)
+{
+    if (r->failed)
+        return;
+    r->failed = true;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->failed_msg, sizeof r->failed_msg, fmt, ap);
+    va_end(ap);
+    rlog(r, CMN_LOG_ERROR, "RFT-FAIL", "%s", r->failed_msg);
+    kick(r);
+}
+
+/* ---- I/O: canonical/raft's uv backend, with its write failures seen ---- */
+
+struct append_req {
+    struct raft_io_append req; /* given to the uv backend */
+    struct raft_io_append *outer;
+    raft_io_append_cb cb;
+    struct rft *r;
+};
+
+static void append_cb(struct raft_io_append *req, int status)
+{
+    struct append_req *a = (struct append_req *)req;
+    struct rft *r = a->r;
+    struct raft_io_append *outer = a->outer;
+    raft_io_append_cb cb = a->cb;
+    free(a);
+#ifdef CORVID_TEST_HOOKS
+    if (status == 0 && r->fail_append_file && access(r->fail_append_file, F_OK) == 0) {
+        /* As when no segment can be prepared (ENOSPC), only later than that: the entries are
+         * on disk, which is a write that was not acknowledged, as before a crash. */
+        snprintf(r->io.errmsg, sizeof r->io.errmsg,
+                 "not enough space: injected failure (CORVID_TEST_FAIL_RAFT_APPEND)");
+        status = RAFT_NOSPACE;
+    }
+#endif
+    if (status != 0 && status != RAFT_CANCELED && !r->closing) {
+        fail(r, "Raft could not write its log: %s (%s)", r->io.errmsg, rft_strerror(status));
+        if (r->started && raft_state(&r->raft) == RAFT_LEADER) {
+            /* See rft_failed: canonical/raft would crash on its way on. What is on disk is as
+             * after a crash, which Raft is made for: the others elect a new leader. */
+            if (r->cfg.fatal)
+                r->cfg.fatal(r->cfg.cb_ctx, r->failed_msg);
+            abort();
+        }
+    }
+    cb(outer, status);
+}
+
+static int io_append(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n, raft_io_append_cb cb)
+{
+    struct rft *r = (struct rft *)((char *)io - offsetof(struct rft, io));
+    struct append_req *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return RAFT_NOMEM;
+    a->outer = req;
+    a->cb = cb;
+    a->r = r;
+    int rv = r->io_append(io, &a->req, entries, n, append_cb);
+    if (rv != 0) {
+        free(a);
+        fail(r, "Raft could not write its log: %s (%s)", io->errmsg, rft_strerror(rv));
+    }
+    return rv;
+}
+
+#ifdef CORVID_TEST_HOOKS
+/* Test builds only: the cluster tests make canonical/raft itself turn Unavailable, through the
+ * real path (a failed write of the term makes it give up), to check that the node fails
+ * closed. */
+static int io_set_term(struct raft_io *io, raft_term term)
+{
+    struct rft *r = (struct rft *)((char *)io - offsetof(struct rft, io));
+    if (r->fail_term_file && access(r->fail_term_file, F_OK) == 0) {
+        snprintf(io->errmsg, sizeof io->errmsg,
+                 "persist term %llu: injected failure (CORVID_TEST_FAIL_RAFT_TERM)",
+                 (unsigned long long)term);
+        return RAFT_IOERR;
+    }
+    return r->io_set_term(io, term);
+}
+#endif
+
 /* ---- FSM ---- */
 
 /* The snapshot policy. canonical/raft counts entries only, and one entry may carry hundreds of
@@ -217,11 +320,13 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     /* canonical/raft 0.15 advances last_applied after this returns. */
     uint64_t index = raft_last_applied(&r->raft) + 1;
     char err[CMN_ERRMSG_SIZE] = "";
+    if (r->failed)
+        return RAFT_IOERR;
     int rv = kv_apply(r->cfg.kv, index, buf->base, buf->len, &r->last_result, err);
     if (rv != 0) {
-        /* Raft retries this entry later; the node stalls rather than diverging. */
-        rlog(r, CMN_LOG_ERROR, "RFT-APPLY", "apply %llu failed: %s", (unsigned long long)index,
-             err);
+        /* Not retried in place: RocksDB may abort on a write after a failed one. The entry
+         * stays in the log and is applied after a restart. */
+        fail(r, "apply %llu failed: %s", (unsigned long long)index, err);
         return RAFT_IOERR;
     }
     *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
@@ -309,6 +414,7 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     char err[CMN_ERRMSG_SIZE] = "";
     int rv = kv_restore(r->cfg.kv, buf->base, buf->len, err);
     if (rv == CMN_ESTALE) {
+        r->last_snap_bytes = buf->len;
         rlog(r, CMN_LOG_DEBUG, "RFT-SNAP", "snapshot skipped: %s", err);
     } else if (rv != 0) {
         rlog(r, CMN_LOG_ERROR, "RFT-SNAP", "cannot restore snapshot: %s", err);
@@ -555,7 +661,7 @@ static void nudge_cb(struct raft_barrier *req, int status)
 
 static void maybe_nudge(struct rft *r)
 {
-    if (!r->nudge_wanted || r->nudge_pending || !r->ready || r->closing)
+    if (!r->nudge_wanted || r->nudge_pending || !r->ready || r->closing || r->failed)
         return;
     r->nudge_wanted = false;
     r->nudge.data = r;
@@ -644,23 +750,39 @@ static void pump(struct rft *r)
             prop_finish(p, CMN_EIO, "the node is shutting down");
         } else if (p->state == P_WAIT_APPLY && applied >= p->res.index) {
             prop_finish(p, 0, NULL);
+        } else if (p->state == P_QUEUED && r->failed) {
+            /* nothing is proposed any more: the node is stopping (rft_failed); a follower that
+             * forwarded a proposal asks the next leader */
+            if (p->origin)
+                prop_finish(p, CMN_EBUSY, "not the leader");
+            else if (now >= p->deadline)
+                prop_finish(p, CMN_EIO, "Raft stopped on this node: %s", r->failed_msg);
         } else if (p->state == P_QUEUED) {
+            char space[CMN_ERRMSG_SIZE] = "";
             if (p->origin) {
-                /* forwarded to us: only a ready leader takes it, otherwise the follower asks
-                 * again wherever the leader is now */
-                if (r->ready)
-                    dispatch_local(r, p);
-                else
+                /* forwarded to us: only a ready leader with room takes it, otherwise the
+                 * follower asks again wherever the leader is now */
+                if (!r->ready)
                     prop_finish(p, CMN_EBUSY, "not the leader");
+                else if (r->cfg.space && r->cfg.space(r->cfg.cb_ctx, p->entry, p->len, space) != 0)
+                    prop_finish(p, CMN_ENOSPACE, "%s", space);
+                else
+                    dispatch_local(r, p);
+            } else if (now < p->retry_at) {
+                /* the leader's disk was full: give it time to hand leadership over */
             } else if (r->ready) {
                 dispatch_local(r, p);
             } else if (leader != 0 && leader != r->id && leader_addr) {
                 dispatch_forward(r, p, leader, leader_addr);
             }
-            if (p->state == P_QUEUED && now >= p->deadline)
-                prop_finish(p, CMN_EBUSY,
-                            "no leader: the cluster has no quorum (retry when a majority of "
-                            "nodes is up)");
+            if (p->state == P_QUEUED && now >= p->deadline) {
+                if (p->refused)
+                    prop_finish(p, p->refused, NULL); /* the leader's message is in errmsg */
+                else
+                    prop_finish(p, CMN_EBUSY,
+                                "no leader: the cluster has no quorum (retry when a majority of "
+                                "nodes is up)");
+            }
         }
         p = next;
     }
@@ -816,8 +938,21 @@ static void fwd_response(void *ctx, const uint8_t *f, size_t n)
             kick(r);
             return;
         }
+        if (status == CMN_ENOSPACE) {
+            /* The leader's disk is full and it hands leadership over: ask the next leader,
+             * and answer with this refusal if none takes it in time. */
+            p->state = P_QUEUED;
+            p->refused = status;
+            p->retry_at = uv_now(r->loop) + FWD_RETRY_MS;
+            snprintf(p->errmsg, sizeof p->errmsg, "%.*s",
+                     (int)(rlen < CMN_ERRMSG_SIZE - 1 ? rlen : CMN_ERRMSG_SIZE - 1), f + 22);
+            rlog(r, CMN_LOG_DEBUG, "RFT-FWD", "the leader refused a proposal (%s): asking again",
+                 p->errmsg);
+            return;
+        }
         if (status != 0) {
-            prop_finish(p, status, "%.*s", (int)(rlen < 200 ? rlen : 200), f + 22);
+            prop_finish(p, status, "%.*s",
+                        (int)(rlen < CMN_ERRMSG_SIZE - 1 ? rlen : CMN_ERRMSG_SIZE - 1), f + 22);
             return;
         }
         memset(&p->res, 0, sizeof p->res);
@@ -1188,7 +1323,7 @@ static void check_leadership(struct rft *r)
         if (state != RAFT_LEADER)
             return;
     }
-    if (r->ready || r->barrier_pending)
+    if (r->ready || r->barrier_pending || r->failed)
         return;
     /* canonical/raft 0.15 appends no entry of the new term on election: without this barrier
      * a new leader could serve from, or count replicas of, entries of earlier terms. */
@@ -1267,6 +1402,21 @@ int rft_start(struct rft *r, char *errmsg)
         return CMN_EIO;
     }
     r->io.version = 2; /* 0.15 says 1, which refuses an FSM with async snapshots */
+    r->io_append = r->io.append;
+    r->io.append = io_append;
+#ifdef CORVID_TEST_HOOKS
+    r->fail_append_file = getenv("CORVID_TEST_FAIL_RAFT_APPEND");
+    if (r->fail_append_file && r->fail_append_file[0])
+        rlog(r, CMN_LOG_WARN, "RFT-TEST", "test hook: log writes fail while %s exists",
+             r->fail_append_file);
+    r->fail_term_file = getenv("CORVID_TEST_FAIL_RAFT_TERM");
+    if (r->fail_term_file && r->fail_term_file[0]) {
+        r->io_set_term = r->io.set_term;
+        r->io.set_term = io_set_term;
+        rlog(r, CMN_LOG_WARN, "RFT-TEST", "test hook: term writes fail while %s exists",
+             r->fail_term_file);
+    }
+#endif
     raft_uv_set_auto_recovery(&r->io, false); /* a corrupt log fails loudly, never truncates */
     r->fsm.version = 3;
     r->fsm.data = r;
@@ -1310,9 +1460,13 @@ int rft_start(struct rft *r, char *errmsg)
             return cmn_fail(errmsg, CMN_EIO, "raft bootstrap: %s", raft_errmsg(&r->raft));
     }
     rv = raft_start(&r->raft);
-    if (rv != 0)
-        return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", raft_errmsg(&r->raft),
-                        rft_strerror(rv));
+    if (rv != 0) {
+        /* 0.15 passes on no message when its transport cannot listen (uvStart) */
+        const char *m = raft_errmsg(&r->raft);
+        if (m == NULL || m[0] == '\0')
+            m = r->transport.errmsg[0] ? r->transport.errmsg : r->io.errmsg;
+        return cmn_fail(errmsg, CMN_EIO, "raft start: %s (%s)", m, rft_strerror(rv));
+    }
     r->started = true;
     /* The tick also sends lease requests, every quarter of a lease. */
     uint64_t tick = r->lease_ms / 4 < TICK_MS ? r->lease_ms / 4 : TICK_MS;
@@ -1416,11 +1570,46 @@ void rft_free(struct rft *r)
 
 bool rft_failed(struct rft *r, char *errmsg)
 {
-    if (!r->started || r->closing || r->closed_raft || raft_state(&r->raft) != RAFT_UNAVAILABLE)
+    if (!r->started || r->closing || r->closed_raft)
         return false;
+    if (r->failed) {
+        cmn_fail(errmsg, CMN_EIO, "%s", r->failed_msg);
+        return true;
+    }
+    if (raft_state(&r->raft) != RAFT_UNAVAILABLE)
+        return false;
+    /* 0.15 often leaves its own message empty: the I/O layer's last error says more. */
     const char *m = raft_errmsg(&r->raft);
-    cmn_fail(errmsg, CMN_EIO, "%s", m && m[0] ? m : "no reason given");
+    cmn_fail(errmsg, CMN_EIO, "canonical/raft turned Unavailable: %s%s%s",
+             m && m[0] ? m : "no reason given", r->io.errmsg[0] ? "; last I/O error: " : "",
+             r->io.errmsg);
     return true;
+}
+
+static void step_down_cb(struct raft_transfer *req)
+{
+    struct rft *r = req->data;
+    r->stepping_down = false;
+    kick(r);
+}
+
+int rft_step_down(struct rft *r, char *errmsg)
+{
+    if (r->stepping_down || r->transferring)
+        return cmn_fail(errmsg, CMN_EBUSY, "leadership is being handed over");
+    if (!r->started || r->closing || raft_state(&r->raft) != RAFT_LEADER)
+        return cmn_fail(errmsg, CMN_EDENIED, "not the leader");
+    r->step_down.data = r;
+    int rv = raft_transfer(&r->raft, &r->step_down, 0, step_down_cb);
+    if (rv != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "%s", raft_errmsg(&r->raft));
+    r->stepping_down = true;
+    return 0;
+}
+
+uint64_t rft_snapshot_bytes(struct rft *r)
+{
+    return r->last_snap_bytes;
 }
 
 void rft_status(struct rft *r, struct rft_status *out)

@@ -49,6 +49,13 @@ typedef bool (*rft_announce_fn)(void *ctx, const void *entry, size_t len);
  * it is in force here (then acknowledged); otherwise this node drops its read lease and its
  * channel to the leader, and is granted a lease again only once it has applied the entry. */
 typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
+/* Whether this node's disk has room for the entry forwarded to it: 0, or CMN_ENOSPACE with the
+ * reason. A leader refuses such a proposal then, and the follower that forwarded it asks again
+ * (wherever the leader is by then) until its proposal times out. */
+typedef int (*rft_space_fn)(void *ctx, const void *entry, size_t len, char *errmsg);
+/* Raft cannot go on and the process must end now, before control returns to canonical/raft
+ * (see rft_failed): msg says why. Must not return; rft aborts if it does. */
+typedef void (*rft_fatal_fn)(void *ctx, const char *msg);
 
 struct rft_config {
     const char *tag;
@@ -63,6 +70,8 @@ struct rft_config {
     rft_leader_cb leader;
     rft_announce_fn announce;
     rft_committed_cb committed;
+    rft_space_fn space; /* may be NULL: no check */
+    rft_fatal_fn fatal; /* may be NULL: abort() */
     void *cb_ctx;
     unsigned election_ms;  /* default 1000; also the read lease (rft_lease_held) */
     unsigned heartbeat_ms; /* default 100 */
@@ -84,7 +93,8 @@ void rft_free(struct rft *r);
 
 /* The outcome of a proposal: status 0 and res filled (res->rejected says whether the state
  * machine refused it), or CMN_EBUSY (no leader within the timeout: retry later), CMN_EIO (the
- * node is shutting down or the store failed), CMN_EINVALID (not a valid entry). */
+ * node is shutting down or the store failed), CMN_EINVALID (not a valid entry), CMN_ENOSPACE
+ * (the leader's disk stayed full until the timeout; errmsg says whose). */
 typedef void (*rft_propose_cb)(void *ctx, int status, const struct kv_result *res,
                                const char *errmsg);
 /* Proposes an encoded command (kv_cmd_encode, with a request id so that retries are safe).
@@ -127,9 +137,25 @@ bool rft_lease_held(struct rft *r, char *why, size_t cap);
 /* Closes Raft connections authenticated with a revoked node certificate. */
 void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
 
-/* Whether canonical/raft stopped on its own (an I/O error or an inconsistency it cannot go on
- * from: it then answers nothing until restarted); errmsg gets its message. */
+/* Whether Raft cannot go on on this node: canonical/raft stopped on its own (state
+ * Unavailable: an I/O error or an inconsistency; it then answers nothing until restarted), or
+ * a write of its log or an apply to the store failed. 0.15 recovers from neither in place: a
+ * leader truncates its in-memory log after a failed append and could write other entries at
+ * the same index and term, a follower re-acknowledges entries it never stored, and RocksDB
+ * after a failed WAL write may abort on the next one. Nothing more is proposed or applied from
+ * then on; the caller must stop the node (a restart reloads what is on disk). errmsg gets the
+ * first failure's message. A leader's failed append is not even handed back to canonical/raft:
+ * 0.15 truncates its in-memory log under entries still being sent to the followers and crashes
+ * when those sends complete (seen: SIGSEGV in libraft), so cfg.fatal ends the process first. */
 bool rft_failed(struct rft *r, char *errmsg);
+
+/* On a leader that cannot take more entries (its disk is full): hands leadership to the most
+ * up-to-date voter. CMN_EBUSY while a transfer runs, CMN_EDENIED when not leading, CMN_EINVALID
+ * with the reason when canonical/raft refuses (no other voter). */
+int rft_step_down(struct rft *r, char *errmsg) CMN_MUST_CHECK;
+
+/* The size of the last snapshot taken or restored (0: none yet), for disk reserves. */
+uint64_t rft_snapshot_bytes(struct rft *r);
 
 /* Readable text for canonical/raft codes, including those raft_strerror does not know. */
 const char *rft_strerror(int code);

@@ -33,7 +33,20 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     struct kv *kv = calloc(1, sizeof *kv);
     if (kv == NULL)
         return CMN_ENOMEM;
+    /* No fallocate: RocksDB would preallocate every WAL file by min(1.1 x write buffer,
+     * max_total_wal_size), 64 MiB here, so that a node would look short of disk (node/disk.c)
+     * long before it is, and an ENOSPC would come only after that much more. Writes are not
+     * synced one by one (Raft's log is the durable copy), so preallocation buys little. */
+    rocksdb_options_t *base = rocksdb_options_create();
     kv->opts = rocksdb_options_create();
+    char *err = NULL;
+    rocksdb_get_options_from_string(base, "allow_fallocate=false", kv->opts, &err);
+    rocksdb_options_destroy(base);
+    if (err != NULL) {
+        rocksdb_options_destroy(kv->opts);
+        free(kv);
+        return kv__rdb_fail(errmsg, err, "options");
+    }
     rocksdb_options_set_create_if_missing(kv->opts, 1);
     rocksdb_options_set_create_missing_column_families(kv->opts, 1);
     rocksdb_options_set_paranoid_checks(kv->opts, 1);
@@ -48,7 +61,6 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = kv->opts;
-    char *err = NULL;
     kv->db = rocksdb_open_column_families(kv->opts, dir, CF_COUNT, kv__cf_names, cf_opts, kv->cf, &err);
     if (err != NULL) {
         rocksdb_options_destroy(kv->opts);
@@ -92,7 +104,7 @@ void kv_close(struct kv *kv)
 {
     if (kv == NULL)
         return;
-    if (kv->db) { /* memtables to disk now, so that the next open replays no WAL */
+    if (kv->db && !kv->write_failed[0]) { /* memtables to disk now: the next open replays no WAL */
         rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
         for (int i = 0; fo && i < CF_COUNT; i++) {
             char *err = NULL;
@@ -130,10 +142,19 @@ int kv__write(struct kv *kv, rocksdb_writebatch_t *b, char *errmsg)
 {
     if (kv->fail_write_at && --kv->fail_write_at == 0)
         return cmn_fail(errmsg, CMN_EIO, "storage: write: injected failure");
+    if (kv->write_failed[0])
+        return cmn_fail(errmsg, CMN_EIO,
+                        "storage: write: refused after an earlier failure (%s): the store takes "
+                        "no more writes until it is opened again",
+                        kv->write_failed);
     char *err = NULL;
     rocksdb_write(kv->db, kv->wopts, b, &err);
-    if (err != NULL)
+    if (err != NULL) {
+        /* Debian's RocksDB 7.8 is built with assertions, and a write after a failed WAL append
+         * (ENOSPC) aborts the process in WritableFileWriter: no write is tried again. */
+        snprintf(kv->write_failed, sizeof kv->write_failed, "%s", err);
         return kv__rdb_fail(errmsg, err, "write");
+    }
     return 0;
 }
 

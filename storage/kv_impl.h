@@ -37,6 +37,7 @@ struct kv {
     rocksdb_writeoptions_t *wopts;
     uint64_t applied;
     unsigned fail_write_at; /* fault injection: countdown to a failing write */
+    char write_failed[256]; /* RocksDB's error of a failed write ("" if none): no more writes */
 };
 
 struct kv_snap {
