@@ -796,6 +796,17 @@ bool node_serves(struct node *n, char *why, size_t cap)
     return rft_lease_held(n->rft, why, cap);
 }
 
+/* The fail-closed exit's log line: why Raft stopped, and the full disk if that is the cause. */
+static void log_raft_stopped(struct node *n, const char *why, const char *what)
+{
+    struct node_disk d;
+    char disk[CMN_ERRMSG_SIZE] = "";
+    if (node_disk_state(n, &d) == 0 && d.low)
+        node_disk_describe(n, &d, disk);
+    CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: %s%s", why, disk[0] ? "; " : "",
+              disk, what, disk[0] ? " (free space on that disk, then start the node again)" : "");
+}
+
 static void duty_cb(uv_timer_t *t)
 {
     struct node *n = t->data;
@@ -805,13 +816,7 @@ static void duty_cb(uv_timer_t *t)
     if (rft_failed(n->rft, why)) {
         /* Fail closed: a node whose Raft stopped would serve a trust state that no longer
          * follows the cluster (revocations included). Its data is intact: a restart recovers. */
-        struct node_disk d;
-        char disk[CMN_ERRMSG_SIZE] = "";
-        if (node_disk_state(n, &d) == 0 && d.low)
-            node_disk_describe(n, &d, disk);
-        CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: shutting down%s", why,
-                  disk[0] ? "; " : "", disk,
-                  disk[0] ? " (free space on that disk, then start the node again)" : "");
+        log_raft_stopped(n, why, "shutting down");
         n->exit_code = 1;
         stop(n);
         return;
@@ -959,14 +964,7 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
  * without the clean shutdown of stop(). Everything committed is on disk, as after a crash. */
 static void raft_fatal(void *ctx, const char *msg)
 {
-    struct node *n = ctx;
-    struct node_disk d;
-    char disk[CMN_ERRMSG_SIZE] = "";
-    if (node_disk_state(n, &d) == 0 && d.low)
-        node_disk_describe(n, &d, disk);
-    CMN_ERROR("NODE-RAFT", "Raft stopped on this node (%s)%s%s: exiting at once%s", msg,
-              disk[0] ? "; " : "", disk,
-              disk[0] ? " (free space on that disk, then start the node again)" : "");
+    log_raft_stopped(ctx, msg, "exiting at once");
     _exit(1);
 }
 

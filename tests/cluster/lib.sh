@@ -154,6 +154,17 @@ same_state() {
   done
 }
 
+# all_kept BASE ACKED: A B C reach the same state, each with BASE + ACKED registrations (every
+# acknowledged write kept, nothing else added).
+all_kept() {
+  local t want=$(($1 + $2))
+  wait_until 60 "the same state on A B C" same_state A B C
+  for t in A B C; do
+    [ "$(field "$t" Certificates)" = "$want" ] ||
+      fail "$t has $(field "$t" Certificates) registrations, want $want ($2 acknowledged)"
+  done
+}
+
 # gen TAG NAME: a client certificate generated through node TAG (a committed command).
 gen() {
   mkdir -p "$WORK/out"
