@@ -299,14 +299,12 @@ static void write_done(void *ctx, int status, const struct kv_result *res, const
         http_respond_error(req, status_for(res),
                            res->code == KV_REJ_FORBIDDEN ? "InvalidAuth" : "InvalidOperation",
                            "%s", res->reason);
-    else if (j->zip.len && res->duplicate)
-        /* The first attempt registered another key pair, whose private key went to that
-         * attempt's answer and is kept nowhere: this one was not registered. */
-        http_respond_error(req, 409, "InvalidOperation",
-                           "raft-request-id was already used for a certificate that is "
-                           "registered; its key was returned once and is not stored: generate "
-                           "a new certificate with a new request id");
     else if (j->zip.len) {
+        /* Also when res->duplicate: the request id's record holds this very command (its
+         * digest covers the certificate), so what is registered is the certificate whose key
+         * this node holds. That happens when a forwarded proposal is sent again after a leader
+         * change; a client's retry through a node generates another key pair, a different
+         * command, refused by apply as a reused id. */
         char extra[600];
         snprintf(extra, sizeof extra, "Content-Disposition: attachment; filename=%s\r\n",
                  j->filename);
@@ -1261,6 +1259,13 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
 {
     struct kv_crl_state state;
     char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (n->n_early > 0) {
+        /* A revocation the leader announced is in force here and not applied yet: the CRL of
+         * the applied state would not list it (tools/chaos found one served so). */
+        http_respond_error(req, 503, "NotReady",
+                           "Node %s is applying a revocation: retry in a moment", n->cfg.tag);
+        return;
+    }
     if (kv_crl_state_get(n->kv, &state, errmsg) != 0) {
         http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
         return;
