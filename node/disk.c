@@ -11,7 +11,8 @@
 uint64_t node_disk_reserve(struct node *n)
 {
     uint64_t snap = n->rft ? rft_snapshot_bytes(n->rft) : 0;
-    return NODE_DISK_RESERVE_BASE + 2 * snap;
+    uint64_t mem = n->kv ? kv_memtable_bytes(n->kv) : 0;
+    return NODE_DISK_RESERVE_BASE + mem + 2 * snap;
 }
 
 int node_disk_state(struct node *n, struct node_disk *out)

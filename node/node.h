@@ -23,9 +23,11 @@
  * kept ready beside the one in use), RocksDB appends to its WAL and writes SST files when it
  * flushes or compacts, and a snapshot is written beside the previous one before that is
  * removed. A node keeps NODE_DISK_RESERVE_BASE free (the next two Raft segments and 32 MiB for
- * RocksDB), plus twice its last snapshot: below that it refuses writes (HTTP 507), a leader
- * hands leadership over, and the node does not start. The reserve is headroom, not a
- * guarantee: if a write still meets ENOSPC, Raft or the store fails and the node exits. */
+ * RocksDB), plus its memtables (what their flush writes) and twice its last snapshot: below
+ * that it refuses writes (HTTP 507), a leader hands leadership over, and the node does not
+ * start. The reserve is headroom, not a guarantee: when the store has no room left for a write
+ * (storage/kv.c, KV_DISK_FLOOR beside the memtables) or Raft's log write fails, the node
+ * exits (fail closed). */
 #define NODE_DISK_RAFT_RESERVE  (2ULL * 8 * 1024 * 1024)
 #define NODE_DISK_STORE_RESERVE (32ULL * 1024 * 1024)
 #define NODE_DISK_RESERVE_BASE  (NODE_DISK_RAFT_RESERVE + NODE_DISK_STORE_RESERVE)

@@ -324,10 +324,12 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         return RAFT_IOERR;
     int rv = kv_apply(r->cfg.kv, index, buf->base, buf->len, &r->last_result, err);
     if (rv != 0) {
-        /* Not retried in place: RocksDB may abort on a write after a failed one. The entry
-         * stays in the log and is applied after a restart. */
+        /* Not retried, and not even waited on: after a failed write RocksDB's own threads may
+         * abort the process (storage/kv.c). The entry is in the log: a restart applies it. */
         fail(r, "apply %llu failed: %s", (unsigned long long)index, err);
-        return RAFT_IOERR;
+        if (r->cfg.fatal)
+            r->cfg.fatal(r->cfg.cb_ctx, r->failed_msg);
+        abort();
     }
     *result = &r->last_result; /* read synchronously by the proposer's callback, if any */
     r->log_bytes += buf->len;
@@ -416,6 +418,13 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
     if (rv == CMN_ESTALE) {
         r->last_snap_bytes = buf->len;
         rlog(r, CMN_LOG_DEBUG, "RFT-SNAP", "snapshot skipped: %s", err);
+    } else if (rv == CMN_EIO || rv == CMN_ENOSPACE) {
+        /* The store is part emptied, part restored (kv_open says so at the next start, and
+         * Raft sends the snapshot again): it must not be served. */
+        fail(r, "cannot restore snapshot: %s", err);
+        if (r->cfg.fatal)
+            r->cfg.fatal(r->cfg.cb_ctx, r->failed_msg);
+        abort();
     } else if (rv != 0) {
         rlog(r, CMN_LOG_ERROR, "RFT-SNAP", "cannot restore snapshot: %s", err);
         return RAFT_MALFORMED;

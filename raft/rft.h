@@ -144,9 +144,11 @@ void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
  * the same index and term, a follower re-acknowledges entries it never stored, and RocksDB
  * after a failed WAL write may abort on the next one. Nothing more is proposed or applied from
  * then on; the caller must stop the node (a restart reloads what is on disk). errmsg gets the
- * first failure's message. A leader's failed append is not even handed back to canonical/raft:
- * 0.15 truncates its in-memory log under entries still being sent to the followers and crashes
- * when those sends complete (seen: SIGSEGV in libraft), so cfg.fatal ends the process first. */
+ * first failure's message. Some failures end the process at once through cfg.fatal: a
+ * leader's failed append is not even handed back to canonical/raft (0.15 truncates its
+ * in-memory log under entries still being sent to the followers and crashes when those sends
+ * complete: seen, SIGSEGV in libraft), and after a failed apply or restore RocksDB's own
+ * threads may abort on the full disk (storage/kv.c). */
 bool rft_failed(struct rft *r, char *errmsg);
 
 /* On a leader that cannot take more entries (its disk is full): hands leadership to the most

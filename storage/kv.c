@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <openssl/evp.h>
 #include <rocksdb/c.h>
@@ -33,6 +34,11 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     struct kv *kv = calloc(1, sizeof *kv);
     if (kv == NULL)
         return CMN_ENOMEM;
+    kv->dir = strdup(dir);
+    if (kv->dir == NULL) {
+        free(kv);
+        return CMN_ENOMEM;
+    }
     /* No fallocate: RocksDB would preallocate every WAL file by min(1.1 x write buffer,
      * max_total_wal_size), 64 MiB here, so that a node would look short of disk (node/disk.c)
      * long before it is, and an ENOSPC would come only after that much more. Writes are not
@@ -44,6 +50,7 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     rocksdb_options_destroy(base);
     if (err != NULL) {
         rocksdb_options_destroy(kv->opts);
+        free(kv->dir);
         free(kv);
         return kv__rdb_fail(errmsg, err, "options");
     }
@@ -65,6 +72,7 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     if (err != NULL) {
         rocksdb_options_destroy(kv->opts);
         rocksdb_env_destroy(kv->env);
+        free(kv->dir);
         free(kv);
         return kv__rdb_fail(errmsg, err, "open");
     }
@@ -125,6 +133,7 @@ void kv_close(struct kv *kv)
         rocksdb_writeoptions_destroy(kv->wopts);
     rocksdb_options_destroy(kv->opts);
     rocksdb_env_destroy(kv->env);
+    free(kv->dir);
     free(kv);
 }
 
@@ -138,10 +147,48 @@ void kv_fail_write_at(struct kv *kv, unsigned nth)
     kv->fail_write_at = nth;
 }
 
+uint64_t kv_memtable_bytes(struct kv *kv)
+{
+    uint64_t mem = 0;
+    for (int i = 0; i < CF_COUNT; i++) {
+        uint64_t v = 0;
+        if (rocksdb_property_int_cf(kv->db, kv->cf[i], "rocksdb.cur-size-all-mem-tables", &v) == 0)
+            mem += v;
+    }
+    return mem;
+}
+
+/* RocksDB must never meet ENOSPC: Debian's 7.8 is built with assertions, and a file writer
+ * used again after a failed write aborts the process (WritableFileWriter::
+ * AssertFalseAndGetStatusForPrevError), as a flush or the WAL does on a full disk (seen under
+ * tools/chaos). A write is not tried while the free space is below what the memtables' flush,
+ * the batch and KV_DISK_FLOOR may need. Compactions are not covered. */
+static int check_room(struct kv *kv, size_t batch, char *errmsg)
+{
+    struct statvfs sv;
+    if (statvfs(kv->dir, &sv) != 0)
+        return 0; /* cannot tell: RocksDB will say */
+    uint64_t avail = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+    uint64_t mem = kv_memtable_bytes(kv);
+    uint64_t need = mem + batch + KV_DISK_FLOOR;
+    if (avail >= need)
+        return 0;
+    return cmn_fail(errmsg, CMN_ENOSPACE,
+                    "storage: write: not tried: %s has %llu bytes free, a write may need %llu "
+                    "(memtables %llu, batch %zu, floor %u)",
+                    kv->dir, (unsigned long long)avail, (unsigned long long)need,
+                    (unsigned long long)mem, batch, KV_DISK_FLOOR);
+}
+
 int kv__write(struct kv *kv, rocksdb_writebatch_t *b, char *errmsg)
 {
     if (kv->fail_write_at && --kv->fail_write_at == 0)
         return cmn_fail(errmsg, CMN_EIO, "storage: write: injected failure");
+    size_t batch = 0;
+    (void)rocksdb_writebatch_data(b, &batch);
+    int rv = check_room(kv, batch, errmsg);
+    if (rv != 0)
+        return rv;
     if (kv->write_failed[0])
         return cmn_fail(errmsg, CMN_EIO,
                         "storage: write: refused after an earlier failure (%s): the store takes "

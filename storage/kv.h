@@ -45,7 +45,14 @@ uint64_t kv_applied_index(const struct kv *kv);
  * a malformed or rejected command (see res); an error only when the store could not be written
  * (CMN_EIO), in which case nothing changed and the same index may be applied again. After
  * RocksDB itself failed a write (a full disk), every later write fails at once without reaching
- * it, until the store is opened again (kv_close then skips its flush). */
+ * it, until the store is opened again (kv_close then skips its flush). A write that could make
+ * RocksDB meet ENOSPC is not tried (CMN_ENOSPACE): less free space on the store's filesystem
+ * than its memtables (what their flush writes), the batch and KV_DISK_FLOOR. */
+#define KV_DISK_FLOOR (4u << 20)
+
+/* The memory of the memtables (RocksDB's cur-size-all-mem-tables, every column family): at
+ * most what their flush writes to disk. */
+uint64_t kv_memtable_bytes(struct kv *kv);
 int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
              char *errmsg) CMN_MUST_CHECK;
 

@@ -38,6 +38,7 @@ struct kv {
     uint64_t applied;
     unsigned fail_write_at; /* fault injection: countdown to a failing write */
     char write_failed[256]; /* RocksDB's error of a failed write ("" if none): no more writes */
+    char *dir;              /* the store's folder, for its free space */
 };
 
 struct kv_snap {

@@ -45,27 +45,32 @@ unfill() { rm -f "$WORK/data/$1/fill"; }
 ACKED=0
 SEQ=0
 body() { echo "{\"Name\":\"$1\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{}}"; }
+# A node without a read lease answers 503 NotReady (before proposing anything): a full leader
+# hands leadership over at once, and then holds no read lease until the next leader grants one.
+# The helpers ask again then; any other unexpected answer fails the test.
+# post TAG NAME: POST /admin/certificates through TAG with request id NAME; 0 when
+# acknowledged (409: an earlier try with this id was committed), 1 for a 503 or a 507
+post() {
+  call node POST "$1" "/admin/certificates?raft-request-id=$2" "$(body "$2")"
+  case $CODE in
+    200 | 409) return 0 ;;
+    503 | 507) return 1 ;;
+    *) fail "write $2 through $1 -> $CODE: $(head -c 400 "$WORK/last.body")" ;;
+  esac
+}
 # write TAG: one certificate generated through TAG; must be acknowledged
 write() {
   SEQ=$((SEQ + 1))
-  must 200 node POST "$1" /admin/certificates "$(body "w$SEQ-$1")"
+  wait_until 60 "write w$SEQ-$1 acknowledged" post "$1" "w$SEQ-$1"
   ACKED=$((ACKED + 1))
 }
-# accepted TAG: a write through TAG is acknowledged (200), for polling
-accepted() {
+# refusal TAG: a write through TAG gets 507 with a message naming TAG's DataDir (1 for a 503)
+refusal() {
+  local dir="$WORK/data/$1"
   SEQ=$((SEQ + 1))
   call node POST "$1" /admin/certificates "$(body "w$SEQ-$1")"
-  [ "$CODE" = 200 ] || return 1
-  ACKED=$((ACKED + 1))
-}
-# refused TAG: a write through TAG gets 507 with a message naming TAG's DataDir. A full leader
-# hands leadership over at once, and then holds no read lease until the next leader grants one:
-# a 503 NotReady meanwhile is asked again; any other answer fails the test.
-refused() {
-  local dir="$WORK/data/$1"
-  BAD=""
-  wait_until 60 "a write on $1 refused with 507" refused_now "$1"
-  [ -z "$BAD" ] || fail "$BAD"
+  [ "$CODE" != 503 ] || return 1
+  [ "$CODE" = 507 ] || fail "write on $1 with a full disk -> $CODE (want 507): $(head -c 400 "$WORK/last.body")"
   grep -q '"Type":"DiskFull"' "$WORK/last.body" || fail "507 without Type DiskFull: $(cat "$WORK/last.body")"
   grep -qF "disk full: DataDir $dir has" "$WORK/last.body" ||
     fail "507 does not name the DataDir $dir: $(cat "$WORK/last.body")"
@@ -73,17 +78,17 @@ refused() {
     fail "507 without the figures: $(cat "$WORK/last.body")"
   fi
 }
-refused_now() {
-  SEQ=$((SEQ + 1))
-  call node POST "$1" /admin/certificates "$(body "w$SEQ-$1")"
-  [ "$CODE" = 503 ] && grep -q '"Type":"NotReady"' "$WORK/last.body" && return 1
-  [ "$CODE" = 507 ] || BAD="write on $1 with a full disk -> $CODE (want 507): $(head -c 400 "$WORK/last.body")"
+refused() { wait_until 60 "a 507 from $1" refusal "$1"; }
+# reads TAG: the reads a client makes all answer 200 (1 for a 503)
+reads() {
+  local path
+  for path in /admin/certificates /certificates/whoami /ca/crl; do
+    call node GET "$1" "$path"
+    [ "$CODE" != 503 ] || return 1
+    [ "$CODE" = 200 ] || fail "GET $path on $1 -> $CODE: $(head -c 300 "$WORK/last.body")"
+  done
 }
-reads_ok() {
-  must 200 node GET "$1" /admin/certificates
-  must 200 node GET "$1" /certificates/whoami
-  must 200 node GET "$1" /ca/crl
-}
+reads_ok() { wait_until 60 "reads on $1" reads "$1"; }
 not_leader() { local l; l=$(leader_of "$@") && [ "$l" != "$NOT" ]; }
 dead() { ! alive "$1"; }
 base=$(field A Certificates)
@@ -94,7 +99,7 @@ others=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ')
 F1=$(echo "$others" | cut -d' ' -f1)
 F2=$(echo "$others" | cut -d' ' -f2)
 log "leader $L: filling its disk to below the reserve"
-fill "$L" 8
+fill "$L" 16 # below the reserve (48 MiB and more), with room to go on following
 # Forwarded writes that reach the full leader are refused there; the followers ask again
 # wherever the leader is by then.
 write "$F1"
@@ -111,7 +116,9 @@ wait_until 60 "$L to follow the commits" same_state A B C
 
 log "space returns on $L"
 unfill "$L"
-wait_until 60 "writes accepted again on $L" accepted "$L"
+# 507 until that node sees the room, then acknowledged (one request id throughout)
+wait_until 60 "writes accepted again on $L" post "$L" "again-$L"
+ACKED=$((ACKED + 1))
 grep -q 'NODE-DISK.*free again' "$WORK/$L.log" || fail "$L did not log that it has room again"
 write "$L"
 wait_until 60 "the same state on A B C" same_state A B C
@@ -132,7 +139,7 @@ wait "$(cat "$WORK/$F.pid")" || rc=$?
 rm -f "$WORK/$F.pid"
 [ "$rc" != 0 ] || fail "$F exited 0 after its disk filled"
 [ "$rc" -lt 128 ] || fail "$F died of signal $((rc - 128)) instead of exiting"
-grep -q 'NODE-RAFT.*Raft stopped on this node.*No space left on device' "$WORK/$F.log" ||
+grep -q "NODE-RAFT.*Raft stopped on this node.*disk full: DataDir $WORK/data/$F has" "$WORK/$F.log" ||
   fail "$F gave no clear reason: $(grep -i 'error' "$WORK/$F.log" | tail -3)"
 log "$F exited with $rc: $(grep 'NODE-RAFT' "$WORK/$F.log" | tail -1 | cut -c1-200)"
 write "$O"

@@ -29,9 +29,20 @@ mkdir -p "$CERTS"
 cp "$WORK/pki/A.pem" "$CERTS/node.pem"
 ACKED=0
 SEQ=0
+# post TAG NAME: POST /admin/certificates through TAG with request id NAME; 0 when
+# acknowledged (409: an earlier try with this id was committed), 1 for a 503 (a node without a
+# read lease, as around an election, answers 503 NotReady before proposing anything)
+post() {
+  call node POST "$1" "/admin/certificates?raft-request-id=$2" "{\"Name\":\"$2\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{}}"
+  case $CODE in
+    200 | 409) return 0 ;;
+    503) return 1 ;;
+    *) fail "write $2 through $1 -> $CODE: $(head -c 400 "$WORK/last.body")" ;;
+  esac
+}
 write() {
   SEQ=$((SEQ + 1))
-  must 200 node POST "$1" /admin/certificates "{\"Name\":\"w$SEQ\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{}}"
+  wait_until 60 "write w$SEQ acknowledged" post "$1" "w$SEQ"
   ACKED=$((ACKED + 1))
 }
 base=$(field A Certificates)
@@ -74,9 +85,14 @@ O=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | head -1)
 log "leader $L; its log writes fail from now on"
 touch "$WORK/$L.fault-append"
 RID="rid-append-$$"
-call node POST "$L" "/admin/certificates?raft-request-id=$RID" '{"Name":"unacked","SecurityClearance":"ValidUser","Permissions":{}}'
-[ "$CODE" != 200 ] || fail "a write was acknowledged by a leader that could not store it"
-wait_until 60 "$L to fail closed" dead "$L"
+# write_on_L: a write through L (asked again while L answers 503), never acknowledged
+write_on_L() {
+  dead "$L" && return 0
+  call node POST "$L" "/admin/certificates?raft-request-id=$RID" "{\"Name\":\"$RID\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{}}"
+  [ "$CODE" != 200 ] || fail "a write was acknowledged by a leader that could not store it"
+  dead "$L"
+}
+wait_until 60 "$L to fail closed" write_on_L
 rc=0
 wait "$(cat "$WORK/$L.pid")" || rc=$?
 rm -f "$WORK/$L.pid"
@@ -89,8 +105,7 @@ others=$(echo A B C | tr ' ' '\n' | grep -vx "$L" | tr '\n' ' ')
 wait_until 60 "a leader on $others" ready $others
 # The refused write's outcome was unknown to its client: retried with its request id, it is
 # applied once (409: it had been committed already, and its key was returned to nobody).
-call node POST "$O" "/admin/certificates?raft-request-id=$RID" '{"Name":"unacked","SecurityClearance":"ValidUser","Permissions":{}}'
-[ "$CODE" = 200 ] || [ "$CODE" = 409 ] || fail "the retry -> $CODE: $(head -c 300 "$WORK/last.body")"
+wait_until 60 "the retry of $RID acknowledged" post "$O" "$RID"
 ACKED=$((ACKED + 1))
 for t in $others; do write "$t"; done
 rm -f "$WORK/$L.fault-append"
