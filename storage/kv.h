@@ -48,13 +48,13 @@ uint64_t kv_applied_index(const struct kv *kv);
  * it, until the store is opened again (kv_close then skips its flush). A write that could make
  * RocksDB meet ENOSPC is not tried (CMN_ENOSPACE): less free space on the store's filesystem
  * than its memtables (what their flush writes), the batch and KV_DISK_FLOOR. */
+int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
+             char *errmsg) CMN_MUST_CHECK;
 #define KV_DISK_FLOOR (4u << 20)
 
 /* The memory of the memtables (RocksDB's cur-size-all-mem-tables, every column family): at
  * most what their flush writes to disk. */
 uint64_t kv_memtable_bytes(struct kv *kv);
-int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
-             char *errmsg) CMN_MUST_CHECK;
 
 /* ---- queries (answers are the caller's to free) ---- */
 
