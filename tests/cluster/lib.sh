@@ -4,6 +4,9 @@ set -euo pipefail
 
 : "${CORVID_BIN:?CORVID_BIN must name the build directory}"
 : "${PORT_BASE:?PORT_BASE must be set}"
+# CORVID_PORT_OFFSET moves every port of every script, so that two checkouts (or a Release and
+# an ASan run) can run the cluster tests side by side.
+PORT_BASE=$((PORT_BASE + ${CORVID_PORT_OFFSET:-0}))
 NODE="$CORVID_BIN/corvid-node"
 CLI="$CORVID_BIN/corvid"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/corvid-cluster.XXXXXX")
