@@ -297,8 +297,8 @@ static void write_done(void *ctx, int status, const struct kv_result *res, const
         http_respond_error(req, 500, "InternalError", "%s", errmsg);
     else if (res->rejected)
         http_respond_error(req, status_for(res),
-                           res->code == KV_REJ_FORBIDDEN ? "InvalidAuth" : "InvalidOperation",
-                           "%s", res->reason);
+                           res->code == KV_REJ_FORBIDDEN ? "InvalidAuth" : "InvalidOperation", "%s",
+                           res->reason);
     else if (j->zip.len) {
         /* Also when res->duplicate: the request id's record holds this very command (its
          * digest covers the certificate), so what is registered is the certificate whose key
