@@ -184,6 +184,8 @@ call() {
     --cert "$CERTS/$who.pem" -X "$method" ${body:+-H 'Content-Type: application/json' -d "$body"} \
     "$(url "$node" "$path")" || true)
 }
+# not_ready: the last call was answered 503 NotReady (before anything was proposed)
+not_ready() { [ "$CODE" = 503 ] && grep -q '"Type":"NotReady"' "$WORK/last.body"; }
 # must STATUS NAME METHOD NODE PATH [BODY]: call, and fail unless the answer is STATUS. A 503
 # NotReady (answered before anything is proposed) is asked again for up to 30 s, as RavenDB's
 # clients do: on a loaded machine a node's read lease can lapse for a moment.
@@ -191,8 +193,7 @@ must() {
   local want=$1 end=$(($(date +%s) + 30))
   shift
   call "$@"
-  while [ "$CODE" = 503 ] && [ "$want" != 503 ] && grep -q '"Type":"NotReady"' "$WORK/last.body" &&
-    [ "$(date +%s)" -lt "$end" ]; do
+  while [ "$want" != 503 ] && not_ready && [ "$(date +%s)" -lt "$end" ]; do
     sleep 0.1
     call "$@"
   done

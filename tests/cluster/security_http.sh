@@ -14,7 +14,6 @@ admin A generateClientCert admin "$WORK/admin" >/dev/null || fail "no admin cert
 ADMIN="$WORK/admin/admin.pem"
 CA="$WORK/pki/ca-chain.crt"
 wait_until 60 "same state" same_state A B C
-url() { echo "https://127.0.0.1:$(http_port "$1")$2"; }
 
 # Memory of node TAG: `kb TAG VmRSS` / `kb TAG VmHWM` in kB; hwm_reset sets the peak to now.
 kb() { sed -n "s/^$2:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$(cat "$WORK/$1.pid")/status"; }
