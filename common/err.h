@@ -6,7 +6,7 @@
 
 #define CMN_ERRMSG_SIZE 256
 
-#define CMN_MUST_CHECK __attribute__((warn_unused_result))
+#define CMN_MUST_CHECK   __attribute__((warn_unused_result))
 #define CMN_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* For best-effort paths (building a message): the result is deliberately not checked. */

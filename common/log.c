@@ -20,9 +20,9 @@ int cmn_log_level_parse(const char *s, enum cmn_log_level *out)
         const char *name;
         enum cmn_log_level level;
     } names[] = {
-        {"Debug", CMN_LOG_DEBUG},       {"Trace", CMN_LOG_DEBUG}, {"Information", CMN_LOG_INFO},
-        {"Info", CMN_LOG_INFO},         {"Warning", CMN_LOG_WARN}, {"Warn", CMN_LOG_WARN},
-        {"Error", CMN_LOG_ERROR},       {"Operations", CMN_LOG_INFO},
+        {"Debug", CMN_LOG_DEBUG}, {"Trace", CMN_LOG_DEBUG},     {"Information", CMN_LOG_INFO},
+        {"Info", CMN_LOG_INFO},   {"Warning", CMN_LOG_WARN},    {"Warn", CMN_LOG_WARN},
+        {"Error", CMN_LOG_ERROR}, {"Operations", CMN_LOG_INFO},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strcasecmp(s, names[i].name) == 0) {

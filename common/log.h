@@ -16,8 +16,8 @@ int cmn_log_level_parse(const char *s, enum cmn_log_level *out) CMN_MUST_CHECK;
 void cmn_log(enum cmn_log_level level, const char *id, const char *fmt, ...) CMN_PRINTF(3, 4);
 
 #define CMN_DEBUG(id, ...) cmn_log(CMN_LOG_DEBUG, id, __VA_ARGS__)
-#define CMN_INFO(id, ...) cmn_log(CMN_LOG_INFO, id, __VA_ARGS__)
-#define CMN_WARN(id, ...) cmn_log(CMN_LOG_WARN, id, __VA_ARGS__)
+#define CMN_INFO(id, ...)  cmn_log(CMN_LOG_INFO, id, __VA_ARGS__)
+#define CMN_WARN(id, ...)  cmn_log(CMN_LOG_WARN, id, __VA_ARGS__)
 #define CMN_ERROR(id, ...) cmn_log(CMN_LOG_ERROR, id, __VA_ARGS__)
 
 #endif

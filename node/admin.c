@@ -189,7 +189,7 @@ static void cmd_cluster_status(struct client *c)
     struct cmn_buf out;
     cmn_buf_init(&out, false);
     CMN_IGNORE(cmn_buf_printf(&out, "Leader: %s (term %llu)\n", st.leader[0] ? st.leader : "(none)",
-                         (unsigned long long)st.term));
+                              (unsigned long long)st.term));
     struct kv_node *nodes = NULL;
     size_t count = 0;
     CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
@@ -202,8 +202,8 @@ static void cmd_cluster_status(struct client *c)
                            : st.members[i].role == RAFT_STANDBY ? "Promotable"
                                                                 : "Watcher";
         CMN_IGNORE(cmn_buf_printf(&out, "Node %s: %s%s raft=%s %s\n", st.members[i].tag, role,
-                             strcmp(st.members[i].tag, st.leader) == 0 ? " (leader)" : "",
-                             st.members[i].address, url));
+                                  strcmp(st.members[i].tag, st.leader) == 0 ? " (leader)" : "",
+                                  st.members[i].address, url));
     }
     kv_node_free_array(nodes, count);
     answer(c, 0, "%s", out.data ? (const char *)out.data : "");
@@ -222,7 +222,6 @@ static void propose_done(void *ctx, int status, const struct kv_result *res, con
         answer(c, 0, "%s (committed at index %llu)", j->errmsg, (unsigned long long)res->index);
     free(j);
 }
-
 
 /* trustClientCert / trustServerCert: register every certificate of a file as one entry
  * (a collection when there are several), like RavenDB's PutCertificateCollectionInCluster. */
@@ -257,8 +256,8 @@ static void cmd_trust(struct client *c, int argc, char **argv, bool server)
         if (ca_is_ca(certs.v[i]))
             continue;
         unsigned eku = ca_eku(certs.v[i]);
-        bool ok = (eku & CA_EKU_ANY) ||
-                  ((eku & CA_EKU_CLIENT) && (!server || (eku & CA_EKU_SERVER)));
+        bool ok =
+            (eku & CA_EKU_ANY) || ((eku & CA_EKU_CLIENT) && (!server || (eku & CA_EKU_SERVER)));
         if (!ok)
             rv = cmn_fail(errmsg, CMN_EINVALID,
                           server ? "the certificate cannot be used as a server certificate "

@@ -16,9 +16,9 @@
 #include "node/node.h"
 #include "raft/transport.h"
 
-#define JSON_TYPE "application/json; charset=utf-8"
+#define JSON_TYPE          "application/json; charset=utf-8"
 #define LAST_USED_EVERY_MS 15000
-#define DEFAULT_PAGE 1024
+#define DEFAULT_PAGE       1024
 
 /* ---- "last used" per certificate (node-local, like RavenDB's statistics) ---- */
 
@@ -487,8 +487,8 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         struct kv_cert *list = NULL;
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
-        int rv = kv_cert_list(n->kv, secondary, filtered ? 0 : start,
-                              filtered ? SIZE_MAX : page, &list, &count, NULL);
+        int rv = kv_cert_list(n->kv, secondary, filtered ? 0 : start, filtered ? SIZE_MAX : page,
+                              &list, &count, NULL);
         if (rv != 0) {
             json_decref(results);
             http_respond_error(req, 500, "InternalError", "cannot read the trust state");
@@ -546,8 +546,8 @@ static bool may_touch(struct http_request *req, struct node_auth *a, enum kv_cle
 }
 
 /* Loads certificates from RavenDB's Certificate field: base64 of DER or PFX, or PEM text. */
-static int load_certificate_field(const char *value, const char *password,
-                                  struct ca_cert_list *out, char *errmsg)
+static int load_certificate_field(const char *value, const char *password, struct ca_cert_list *out,
+                                  char *errmsg)
 {
     struct cmn_buf raw;
     cmn_buf_init(&raw, true);
@@ -723,8 +723,8 @@ static void h_put_cert(struct node *n, struct http_request *req, struct node_aut
     } else if ((err = parse_clearance(json_object_get(body, "SecurityClearance"), &j->cl)) !=
                NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
-    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &j->perms,
-                                  &j->n_perms)) != NULL) {
+    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &j->perms, &j->n_perms)) !=
+               NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
     } else if (!may_touch(req, a, j->cl, "register", name)) {
         status = 0; /* answered */
@@ -733,8 +733,7 @@ static void h_put_cert(struct node *n, struct http_request *req, struct node_aut
         j->cert = strdup(cert);
         j->password = dup_opt(password);
         j->totp = dup_opt(totp);
-        status = j->name && j->cert && (j->password || !password) && (j->totp || !totp) ? -1
-                                                                                       : 500;
+        status = j->name && j->cert && (j->password || !password) && (j->totp || !totp) ? -1 : 500;
     }
     json_decref(body);
     if (status == -1) {
@@ -895,8 +894,8 @@ static void h_post_cert(struct node *n, struct http_request *req, struct node_au
     } else if ((err = parse_clearance(json_object_get(body, "SecurityClearance"), &g->cl)) !=
                NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
-    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &g->perms,
-                                  &g->n_perms)) != NULL &&
+    } else if ((err = parse_perms(json_object_get(body, "Permissions"), &g->perms, &g->n_perms)) !=
+                   NULL &&
                json_object_get(body, "Permissions") != NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
     } else {
@@ -1293,8 +1292,8 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
         }
     }
     char fmt[16] = "";
-    bool want_pem = http_query(req, "format", fmt, sizeof fmt, NULL) == 1 &&
-                    strcasecmp(fmt, "pem") == 0;
+    bool want_pem =
+        http_query(req, "format", fmt, sizeof fmt, NULL) == 1 && strcasecmp(fmt, "pem") == 0;
     if (want_pem)
         http_respond(req, 200, "application/x-pem-file", crl->pem.data, crl->pem.len, NULL);
     else
@@ -1397,15 +1396,13 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
     } else if (peer == NULL || ca_ident_get(peer, &id, NULL) != 0) {
         snprintf(errmsg, sizeof errmsg, "Node %s at %s presented no usable certificate", j->tag,
                  j->url);
-    } else if (http_status != 200 ||
-               (info = json_loadb(body ? body : "", len, 0, NULL)) == NULL ||
+    } else if (http_status != 200 || (info = json_loadb(body ? body : "", len, 0, NULL)) == NULL ||
                (tag = json_string_value(json_object_get(info, "NodeTag"))) == NULL ||
                (tcp = json_string_value(json_object_get(info, "TcpUrl"))) == NULL) {
         snprintf(errmsg, sizeof errmsg, "%s did not answer /cluster/node-info (HTTP %d)", j->url,
                  http_status);
     } else if (j->tag[0] && strcmp(tag, j->tag) != 0) {
-        snprintf(errmsg, sizeof errmsg, "The node at %s is node %s, not %s", j->url, tag,
-                 j->tag);
+        snprintf(errmsg, sizeof errmsg, "The node at %s is node %s, not %s", j->url, tag, j->tag);
     } else if ((state = json_string_value(json_object_get(info, "CurrentState"))) != NULL &&
                strcmp(state, "Passive") != 0) {
         code = 409;
@@ -1417,8 +1414,8 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
         snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) has expired", j->tag,
                  id.thumbprint);
     } else if (id.not_before > now + 86400) {
-        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) is not yet valid",
-                 j->tag, id.thumbprint);
+        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) is not yet valid", j->tag,
+                 id.thumbprint);
     } else if (j->expected[0] && strcasecmp(j->expected, id.thumbprint) != 0) {
         snprintf(errmsg, sizeof errmsg,
                  "The certificate of node %s is %s, not the expected thumbprint %s", j->tag,
@@ -1635,8 +1632,8 @@ static size_t on_head(void *ctx, struct http_request *req)
             http_respond_error(req, 405, "MethodNotAllowed", "%s is not allowed on %s",
                                req->method_name, req->path);
         else
-            http_respond_error(req, 404, "NotFound", "There is no endpoint %s %s",
-                               req->method_name, req->path);
+            http_respond_error(req, 404, "NotFound", "There is no endpoint %s %s", req->method_name,
+                               req->path);
         return 0;
     }
     if (a->thumb[0] && a->status >= AUTH_ALLOWED) {

@@ -323,7 +323,7 @@ enum kv_clearance node_auth_clearance(const struct node_auth *a)
     switch (a->status) {
     case AUTH_CLUSTER_ADMIN:
         return a->registered && a->def.clearance == KV_CL_CLUSTER_NODE ? KV_CL_CLUSTER_NODE
-                                                                        : KV_CL_CLUSTER_ADMIN;
+                                                                       : KV_CL_CLUSTER_ADMIN;
     case AUTH_OPERATOR:
         return KV_CL_OPERATOR;
     case AUTH_ALLOWED:

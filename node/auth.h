@@ -33,13 +33,13 @@ enum route_need { NEED_NONE, NEED_VALID_USER, NEED_OPERATOR, NEED_CLUSTER_ADMIN 
 
 struct node_auth {
     enum auth_status status;
-    uint64_t gen;          /* trust generation this was computed at */
-    char thumb[41];        /* lower case; "" without a certificate */
+    uint64_t gen;   /* trust generation this was computed at */
+    char thumb[41]; /* lower case; "" without a certificate */
     char thumb_upper[41];
-    char label[300];       /* "CN=… (Thumbprint: …)" for messages */
-    char source[128];      /* how it authenticated, for whoami */
-    bool registered;       /* found in the trust state (directly or by pinning hash) */
-    struct kv_cert def;    /* the registration when registered */
+    char label[300];    /* "CN=… (Thumbprint: …)" for messages */
+    char source[128];   /* how it authenticated, for whoami */
+    bool registered;    /* found in the trust state (directly or by pinning hash) */
+    struct kv_cert def; /* the registration when registered */
     int64_t not_before, not_after;
     int64_t revoked_ms;
     uint64_t last_used_ms; /* throttles the "last used" map */

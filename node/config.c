@@ -32,7 +32,7 @@ static char *resolve(const char *base, const char *p)
 }
 
 #define STRING_FIELD(fn, field, is_path)                                                           \
-    static int fn(struct node_config *c, const char *key, json_t *v, const char *base,            \
+    static int fn(struct node_config *c, const char *key, json_t *v, const char *base,             \
                   char *errmsg)                                                                    \
     {                                                                                              \
         int rv = want_string(key, v, errmsg);                                                      \
@@ -117,8 +117,8 @@ static int string_array(const char *key, json_t *v, const char *base, bool paths
 static int set_admin_thumbs(struct node_config *c, const char *key, json_t *v, const char *base,
                             char *errmsg)
 {
-    int rv = string_array(key, v, base, false, &c->admin_thumbprints, &c->n_admin_thumbprints,
-                          errmsg);
+    int rv =
+        string_array(key, v, base, false, &c->admin_thumbprints, &c->n_admin_thumbprints, errmsg);
     for (size_t i = 0; rv == 0 && i < c->n_admin_thumbprints; i++) {
         const char *t = c->admin_thumbprints[i];
         size_t len = strlen(t);
@@ -152,8 +152,7 @@ static int set_tag(struct node_config *c, const char *key, json_t *v, const char
                    char *errmsg)
 {
     if (!json_is_string(v) || !valid_tag(json_string_value(v)))
-        return cmn_fail(errmsg, CMN_EINVALID, "%s: expected 1 to 4 upper-case letters (A…Z)",
-                        key);
+        return cmn_fail(errmsg, CMN_EINVALID, "%s: expected 1 to 4 upper-case letters (A…Z)", key);
     snprintf(c->tag, sizeof c->tag, "%s", json_string_value(v));
     return 0;
 }
@@ -193,13 +192,12 @@ static int set_bootstrap(struct node_config *c, const char *key, json_t *v, cons
             }
             if (!json_is_string(val) || json_string_length(val) == 0 ||
                 json_string_length(val) >= cap)
-                return cmn_fail(errmsg, CMN_EINVALID, "%s[%zu].%s: expected a string", key, i,
-                                k);
+                return cmn_fail(errmsg, CMN_EINVALID, "%s[%zu].%s: expected a string", key, i, k);
             snprintf(dst, cap, "%s", json_string_value(val));
         }
         if (!valid_tag(nm->tag) || !nm->server_url[0] || !nm->tcp_url[0])
-            return cmn_fail(errmsg, CMN_EINVALID,
-                            "%s[%zu]: needs Tag (A…Z), ServerUrl and TcpUrl", key, i);
+            return cmn_fail(errmsg, CMN_EINVALID, "%s[%zu]: needs Tag (A…Z), ServerUrl and TcpUrl",
+                            key, i);
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->bootstrap[j].tag, nm->tag) == 0)
                 return cmn_fail(errmsg, CMN_EINVALID, "%s: tag %s appears twice", key, nm->tag);
@@ -212,8 +210,7 @@ static int set_uint(unsigned *field, const char *key, json_t *v, unsigned lo, un
                     char *errmsg)
 {
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return cmn_fail(errmsg, CMN_EINVALID, "%s: expected an integer from %u to %u", key, lo,
-                        hi);
+        return cmn_fail(errmsg, CMN_EINVALID, "%s: expected an integer from %u to %u", key, lo, hi);
     *field = (unsigned)json_integer_value(v);
     return 0;
 }
@@ -242,8 +239,8 @@ static int set_log_level(struct node_config *c, const char *key, json_t *v, cons
                          char *errmsg)
 {
     if (!json_is_string(v) || cmn_log_level_parse(json_string_value(v), &c->log_level) != 0)
-        return cmn_fail(errmsg, CMN_EINVALID,
-                        "%s: expected Debug, Information, Warning or Error", key);
+        return cmn_fail(errmsg, CMN_EINVALID, "%s: expected Debug, Information, Warning or Error",
+                        key);
     return 0;
 }
 
@@ -259,8 +256,8 @@ static int set_heartbeat(struct node_config *c, const char *key, json_t *v, cons
     return set_uint(&c->heartbeat_ms, key, v, 10, 10000, errmsg);
 }
 
-static int set_snap_threshold(struct node_config *c, const char *key, json_t *v,
-                              const char *base, char *errmsg)
+static int set_snap_threshold(struct node_config *c, const char *key, json_t *v, const char *base,
+                              char *errmsg)
 {
     return set_uint(&c->snapshot_threshold, key, v, 16, 1000000, errmsg);
 }
@@ -345,8 +342,7 @@ int node_config_load(const char *path, struct node_config *c, char *errmsg)
     if (root == NULL) {
         if (access(path, R_OK) != 0)
             return cmn_fail(errmsg, CMN_ENOTFOUND, "config: cannot read '%s'", path);
-        return cmn_fail(errmsg, CMN_EINVALID, "config %s: line %d: %s", path, jerr.line,
-                        jerr.text);
+        return cmn_fail(errmsg, CMN_EINVALID, "config %s: line %d: %s", path, jerr.line, jerr.text);
     }
     int rv = 0;
     if (!json_is_object(root)) {
@@ -391,12 +387,12 @@ int node_config_load(const char *path, struct node_config *c, char *errmsg)
     }
     if ((rv = check_url("ServerUrl", c->server_url, "https://", errmsg)) != 0 ||
         (rv = check_url("ServerUrl.Tcp", c->tcp_url, "tls://", errmsg)) != 0 ||
-        (c->public_url && (rv = check_url("PublicServerUrl", c->public_url, "https://",
-                                          errmsg)) != 0) ||
+        (c->public_url &&
+         (rv = check_url("PublicServerUrl", c->public_url, "https://", errmsg)) != 0) ||
         (rv = check_file("Security.Certificate.Path", c->cert_path, errmsg)) != 0 ||
         (rv = check_file("Security.ClusterCA.Path", c->cluster_ca_path, errmsg)) != 0 ||
-        (rv = check_file("Cluster.TrustedNodeCertificates.Path", c->trusted_nodes_path,
-                         errmsg)) != 0)
+        (rv = check_file("Cluster.TrustedNodeCertificates.Path", c->trusted_nodes_path, errmsg)) !=
+            0)
         goto out;
     if (c->twofa_default_min > c->twofa_max_min) {
         rv = cmn_fail(errmsg, CMN_EINVALID,
@@ -409,8 +405,7 @@ int node_config_load(const char *path, struct node_config *c, char *errmsg)
             self |= strcmp(c->bootstrap[i].tag, c->tag) == 0;
         if (!self) {
             rv = cmn_fail(errmsg, CMN_EINVALID,
-                          "Cluster.Bootstrap: this node's tag %s is not among the members",
-                          c->tag);
+                          "Cluster.Bootstrap: this node's tag %s is not among the members", c->tag);
             goto out;
         }
     }

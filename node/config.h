@@ -20,10 +20,10 @@ struct node_member {
 
 /* Everything owned by the struct; release with node_config_fini. */
 struct node_config {
-    char *path; /* the file read */
-    char *server_url;  /* ServerUrl: https://ip:port */
-    char *tcp_url;     /* ServerUrl.Tcp: tls://ip:port */
-    char *public_url;  /* PublicServerUrl, or ServerUrl */
+    char *path;       /* the file read */
+    char *server_url; /* ServerUrl: https://ip:port */
+    char *tcp_url;    /* ServerUrl.Tcp: tls://ip:port */
+    char *public_url; /* PublicServerUrl, or ServerUrl */
     char *data_dir;
     char *cert_path;
     char *cert_password;

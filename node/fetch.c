@@ -9,7 +9,7 @@
 #include "node/node.h"
 #include "raft/tls.h"
 
-#define FETCH_MS 10000
+#define FETCH_MS  10000
 #define FETCH_MAX (256 * 1024)
 
 struct fetch {

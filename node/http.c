@@ -53,7 +53,7 @@ struct http_conn {
     struct http_server *s;
     struct http_reqparser rp;
     void *auth;
-    X509 *peer; /* the client certificate from the handshake */
+    X509 *peer;                   /* the client certificate from the handshake */
     uint64_t look_bytes, look_ms; /* what gives_way saw of a pending handshake, and when */
     bool looked;
     bool counted;     /* in s->handshaking and its list until the handshake ends, either way */
@@ -180,30 +180,54 @@ static void conn_close(struct http_conn *c, bool abort)
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 428: return "Precondition Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 302:
+        return "Found";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 428:
+        return "Precondition Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
@@ -257,8 +281,8 @@ static void request_done(struct http_conn *c)
     pump(c); /* a pipelined request may be waiting */
 }
 
-void http_respond(struct http_request *req, int status, const char *content_type,
-                  const void *body, size_t len, const char *extra_headers)
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_headers)
 {
     struct http_conn *c = req->conn;
     if (c->at_head && c->rp.has_body)
@@ -448,15 +472,28 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     char *dst = NULL;
     size_t cap = 0;
     switch (rp->cur) {
-    case H_CONTENT_TYPE: dst = r->content_type; cap = sizeof r->content_type; break;
-    case H_ACCEPT: dst = r->accept; cap = sizeof r->accept; break;
-    case H_COOKIE: dst = r->cookie; cap = sizeof r->cookie; break;
-    case H_ORIGIN: dst = r->origin; cap = sizeof r->origin; break;
+    case H_CONTENT_TYPE:
+        dst = r->content_type;
+        cap = sizeof r->content_type;
+        break;
+    case H_ACCEPT:
+        dst = r->accept;
+        cap = sizeof r->accept;
+        break;
+    case H_COOKIE:
+        dst = r->cookie;
+        cap = sizeof r->cookie;
+        break;
+    case H_ORIGIN:
+        dst = r->origin;
+        cap = sizeof r->origin;
+        break;
     case H_EXPECT:
         if (len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
             rp->expect_continue = true;
         return 0;
-    default: return 0;
+    default:
+        return 0;
     }
     size_t have = strlen(dst);
     size_t take = len < cap - 1 - have ? len : cap - 1 - have;
@@ -1032,8 +1069,7 @@ void http_server_drop(struct http_server *s, bool (*match)(void *ctx, void *auth
 
 /* ---- helpers for handlers ---- */
 
-int http_query(const struct http_request *req, const char *name, char *buf, size_t cap,
-               int *count)
+int http_query(const struct http_request *req, const char *name, char *buf, size_t cap, int *count)
 {
     size_t nlen = strlen(name);
     int found = 0, rv = 0;

@@ -50,18 +50,18 @@ struct http_conn;
 /* One request; valid until the response is sent. */
 struct http_request {
     struct http_conn *conn;
-    int method;          /* http_parser's enum http_method */
+    int method; /* http_parser's enum http_method */
     const char *method_name;
-    char path[1024];     /* percent-decoded, without the query */
-    char query[4096];    /* raw query string */
+    char path[1024];  /* percent-decoded, without the query */
+    char query[4096]; /* raw query string */
     char content_type[128];
     char accept[256];
     char cookie[1024];
     char origin[256];
     struct cmn_buf body; /* secret (wiped on free): bodies carry passwords */
-    X509 *peer;  /* the client certificate (borrowed; NULL when none) */
-    void *auth;  /* the node's per-connection authentication state (see http_conn_auth) */
-    const void *route; /* the node's (borrowed), set by its http_head_fn */
+    X509 *peer;          /* the client certificate (borrowed; NULL when none) */
+    void *auth;          /* the node's per-connection authentication state (see http_conn_auth) */
+    const void *route;   /* the node's (borrowed), set by its http_head_fn */
     uint64_t started_ms;
 };
 
@@ -82,10 +82,10 @@ struct http_reqparser {
     size_t body_max;      /* the decision: the largest body taken */
     bool body_keep;       /* and whether it goes to req.body (else it is counted and dropped) */
     size_t body_seen;
-    bool complete;        /* req holds a whole request; call http_reqparser_next after it */
+    bool complete; /* req holds a whole request; call http_reqparser_next after it */
     bool keep_alive;
-    int status;           /* after a refusal: the HTTP status to answer (400, 413, 431, 500) */
-    const char *error;    /* and why (static text) */
+    int status;        /* after a refusal: the HTTP status to answer (400, 413, 431, 500) */
+    const char *error; /* and why (static text) */
 };
 void http_reqparser_init(struct http_reqparser *rp);
 /* Parses up to len bytes; *used gets how many were taken (the head or a complete request
@@ -129,8 +129,8 @@ void **http_conn_auth(struct http_conn *c);
 void http_server_drop(struct http_server *s, bool (*match)(void *ctx, void *auth), void *ctx);
 
 /* Sends the response; extra_headers is "Name: value\r\n"… or NULL. */
-void http_respond(struct http_request *req, int status, const char *content_type,
-                  const void *body, size_t len, const char *extra_headers);
+void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
+                  size_t len, const char *extra_headers);
 /* {"Type":type,"Message":message} with the status. */
 void http_respond_error(struct http_request *req, int status, const char *type, const char *fmt,
                         ...) CMN_PRINTF(4, 5);
@@ -139,8 +139,7 @@ void http_close_after(struct http_request *req);
 
 /* A query parameter, percent-decoded into buf: 1 found, 0 absent, -1 bad or too long.
  * *count (may be NULL) gets how many times the name appears. */
-int http_query(const struct http_request *req, const char *name, char *buf, size_t cap,
-               int *count);
+int http_query(const struct http_request *req, const char *name, char *buf, size_t cap, int *count);
 bool http_query_bool(const struct http_request *req, const char *name, bool dflt);
 
 /* Percent-encodes s (for Content-Disposition file names) into out. */

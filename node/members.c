@@ -262,8 +262,7 @@ int node_member_add(struct node *n, const char *tag, const char *server_url, con
     return 0;
 }
 
-int node_member_remove(struct node *n, const char *tag, node_member_cb cb, void *ctx,
-                       char *errmsg)
+int node_member_remove(struct node *n, const char *tag, node_member_cb cb, void *ctx, char *errmsg)
 {
     struct rft_status st;
     rft_status(n->rft, &st);

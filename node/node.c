@@ -21,7 +21,7 @@
 #include "node/auth.h"
 #include "raft/tls.h"
 
-#define DUTY_MS 500
+#define DUTY_MS                 500
 #define DISK_STEP_DOWN_FIRST_MS 5000
 #define DISK_STEP_DOWN_MAX_MS   300000
 /* Election timeouts without a known leader after which a node stops serving its state. */
@@ -61,7 +61,6 @@ static int load_pfx(const char *key, const char *path, const char *password, str
     return rv;
 }
 
-
 /* One process per DataDir: raft has no lock of its own, and two writers corrupt the log. */
 static int lock_data_dir(struct node *n, char *errmsg)
 {
@@ -93,8 +92,8 @@ static int lock_data_dir(struct node *n, char *errmsg)
 static int load_identity(struct node *n, char *errmsg)
 {
     struct ca_pfx pfx;
-    int rv = load_pfx("Security.Certificate.Path", n->cfg.cert_path, n->cfg.cert_password, &pfx,
-                      errmsg);
+    int rv =
+        load_pfx("Security.Certificate.Path", n->cfg.cert_path, n->cfg.cert_password, &pfx, errmsg);
     if (rv != 0)
         return rv;
     X509 *leaf = ca_pfx_leaf(&pfx);
@@ -174,8 +173,8 @@ static int load_trusted_nodes(struct node *n, char *errmsg)
     if (n->cfg.trusted_nodes_path == NULL)
         return 0;
     struct ca_pfx pfx;
-    int rv = load_pfx("Cluster.TrustedNodeCertificates.Path", n->cfg.trusted_nodes_path, NULL,
-                      &pfx, errmsg);
+    int rv = load_pfx("Cluster.TrustedNodeCertificates.Path", n->cfg.trusted_nodes_path, NULL, &pfx,
+                      errmsg);
     if (rv != 0)
         return rv;
     n->trusted = calloc(pfx.certs.n + 1, sizeof *n->trusted);
@@ -492,8 +491,7 @@ static void ca_done(void *ctx, int status, const struct kv_result *res, const ch
     else if (res->rejected)
         CMN_WARN("NODE-BOOT", "issuing CA refused: %s", res->reason);
     else
-        CMN_INFO("NODE-BOOT", "issuing CA committed at index %llu",
-                 (unsigned long long)res->index);
+        CMN_INFO("NODE-BOOT", "issuing CA committed at index %llu", (unsigned long long)res->index);
 }
 
 static void crl_refreshed(void *ctx, int status, const struct kv_result *res, const char *errmsg)
@@ -894,9 +892,8 @@ static void audit_line(struct node *n, uint64_t index)
     rft_status(n->rft, &st);
     json_t *o = json_pack("{s:I, s:I, s:I, s:s, s:s, s:s, s:b, s:s}", "Index", (json_int_t)index,
                           "Term", (json_int_t)st.term, "TimeMs", (json_int_t)a[0].time_ms, "Node",
-                          n->cfg.tag, "Command", kv_cmd_type_name(a[0].type), "Actor",
-                          a[0].actor, "Rejected", a[0].rejected, "Summary",
-                          a[0].summary ? a[0].summary : "");
+                          n->cfg.tag, "Command", kv_cmd_type_name(a[0].type), "Actor", a[0].actor,
+                          "Rejected", a[0].rejected, "Summary", a[0].summary ? a[0].summary : "");
     char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
     FILE *f = line ? fopen(n->cfg.audit_path, "a") : NULL;
     if (f) {
@@ -1018,8 +1015,8 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         (rv = make_raft_ctx(n, errmsg)) != 0 || (rv = load_trusted_nodes(n, errmsg)) != 0)
         return rv;
     if (n->cfg.cluster_ca_path) {
-        rv = load_pfx("Security.ClusterCA.Path", n->cfg.cluster_ca_path,
-                      n->cfg.cluster_ca_password, &n->cluster_ca, errmsg);
+        rv = load_pfx("Security.ClusterCA.Path", n->cfg.cluster_ca_path, n->cfg.cluster_ca_password,
+                      &n->cluster_ca, errmsg);
         if (rv != 0)
             return rv;
         n->have_cluster_ca = true;

@@ -76,12 +76,12 @@ struct node {
     int64_t reseal_after_ms; /* a failed re-seal is retried from then on */
     /* background duties */
     uv_timer_t duty;
-    bool registering;  /* self-registration proposal in flight */
-    bool serving;      /* caught up with the cluster since start: may answer authenticated calls */
+    bool registering; /* self-registration proposal in flight */
+    bool serving;     /* caught up with the cluster since start: may answer authenticated calls */
     uint64_t leader_seen_ms; /* loop time a leader was last known, while serving */
-    bool syncing;      /* the catch-up proposal is in flight */
-    bool ca_proposing; /* issuing-CA proposal in flight */
-    bool crl_refreshing; /* CRL re-issue proposal in flight */
+    bool syncing;            /* the catch-up proposal is in flight */
+    bool ca_proposing;       /* issuing-CA proposal in flight */
+    bool crl_refreshing;     /* CRL re-issue proposal in flight */
     uv_signal_t sigterm, sigint;
     struct node_admin *admin;
     /* HTTPS API */

@@ -24,11 +24,11 @@
 #include "raft/transport.h"
 #include "storage/cmd.h"
 
-#define TICK_MS 50
-#define TRANSFER_WAIT_MS 3000
+#define TICK_MS           50
+#define TRANSFER_WAIT_MS  3000
 #define CATCH_UP_ROUND_MS 300000
 /* canonical/raft's own snapshot threshold is kept out of the way; maybe_snapshot decides. */
-#define SNAP_NEVER (UINT_MAX / 2)
+#define SNAP_NEVER    (UINT_MAX / 2)
 #define FWD_FRAME_MAX (KV_CMD_MAX + 64)
 #define FWD_REQ       1  /* follower -> leader: a proposal */
 #define FWD_RESP      2  /* leader -> follower: its outcome */
@@ -37,7 +37,7 @@
 #define FWD_LEASE_REQ 5  /* follower -> leader: a read lease, please */
 #define FWD_LEASE     6  /* leader -> follower: its answer, granted or not */
 #define LEASE_RING    16 /* lease requests whose send time a follower remembers */
-#define FWD_RETRY_MS 200
+#define FWD_RETRY_MS  200
 
 enum prop_state { P_QUEUED, P_APPLYING, P_FORWARDED, P_WAIT_APPLY, P_DONE };
 
@@ -53,8 +53,8 @@ struct prop {
     uint64_t origin_seq;
     enum prop_state state;
     uint64_t deadline;
-    uint64_t seq; /* while forwarded by us */
-    bool local;   /* applied through this node's raft_apply (as the leader) */
+    uint64_t seq;        /* while forwarded by us */
+    bool local;          /* applied through this node's raft_apply (as the leader) */
     bool unacked_logged; /* answered without some node's acknowledgement: logged */
     uint64_t done_ms;    /* lease clock when it was first found done */
     uint64_t retry_at;   /* forwarded and refused for a full disk: asked again from then */
@@ -104,7 +104,7 @@ struct rft {
 #endif
     struct kv_result last_result;
     struct kv_snap *snap;
-    int snap_rv; /* of the serialization thread */
+    int snap_rv;                     /* of the serialization thread */
     uint64_t log_bytes, log_entries; /* applied since the last snapshot */
     uint64_t last_snap_bytes;        /* size of the last snapshot taken or restored */
     bool snap_wanted;                /* canonical/raft's threshold lowered to take one now */
@@ -391,8 +391,7 @@ static int fsm_snapshot_async(struct raft_fsm *fsm, struct raft_buffer *bufs[], 
     return 0;
 }
 
-static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
-                                 unsigned *n_bufs)
+static int fsm_snapshot_finalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct rft *r = fsm->data;
     if (r->snap_buf.len)
@@ -934,8 +933,8 @@ static void fwd_response(void *ctx, const uint8_t *f, size_t n)
     if (n < 1 + 8 + 4 + 8 + 1 || f[0] != FWD_RESP)
         return;
     uint64_t seq = cmn_be64_get(f + 1);
-    int32_t status = (int32_t)((uint32_t)f[9] << 24 | (uint32_t)f[10] << 16 |
-                               (uint32_t)f[11] << 8 | f[12]);
+    int32_t status =
+        (int32_t)((uint32_t)f[9] << 24 | (uint32_t)f[10] << 16 | (uint32_t)f[11] << 8 | f[12]);
     uint64_t index = cmn_be64_get(f + 13);
     uint8_t flags = f[21];
     size_t rlen = n - 22;
@@ -1343,7 +1342,6 @@ static void check_leadership(struct rft *r)
 
 /* ---- lifecycle ---- */
 
-
 int rft_new(uv_loop_t *loop, const struct rft_config *cfg, struct rft **out, char *errmsg)
 {
     struct rft *r = calloc(1, sizeof *r);
@@ -1728,8 +1726,8 @@ static int change_error(struct rft *r, int rv, char *errmsg)
     return cmn_fail(errmsg, CMN_EINVALID, "%s", raft_errmsg(&r->raft));
 }
 
-int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb,
-                 void *ctx, char *errmsg)
+int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb, void *ctx,
+                 char *errmsg)
 {
     int rv = change_begin(r, errmsg);
     if (rv != 0)

@@ -59,8 +59,8 @@ typedef void (*rft_fatal_fn)(void *ctx, const char *msg);
 
 struct rft_config {
     const char *tag;
-    const char *address;  /* Raft listen address, "ip:port" */
-    const char *dir;      /* Raft's data directory (created 0700 if missing) */
+    const char *address;                /* Raft listen address, "ip:port" */
+    const char *dir;                    /* Raft's data directory (created 0700 if missing) */
     const struct rft_member *bootstrap; /* NULL: start passive and wait to be added */
     size_t n_bootstrap;
     SSL_CTX *ssl_ctx; /* borrowed: the node certificate, TLS 1.3, peer certificate required */
@@ -73,8 +73,8 @@ struct rft_config {
     rft_space_fn space; /* may be NULL: no check */
     rft_fatal_fn fatal; /* may be NULL: abort() */
     void *cb_ctx;
-    unsigned election_ms;  /* default 1000; also the read lease (rft_lease_held) */
-    unsigned heartbeat_ms; /* default 100 */
+    unsigned election_ms;        /* default 1000; also the read lease (rft_lease_held) */
+    unsigned heartbeat_ms;       /* default 100 */
     unsigned snapshot_threshold; /* default 16384 */
     unsigned snapshot_trailing;  /* default 8192 */
     unsigned snapshot_mb; /* also a snapshot once the entries since the last hold this many MiB:
@@ -105,7 +105,7 @@ int rft_propose(struct rft *r, const void *entry, size_t len, rft_propose_cb cb,
 
 struct rft_status {
     char tag[RFT_TAG_MAX];
-    char state[16]; /* "Leader", "Follower", "Candidate", "Passive", "Unavailable" */
+    char state[16];           /* "Leader", "Follower", "Candidate", "Passive", "Unavailable" */
     char leader[RFT_TAG_MAX]; /* "" when unknown */
     bool ready;               /* leader whose barrier committed */
     bool lease;               /* rft_lease_held */
@@ -123,8 +123,8 @@ void rft_status(struct rft *r, struct rft_status *out);
  * on a follower). add_node adds tag as a non-voter, lets it catch up, then promotes it; cb
  * fires when done. */
 typedef void (*rft_change_cb)(void *ctx, int status, const char *errmsg);
-int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb,
-                 void *ctx, char *errmsg) CMN_MUST_CHECK;
+int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb, void *ctx,
+                 char *errmsg) CMN_MUST_CHECK;
 int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx,
                     char *errmsg) CMN_MUST_CHECK;
 

@@ -41,13 +41,13 @@ struct tls_conn {
     bool server;
     bool reading_paused;
     unsigned open_handles;
-    uint64_t idle_ms;      /* 0: no idle timeout once open */
+    uint64_t idle_ms; /* 0: no idle timeout once open */
     uint64_t last_activity;
     tls_data_cb on_data;
     tls_event_cb on_event;
     tls_close_cb on_close;
     tls_drain_cb on_drain; /* optional */
-    void *data; /* the owner's */
+    void *data;            /* the owner's */
     char errmsg[CMN_ERRMSG_SIZE];
 };
 

@@ -33,8 +33,8 @@ struct conn {
     char thumb[41];
     struct raft_uv_connect *req; /* outbound until the connect callback fired */
     raft_id want_id;
-    bool is_chan;     /* a forwarding channel rather than a Raft stream */
-    bool chan_open;   /* callbacks may fire */
+    bool is_chan;   /* a forwarding channel rather than a Raft stream */
+    bool chan_open; /* callbacks may fire */
     struct rft_chan chan;
     uint8_t pre[PREAMBLE_MAX];
     size_t pre_len;

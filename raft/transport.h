@@ -13,9 +13,9 @@
 
 #include "raft/tls.h"
 
-#define RFT_PREAMBLE_RAFT "CVRAFT01"
-#define RFT_PREAMBLE_FWD "CVFWD001"
-#define RFT_HANDSHAKE_MS 5000
+#define RFT_PREAMBLE_RAFT  "CVRAFT01"
+#define RFT_PREAMBLE_FWD   "CVFWD001"
+#define RFT_HANDSHAKE_MS   5000
 #define RFT_MAX_HANDSHAKES 64
 
 struct rft_transport;

@@ -63,8 +63,7 @@ static int put_packed(struct apply *a, int cf, const char *key, size_t klen, pac
     kv_packer_init(&pk, &buf);
     int rv = fn(&pk, rec);
     if (rv == 0)
-        rocksdb_writebatch_put_cf(a->b, a->kv->cf[cf], key, klen, (const char *)buf.data,
-                                  buf.len);
+        rocksdb_writebatch_put_cf(a->b, a->kv->cf[cf], key, klen, (const char *)buf.data, buf.len);
     cmn_buf_fini(&buf);
     return rv;
 }
@@ -243,19 +242,22 @@ static int check_collection(struct apply *a, const struct kv_cert *certs, size_t
 {
     const struct kv_cert *p = &certs[0];
     if (p->primary[0] != '\0')
-        return reject(a, KV_REJ_INVALID, "the first certificate of a collection must be its primary");
+        return reject(a, KV_REJ_INVALID,
+                      "the first certificate of a collection must be its primary");
     if (p->n_secondaries != n - 1)
-        return reject(a, KV_REJ_INVALID, "the primary must list the other %zu certificates as secondaries", n - 1);
+        return reject(a, KV_REJ_INVALID,
+                      "the primary must list the other %zu certificates as secondaries", n - 1);
     for (size_t i = 1; i < n; i++) {
         if (strcmp(certs[i].primary, p->thumbprint) != 0 ||
             strcmp(p->secondaries[i - 1], certs[i].thumbprint) != 0)
-            return reject(a, KV_REJ_INVALID, "certificate %s is not a secondary of %s", certs[i].thumbprint,
-                          p->thumbprint);
+            return reject(a, KV_REJ_INVALID, "certificate %s is not a secondary of %s",
+                          certs[i].thumbprint, p->thumbprint);
         if (certs[i].n_secondaries != 0)
             return reject(a, KV_REJ_INVALID, "a secondary cannot have secondaries");
         for (size_t j = 0; j < i; j++)
             if (strcmp(certs[i].thumbprint, certs[j].thumbprint) == 0)
-                return reject(a, KV_REJ_INVALID, "certificate %s appears twice", certs[i].thumbprint);
+                return reject(a, KV_REJ_INVALID, "certificate %s appears twice",
+                              certs[i].thumbprint);
     }
     return 0;
 }
@@ -320,7 +322,8 @@ static int apply_put(struct apply *a)
             return reject(a, KV_REJ_INVALID, "%s", why);
         if (strcmp(certs[i].thumbprint, certs[0].thumbprint) != 0 &&
             certs[i].clearance != certs[0].clearance)
-            return reject(a, KV_REJ_INVALID, "the certificates of a collection share one clearance");
+            return reject(a, KV_REJ_INVALID,
+                          "the certificates of a collection share one clearance");
     }
     TRY(check_collection(a, certs, n));
     if (kv_clearance_is_admin(certs[0].clearance) && !actor_is_admin(a))
@@ -336,7 +339,8 @@ static int apply_put(struct apply *a)
             serial_key(nc->serial, sk);
             int rv = kv_revoked_get(a->kv, sk, &r, a->errmsg);
             if (rv == 0)
-                return reject(a, KV_REJ_CONFLICT, "the certificate with serial %s was revoked; revocation is final",
+                return reject(a, KV_REJ_CONFLICT,
+                              "the certificate with serial %s was revoked; revocation is final",
                               sk);
             if (rv != CMN_ENOTFOUND)
                 return rv;
@@ -572,7 +576,8 @@ static int delete_check(struct apply *a, const struct kv_cert *cert)
 {
     const struct kv_cmd *c = a->cmd;
     if (strcmp(cert->thumbprint, c->actor) == 0)
-        return reject(a, KV_REJ_FORBIDDEN, "Cannot delete %s because it's the current client certificate being used",
+        return reject(a, KV_REJ_FORBIDDEN,
+                      "Cannot delete %s because it's the current client certificate being used",
                       cert->name);
     if (kv_clearance_is_admin(cert->clearance) && !actor_is_admin(a))
         return reject(a, KV_REJ_FORBIDDEN,
@@ -677,8 +682,8 @@ static int apply_set_ca(struct apply *a)
     struct kv_issuing_ca cur;
     int rv = kv__get_record(a->kv, CF_CA, "issuing", 7, kv__unpack_ca, &cur, a->errmsg);
     if (rv == 0) {
-        bool same = cur.cert_len == ca->cert_len && memcmp(cur.cert_der, ca->cert_der,
-                                                           ca->cert_len) == 0;
+        bool same =
+            cur.cert_len == ca->cert_len && memcmp(cur.cert_der, ca->cert_der, ca->cert_len) == 0;
         /* The same CA with its key sealed again (another master key, or a fresh nonce): the
          * proposer re-sealed it, and the new blob replaces the old one. */
         bool resealed = same && (cur.key_der.len != ca->key_der.len ||
@@ -737,7 +742,8 @@ static int apply_put_node(struct apply *a)
     struct node_scan s = {.n = n};
     TRY(kv__scan(a->kv, NULL, CF_NODES, "", 0, node_item, &s, a->errmsg));
     if (s.clash)
-        return reject(a, KV_REJ_CONFLICT, "another node already uses certificate %s", n->thumbprint);
+        return reject(a, KV_REJ_CONFLICT, "another node already uses certificate %s",
+                      n->thumbprint);
     TRY(put_packed(a, CF_NODES, n->tag, strlen(n->tag), pack_node, n));
     summarize(a, "node %s at %s", n->tag, n->server_url);
     return 0;
@@ -749,8 +755,8 @@ static int apply_remove_node(struct apply *a)
     TRY(need_admin(a));
     char *err = NULL;
     size_t vlen = 0;
-    char *v = rocksdb_get_cf(a->kv->db, a->kv->ropts, a->kv->cf[CF_NODES], tag, strlen(tag), &vlen,
-                             &err);
+    char *v =
+        rocksdb_get_cf(a->kv->db, a->kv->ropts, a->kv->cf[CF_NODES], tag, strlen(tag), &vlen, &err);
     if (err != NULL)
         return kv__rdb_fail(a->errmsg, err, "read node");
     if (v == NULL)
@@ -768,12 +774,12 @@ static int apply_replace_install(struct apply *a)
     const struct kv_replacement *r = &a->cmd->u.replace;
     TRY(need_admin(a));
     if (r->pfx.len == 0 || !cmn_is_hex(r->thumbprint, KV_THUMB_LEN))
-        return reject(a, KV_REJ_INVALID, "a replacement needs the new certificate and its thumbprint");
+        return reject(a, KV_REJ_INVALID,
+                      "a replacement needs the new certificate and its thumbprint");
     struct kv_replacement doc = *r;
     doc.n_confirmed = doc.n_replaced = 0;
     doc.confirmed = doc.replaced = NULL;
-    TRY(put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), pack_replacement,
-                   &doc));
+    TRY(put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), pack_replacement, &doc));
     summarize(a, "server certificate replacement %s -> %s started%s", r->old_thumbprint,
               r->thumbprint, r->replace_immediately ? " (replace immediately)" : "");
     return 0;
@@ -807,8 +813,8 @@ static int apply_replace_confirm(struct apply *a, bool replaced)
     if (rv != 0)
         return rv;
     if (strcasecmp(doc.thumbprint, c->u.confirm.thumbprint) != 0) {
-        rv = reject(a, KV_REJ_CONFLICT, "the replacement in progress is for %s, not %s", doc.thumbprint,
-                    c->u.confirm.thumbprint);
+        rv = reject(a, KV_REJ_CONFLICT, "the replacement in progress is for %s, not %s",
+                    doc.thumbprint, c->u.confirm.thumbprint);
     } else {
         rv = replaced ? add_tag(&doc.replaced, &doc.n_replaced, c->u.confirm.tag)
                       : add_tag(&doc.confirmed, &doc.n_confirmed, c->u.confirm.tag);

@@ -343,7 +343,8 @@ int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
     size_t used = 0;
     int rv = kv_mp_precheck(b + 1, len - 1, 8, &used);
     if (rv != 0)
-        return cmn_fail(errmsg, rv, "command: %s", rv == CMN_ETRUNCATED ? "truncated" : "malformed");
+        return cmn_fail(errmsg, rv, "command: %s",
+                        rv == CMN_ETRUNCATED ? "truncated" : "malformed");
     if (len - 1 - used >= 8)
         return cmn_fail(errmsg, CMN_EMALFORMED, "command: %zu bytes after the body",
                         len - 1 - used);
@@ -378,8 +379,8 @@ int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
         goto out;
     }
     kv_cmd_init(out, (enum kv_cmd_type)b[0]);
-    uint64_t required = (1ull << H_V) | (1ull << H_TS) | (1ull << H_BY) | (1ull << H_BYC) |
-                        (1ull << H_B);
+    uint64_t required =
+        (1ull << H_V) | (1ull << H_TS) | (1ull << H_BY) | (1ull << H_BYC) | (1ull << H_B);
     rv = kv__walk_map(o, "command", head_fields, H_N, required, head_field, out, errmsg);
 out:
     msgpack_unpacked_destroy(&u);

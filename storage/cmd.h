@@ -13,9 +13,9 @@
 #include "storage/model.h"
 
 #define KV_CMD_VERSION 1
-#define KV_CMD_MAX (4u * 1024 * 1024) /* largest encoded command */
-#define KV_RID_MAX 256                /* request id length */
-#define KV_DELETE_MAX 1024            /* thumbprints in one delete */
+#define KV_CMD_MAX     (4u * 1024 * 1024) /* largest encoded command */
+#define KV_RID_MAX     256                /* request id length */
+#define KV_DELETE_MAX  1024               /* thumbprints in one delete */
 
 enum kv_cmd_type {
     KV_CMD_PUT_CERTS = 1,      /* register one certificate or a collection (primary first) */
@@ -39,9 +39,9 @@ const char *kv_cmd_type_name(int type);
  * proposer fixes every time, decision input and signature; apply never reads a clock. */
 struct kv_cmd {
     enum kv_cmd_type type;
-    char *request_id;                /* raft-request-id, NULL when none */
-    int64_t time_ms;                 /* the proposer's clock */
-    char actor[KV_THUMB_LEN + 1];    /* caller's thumbprint (lower-case) or "" for the system */
+    char *request_id;                  /* raft-request-id, NULL when none */
+    int64_t time_ms;                   /* the proposer's clock */
+    char actor[KV_THUMB_LEN + 1];      /* caller's thumbprint (lower-case) or "" for the system */
     enum kv_clearance actor_clearance; /* as the proposer authenticated the caller */
     /* The caller authenticated by its registration: apply then reads its clearance from the
      * state it applies to (a downgrade or revocation the proposer had not applied yet counts),
@@ -61,8 +61,8 @@ struct kv_cmd {
             enum kv_clearance clearance;
             struct kv_perm *perms;
             size_t n_perms;
-            char *twofa_key;    /* NULL: keep the current one */
-            bool delete_twofa;  /* ?deleteTwoFactorConfiguration=true */
+            char *twofa_key;   /* NULL: keep the current one */
+            bool delete_twofa; /* ?deleteTwoFactorConfiguration=true */
         } edit;
         struct {
             char (*thumbprints)[KV_THUMB_LEN + 1];
@@ -70,7 +70,7 @@ struct kv_cmd {
             int reason; /* RFC 5280 CRLReason for the CRL */
         } del;
         struct kv_issuing_ca set_ca;
-        struct kv_node node; /* PUT_NODE; REMOVE_NODE uses node.tag only */
+        struct kv_node node;           /* PUT_NODE; REMOVE_NODE uses node.tag only */
         struct kv_replacement replace; /* INSTALL: pfx, thumbprints, flag */
         struct {
             char thumbprint[KV_THUMB_LEN + 1];

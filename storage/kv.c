@@ -14,9 +14,8 @@
 #include "storage/kv_impl.h"
 #include "storage/mp.h"
 
-const char *const kv__cf_names[CF_COUNT] = {"default", "certs",   "by_pkph", "by_serial",
-                                            "nodes",   "revoked", "ca",      "audit",
-                                            "meta",    "requests"};
+const char *const kv__cf_names[CF_COUNT] = {"default", "certs", "by_pkph", "by_serial", "nodes",
+                                            "revoked", "ca",    "audit",   "meta",      "requests"};
 
 int kv__rdb_fail(char *errmsg, char *err, const char *what)
 {
@@ -68,7 +67,8 @@ int kv_open(const char *dir, struct kv **out, char *errmsg)
     const rocksdb_options_t *cf_opts[CF_COUNT];
     for (int i = 0; i < CF_COUNT; i++)
         cf_opts[i] = kv->opts;
-    kv->db = rocksdb_open_column_families(kv->opts, dir, CF_COUNT, kv__cf_names, cf_opts, kv->cf, &err);
+    kv->db =
+        rocksdb_open_column_families(kv->opts, dir, CF_COUNT, kv__cf_names, cf_opts, kv->cf, &err);
     if (err != NULL) {
         rocksdb_options_destroy(kv->opts);
         rocksdb_env_destroy(kv->env);
@@ -207,10 +207,9 @@ int kv__write(struct kv *kv, rocksdb_writebatch_t *b, char *errmsg)
 
 /* ---- record get/put helpers ---- */
 
-
 /* Reads key from cf (through snapshot-less read options) and decodes it. CMN_ENOTFOUND. */
 int kv__get_record(struct kv *kv, int cf, const char *key, size_t klen, kv__unpack_fn fn, void *out,
-                      char *errmsg)
+                   char *errmsg)
 {
     char *err = NULL;
     size_t vlen = 0;
@@ -284,8 +283,8 @@ int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out, ch
     return kv__get_record(kv, CF_CERTS, tp, KV_THUMB_LEN, kv__unpack_cert, out, errmsg);
 }
 
-int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *prefix,
-                size_t plen, kv__scan_fn fn, void *ctx, char *errmsg)
+int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *prefix, size_t plen,
+             kv__scan_fn fn, void *ctx, char *errmsg)
 {
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     if (snap)
@@ -351,7 +350,8 @@ static int pkph_item(void *ctx, const char *k, size_t klen, const char *v, size_
     struct kv_cert *c = vec_push(&s->certs);
     if (c == NULL)
         return CMN_ENOMEM;
-    int rv = kv__get_record(s->kv, CF_CERTS, k + s->plen + 1, KV_THUMB_LEN, kv__unpack_cert, c, errmsg);
+    int rv =
+        kv__get_record(s->kv, CF_CERTS, k + s->plen + 1, KV_THUMB_LEN, kv__unpack_cert, c, errmsg);
     if (rv == CMN_ENOTFOUND)
         return 0;
     if (rv == 0)
@@ -367,10 +367,10 @@ static int cmp_newest_first(const void *a, const void *b)
     return strcmp(x->thumbprint, y->thumbprint);
 }
 
-int kv_cert_by_pkph(struct kv *kv, const char *pkph, struct kv_cert **out, size_t *n,
-                    char *errmsg)
+int kv_cert_by_pkph(struct kv *kv, const char *pkph, struct kv_cert **out, size_t *n, char *errmsg)
 {
-    struct pkph_scan s = {.kv = kv, .plen = strlen(pkph), .certs = {.size = sizeof(struct kv_cert)}};
+    struct pkph_scan s = {
+        .kv = kv, .plen = strlen(pkph), .certs = {.size = sizeof(struct kv_cert)}};
     *out = NULL;
     *n = 0;
     if (s.plen == 0 || s.plen > KV_PKPH_MAX)
@@ -465,8 +465,7 @@ struct all_scan {
     struct vec items;
 };
 
-static int all_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
-                    char *errmsg)
+static int all_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen, char *errmsg)
 {
     struct all_scan *s = ctx;
     void *slot = vec_push(&s->items);
@@ -565,8 +564,8 @@ int kv_crl_state_get(struct kv *kv, struct kv_crl_state *out, char *errmsg)
 
 int kv_replacement_get(struct kv *kv, struct kv_replacement *out, char *errmsg)
 {
-    return kv__get_record(kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), kv__unpack_replacement,
-                      out, errmsg);
+    return kv__get_record(kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
+                          kv__unpack_replacement, out, errmsg);
 }
 
 struct audit_scan {

@@ -73,8 +73,7 @@ int kv_cert_list(struct kv *kv, bool with_secondaries, size_t start, size_t page
 /* Counts registrations (primaries and secondaries). */
 int kv_cert_count(struct kv *kv, size_t *n, char *errmsg) CMN_MUST_CHECK;
 
-int kv_revoked_list(struct kv *kv, struct kv_revoked **out, size_t *n,
-                    char *errmsg) CMN_MUST_CHECK;
+int kv_revoked_list(struct kv *kv, struct kv_revoked **out, size_t *n, char *errmsg) CMN_MUST_CHECK;
 int kv_revoked_get(struct kv *kv, const char *serial, struct kv_revoked *out,
                    char *errmsg) CMN_MUST_CHECK;
 

@@ -22,11 +22,11 @@ enum {
 };
 extern const char *const kv__cf_names[CF_COUNT];
 
-#define META_APPLIED "applied"
+#define META_APPLIED     "applied"
 #define META_REPLACEMENT "replacement"
-#define META_RESTORING "restoring"
+#define META_RESTORING   "restoring"
 #define META_CRL         "crl" /* be64 index, be64 time_ms: see kv_crl_state_get */
-#define SAME_PKPH_KEEP 5
+#define SAME_PKPH_KEEP   5
 
 struct kv {
     rocksdb_t *db;
@@ -56,12 +56,12 @@ int kv__rdb_fail(char *errmsg, char *err, const char *what);
 /* Writes a batch (or fails on purpose under kv_fail_write_at). */
 int kv__write(struct kv *kv, rocksdb_writebatch_t *b, char *errmsg);
 /* Reads and decodes one record. CMN_ENOTFOUND when absent. */
-int kv__get_record(struct kv *kv, int cf, const char *key, size_t klen, kv__unpack_fn fn,
-                   void *out, char *errmsg);
+int kv__get_record(struct kv *kv, int cf, const char *key, size_t klen, kv__unpack_fn fn, void *out,
+                   char *errmsg);
 /* Calls fn for each key of cf starting with prefix (all keys when plen is 0), through snap when
  * given; fn returns 1 to stop early, a negative code to fail. */
-int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *prefix,
-             size_t plen, kv__scan_fn fn, void *ctx, char *errmsg);
+int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *prefix, size_t plen,
+             kv__scan_fn fn, void *ctx, char *errmsg);
 int kv__unpack_cert(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_ca(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_replacement(const msgpack_object *o, void *out, char *errmsg);

@@ -193,10 +193,25 @@ int kv_cert_validate(const struct kv_cert *c, char *errmsg)
 
 /* ---- certificate ---- */
 
-enum { C_TP, C_NAME, C_CL, C_PERMS, C_DER, C_PKPH, C_SER, C_NB, C_NA, C_CAI, C_PRI, C_SEC, C_2FA,
-       C_REG, C_N };
-static const char *const cert_fields[C_N] = {"tp", "name", "cl", "perms", "der", "pkph", "ser",
-                                             "nb", "na", "cai", "pri", "sec", "2fa", "reg"};
+enum {
+    C_TP,
+    C_NAME,
+    C_CL,
+    C_PERMS,
+    C_DER,
+    C_PKPH,
+    C_SER,
+    C_NB,
+    C_NA,
+    C_CAI,
+    C_PRI,
+    C_SEC,
+    C_2FA,
+    C_REG,
+    C_N
+};
+static const char *const cert_fields[C_N] = {"tp", "name", "cl",  "perms", "der", "pkph", "ser",
+                                             "nb", "na",   "cai", "pri",   "sec", "2fa",  "reg"};
 
 int kv_cert_pack(msgpack_packer *pk, const struct kv_cert *c)
 {
@@ -404,8 +419,8 @@ int kv_issuing_ca_unpack(const msgpack_object *o, struct kv_issuing_ca *out, cha
 {
     memset(out, 0, sizeof *out);
     cmn_buf_init(&out->key_der, true);
-    int rv = kv__walk_map(o, "issuing CA", ca_fields, I_N, (1ull << I_N) - 1, ca_field, out,
-                          errmsg);
+    int rv =
+        kv__walk_map(o, "issuing CA", ca_fields, I_N, (1ull << I_N) - 1, ca_field, out, errmsg);
     if (rv != 0)
         kv_issuing_ca_fini(out);
     return rv;
@@ -489,11 +504,11 @@ static int repl_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     case P_NOW:
         return kv__get_bool(v, "now", &r->replace_immediately, errmsg);
     case P_CONF:
-        return kv__get_strarray(v, "conf", 64, sizeof *r->confirmed, &r->confirmed,
-                                &r->n_confirmed, errmsg);
+        return kv__get_strarray(v, "conf", 64, sizeof *r->confirmed, &r->confirmed, &r->n_confirmed,
+                                errmsg);
     case P_REPL:
-        return kv__get_strarray(v, "repl", 64, sizeof *r->replaced, &r->replaced,
-                                &r->n_replaced, errmsg);
+        return kv__get_strarray(v, "repl", 64, sizeof *r->replaced, &r->replaced, &r->n_replaced,
+                                errmsg);
     }
     return CMN_EMALFORMED;
 }
@@ -555,8 +570,8 @@ static int audit_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
 int kv_audit_unpack(const msgpack_object *o, struct kv_audit *out, char *errmsg)
 {
     memset(out, 0, sizeof *out);
-    int rv = kv__walk_map(o, "audit", audit_fields, A_N, (1ull << A_N) - 1, audit_field, out,
-                          errmsg);
+    int rv =
+        kv__walk_map(o, "audit", audit_fields, A_N, (1ull << A_N) - 1, audit_field, out, errmsg);
     if (rv != 0)
         kv_audit_fini(out);
     return rv;

@@ -12,14 +12,14 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-#define KV_THUMB_LEN 40    /* SHA-1 hex */
-#define KV_PKPH_MAX 64     /* base64 of SHA-256 is 44 */
-#define KV_SERIAL_MAX 128  /* hex of a serial number of up to 64 bytes */
-#define KV_TAG_MAX 4       /* node tags: 1..4 upper-case letters */
-#define KV_NAME_MAX 1024   /* certificate name */
-#define KV_URL_MAX 512
-#define KV_DER_MAX (64 * 1024)
-#define KV_PERMS_MAX 4096  /* databases per certificate */
+#define KV_THUMB_LEN      40   /* SHA-1 hex */
+#define KV_PKPH_MAX       64   /* base64 of SHA-256 is 44 */
+#define KV_SERIAL_MAX     128  /* hex of a serial number of up to 64 bytes */
+#define KV_TAG_MAX        4    /* node tags: 1..4 upper-case letters */
+#define KV_NAME_MAX       1024 /* certificate name */
+#define KV_URL_MAX        512
+#define KV_DER_MAX        (64 * 1024)
+#define KV_PERMS_MAX      4096 /* databases per certificate */
 #define KV_COLLECTION_MAX 256
 
 /* RavenDB's SecurityClearance, in RavenDB's numeric order. */
@@ -88,7 +88,7 @@ struct kv_issuing_ca {
     /* The DER private key sealed under the cluster master key by the proposer (ca/seal.h);
      * storage never opens it. Kept in a wiping buffer all the same. */
     struct cmn_buf key_der;
-    uint8_t **chain_der;    /* issuer first, root last */
+    uint8_t **chain_der; /* issuer first, root last */
     size_t *chain_len;
     size_t n_chain;
 };

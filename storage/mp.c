@@ -276,25 +276,79 @@ int kv_mp_precheck(const uint8_t *p, size_t len, int max_depth, size_t *used)
             body = t & 0x1f;
         } else {
             switch (t) {
-            case 0xc4: case 0xd9: hdr = 1; break;          /* bin8, str8 */
-            case 0xc5: case 0xda: hdr = 2; break;          /* bin16, str16 */
-            case 0xc6: case 0xdb: hdr = 4; break;          /* bin32, str32 */
-            case 0xc7: hdr = 1; body = 1; break;           /* ext8: len + type */
-            case 0xc8: hdr = 2; body = 1; break;
-            case 0xc9: hdr = 4; body = 1; break;
-            case 0xca: case 0xce: case 0xd2: body = 4; break;
-            case 0xcb: case 0xcf: case 0xd3: body = 8; break;
-            case 0xcc: case 0xd0: body = 1; break;
-            case 0xcd: case 0xd1: body = 2; break;
-            case 0xd4: body = 2; break; /* fixext */
-            case 0xd5: body = 3; break;
-            case 0xd6: body = 5; break;
-            case 0xd7: body = 9; break;
-            case 0xd8: body = 17; break;
-            case 0xdc: hdr = 2; items = 1; break; /* array16/32, map16/32: count follows */
-            case 0xdd: hdr = 4; items = 1; break;
-            case 0xde: hdr = 2; items = 2; break;
-            case 0xdf: hdr = 4; items = 2; break;
+            case 0xc4:
+            case 0xd9:
+                hdr = 1;
+                break; /* bin8, str8 */
+            case 0xc5:
+            case 0xda:
+                hdr = 2;
+                break; /* bin16, str16 */
+            case 0xc6:
+            case 0xdb:
+                hdr = 4;
+                break; /* bin32, str32 */
+            case 0xc7:
+                hdr = 1;
+                body = 1;
+                break; /* ext8: len + type */
+            case 0xc8:
+                hdr = 2;
+                body = 1;
+                break;
+            case 0xc9:
+                hdr = 4;
+                body = 1;
+                break;
+            case 0xca:
+            case 0xce:
+            case 0xd2:
+                body = 4;
+                break;
+            case 0xcb:
+            case 0xcf:
+            case 0xd3:
+                body = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                body = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                body = 2;
+                break;
+            case 0xd4:
+                body = 2;
+                break; /* fixext */
+            case 0xd5:
+                body = 3;
+                break;
+            case 0xd6:
+                body = 5;
+                break;
+            case 0xd7:
+                body = 9;
+                break;
+            case 0xd8:
+                body = 17;
+                break;
+            case 0xdc:
+                hdr = 2;
+                items = 1;
+                break; /* array16/32, map16/32: count follows */
+            case 0xdd:
+                hdr = 4;
+                items = 1;
+                break;
+            case 0xde:
+                hdr = 2;
+                items = 2;
+                break;
+            case 0xdf:
+                hdr = 4;
+                items = 2;
+                break;
             default:
                 return CMN_EMALFORMED; /* 0xc1 is never used */
             }

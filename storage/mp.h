@@ -30,8 +30,8 @@ int kv__get_str(const msgpack_object *o, const char *field, size_t max, char **o
                 char *errmsg) CMN_MUST_CHECK;
 int kv__get_strbuf(const msgpack_object *o, const char *field, char *out, size_t cap,
                    char *errmsg) CMN_MUST_CHECK;
-int kv__get_bin(const msgpack_object *o, const char *field, size_t max, uint8_t **out,
-                size_t *len, char *errmsg) CMN_MUST_CHECK;
+int kv__get_bin(const msgpack_object *o, const char *field, size_t max, uint8_t **out, size_t *len,
+                char *errmsg) CMN_MUST_CHECK;
 int kv__get_i64(const msgpack_object *o, const char *field, int64_t *out,
                 char *errmsg) CMN_MUST_CHECK;
 int kv__get_u64(const msgpack_object *o, const char *field, uint64_t *out,
@@ -41,7 +41,8 @@ int kv__get_bool(const msgpack_object *o, const char *field, bool *out,
 int kv__get_array(const msgpack_object *o, const char *field, size_t max,
                   const msgpack_object_array **out, char *errmsg) CMN_MUST_CHECK;
 /* An array of fixed-size strings (thumbprints, tags): allocates n entries of `cap` bytes and
- * stores the pointer in the pointer variable at outp (any `char (*)[cap]`), freeing its old value. */
+ * stores the pointer in the pointer variable at outp (any `char (*)[cap]`), freeing its old value.
+ */
 int kv__get_strarray(const msgpack_object *o, const char *field, size_t max_n, size_t cap,
                      void *outp, size_t *n, char *errmsg) CMN_MUST_CHECK;
 

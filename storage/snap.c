@@ -9,16 +9,16 @@
 
 #include "storage/kv_impl.h"
 
-#define SNAP_MAGIC "CVSNAP01"
-#define SNAP_END 0xFF
+#define SNAP_MAGIC       "CVSNAP01"
+#define SNAP_END         0xFF
 #define SNAP_BATCH_BYTES (8u << 20) /* restore writes in batches of about this size */
 
 /* Meta keys that describe the store itself rather than the trust state. */
 static bool local_only(int cf, const char *k, size_t klen)
 {
-    return cf == CF_META && ((klen == strlen(META_APPLIED) && memcmp(k, META_APPLIED, klen) == 0) ||
-                             (klen == strlen(META_RESTORING) &&
-                              memcmp(k, META_RESTORING, klen) == 0));
+    return cf == CF_META &&
+           ((klen == strlen(META_APPLIED) && memcmp(k, META_APPLIED, klen) == 0) ||
+            (klen == strlen(META_RESTORING) && memcmp(k, META_RESTORING, klen) == 0));
 }
 
 int kv_snap_begin(struct kv *kv, struct kv_snap **out, char *errmsg)
@@ -59,8 +59,7 @@ struct ser {
     int cf;
 };
 
-static int ser_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
-                    char *errmsg)
+static int ser_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen, char *errmsg)
 {
     struct ser *s = ctx;
     if (local_only(s->cf, k, klen))
@@ -120,8 +119,7 @@ static size_t batch_bytes(rocksdb_writebatch_t *b)
 }
 
 /* Walks the records of a snapshot; with b == NULL it only checks them. */
-static int walk_records(struct kv *kv, struct cmn_cur *c, rocksdb_writebatch_t *b,
-                        char *errmsg)
+static int walk_records(struct kv *kv, struct cmn_cur *c, rocksdb_writebatch_t *b, char *errmsg)
 {
     for (;;) {
         uint8_t cf;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "node/http.h"
+#include "tests/fuzz/fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "ca/ca.h"
+#include "tests/fuzz/fuzz.h"
 
 static void poke(X509 *x)
 {

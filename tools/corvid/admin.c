@@ -107,9 +107,9 @@ static int read_answer(FILE *in)
 static void absolutize(char **argv, int argc, char store[][PATH_MAX])
 {
     int path_arg = -1;
-    if (argc >= 3 && (strcmp(argv[0], "generateClientCert") == 0 ||
-                      strcmp(argv[0], "trustClientCert") == 0 ||
-                      strcmp(argv[0], "trustServerCert") == 0))
+    if (argc >= 3 &&
+        (strcmp(argv[0], "generateClientCert") == 0 || strcmp(argv[0], "trustClientCert") == 0 ||
+         strcmp(argv[0], "trustServerCert") == 0))
         path_arg = 2;
     if (argc >= 5 && strcmp(argv[0], "addNode") == 0)
         path_arg = 4;

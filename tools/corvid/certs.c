@@ -23,7 +23,6 @@ const char certs_summary[] = "client certificates on a running cluster: list, ge
 
 /* ---------------------------------------------------------------- shared */
 
-
 static int usage_error(const char *cmd)
 {
     fprintf(stderr, "Run 'corvid certs %s --help' for its options.\n", cmd);
@@ -383,7 +382,8 @@ static int print_cert_table(struct cli *c, json_t *results, const char *own, boo
             snprintf(lu, sizeof lu, "-");
         perms_text(v[i], perms, sizeof perms);
         const char *row[] = {
-            name, cli_str(v[i], "Thumbprint"), cli_str(v[i], "SecurityClearance"), nb, na, lu, perms};
+            name, cli_str(v[i], "Thumbprint"), cli_str(v[i], "SecurityClearance"), nb, na, lu,
+            perms};
         if (cli_table_add(&t, row) != 0) {
             rv = CLI_FAILURE;
             break;

@@ -13,7 +13,6 @@
 
 const char cluster_summary[] = "a running cluster's nodes: status, topology, add and remove nodes";
 
-
 static int usage_error(const char *cmd)
 {
     fprintf(stderr, "Run 'corvid cluster %s --help' for its options.\n", cmd);

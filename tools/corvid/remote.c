@@ -391,8 +391,8 @@ int cli_request(struct cli *c, const char *method, const char *path, json_t *bod
         size_t at = (c->hc.current + 1) % c->hc.n_urls;
         char msg[2 * CMN_ERRMSG_SIZE + HC_URL_MAX];
         if (busy)
-            snprintf(msg, sizeof msg, "%.200s is catching up (503 NotReady); trying %.200s", out->url,
-                     c->hc.urls[at].base);
+            snprintf(msg, sizeof msg, "%.200s is catching up (503 NotReady); trying %.200s",
+                     out->url, c->hc.urls[at].base);
         else
             snprintf(msg, sizeof msg, "%s; trying %s", errmsg, c->hc.urls[at].base);
         note_cb(NULL, msg);

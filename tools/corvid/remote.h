@@ -57,9 +57,9 @@ struct cli_cmd {
     const char *summary;
 };
 struct cli_group {
-    const char *name;        /* "certs" */
-    const char *about;       /* the paragraph after the usage line */
-    const char *examples;    /* example lines */
+    const char *name;     /* "certs" */
+    const char *about;    /* the paragraph after the usage line */
+    const char *examples; /* example lines */
     const struct cli_cmd *cmds;
     size_t n;
 };

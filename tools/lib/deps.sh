@@ -1,7 +1,7 @@
 # Shared by tools/run-tests and tools/local-cluster: installs the Debian packages Corvid needs.
 # Idempotent and quiet when everything is present. Sourced, not run.
 
-CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang libclang-rt-14-dev openssl
+CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev openssl
   libssl-dev libuv1-dev libraft-dev libmsgpack-dev librocksdb-dev libhttp-parser-dev
   libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl"
 # What the tests and tools/chaos run besides the build: the cluster scripts' Python, and the

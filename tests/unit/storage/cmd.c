@@ -298,10 +298,10 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
         return write_seeds(argv[2]);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(round_trip_every_type), cmocka_unit_test(decoded_fields),
+        cmocka_unit_test(round_trip_every_type),    cmocka_unit_test(decoded_fields),
         cmocka_unit_test(every_truncation_refused), cmocka_unit_test(oversized_refused),
-        cmocka_unit_test(strict_refusals),       cmocka_unit_test(padding_rules),
-        cmocka_unit_test(huge_declared_sizes),   cmocka_unit_test(precheck_counts),
+        cmocka_unit_test(strict_refusals),          cmocka_unit_test(padding_rules),
+        cmocka_unit_test(huge_declared_sizes),      cmocka_unit_test(precheck_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

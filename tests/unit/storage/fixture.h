@@ -14,8 +14,7 @@
 #include "storage/kv.h"
 
 /* A certificate record whose "DER" is seed-derived bytes and whose thumbprint is its SHA-1. */
-static inline void fx_cert(struct kv_cert *c, unsigned seed, const char *name,
-                           enum kv_clearance cl)
+static inline void fx_cert(struct kv_cert *c, unsigned seed, const char *name, enum kv_clearance cl)
 {
     memset(c, 0, sizeof *c);
     c->der_len = 64 + seed % 32;

@@ -75,9 +75,9 @@ static void put_and_query(void **state)
 
     struct kv_cert *list;
     size_t n;
-    assert_int_equal(kv_cert_by_pkph(e->kv, "pkph00000001AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &list,
-                                     &n, NULL),
-                     0);
+    assert_int_equal(
+        kv_cert_by_pkph(e->kv, "pkph00000001AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", &list, &n, NULL),
+        0);
     assert_int_equal(n, 1);
     kv_cert_free_array(list, n);
     assert_int_equal(kv_cert_by_serial(e->kv, "0000000100112233445566778899aa", &got, NULL), 0);
