@@ -202,11 +202,27 @@ static const char *parse_perms(json_t *v, struct kv_perm **out, size_t *n)
             return "Permissions: invalid database name";
         if (!json_is_string(acc) || kv_access_parse(json_string_value(acc), &a) != 0)
             return "Permissions: access must be ReadWrite, Admin or Read";
-        (*out)[*n].db = strdup(db);
+        if (((*out)[*n].db = strdup(db)) == NULL)
+            return "out of memory";
         (*out)[*n].access = a;
         (*n)++;
     }
     return NULL;
+}
+
+/* Copies n permissions into a new array (*out, owned by the caller, never NULL on success). */
+static int copy_perms(const struct kv_perm *src, size_t n, struct kv_perm **out, size_t *n_out)
+{
+    *n_out = 0;
+    if ((*out = calloc(n ? n : 1, sizeof **out)) == NULL)
+        return CMN_ENOMEM;
+    for (size_t k = 0; k < n; k++) {
+        if (((*out)[k].db = strdup(src[k].db)) == NULL)
+            return CMN_ENOMEM; /* the caller frees what was copied (*n_out of them) */
+        (*out)[k].access = src[k].access;
+        *n_out = k + 1;
+    }
+    return 0;
 }
 
 static void free_perms(struct kv_perm *p, size_t n)
@@ -468,14 +484,22 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
             json_array_append_new(results, server_cert_entry(n, metadata_only));
         } else if (rv != 0) {
             json_decref(results);
-            http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
+            if (rv == CMN_ENOTFOUND)
+                http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
+            else
+                http_respond_error(req, 500, "InternalError", "cannot read the trust state");
             return;
         } else {
             if (c.primary[0]) { /* a secondary answers with its primary */
                 struct kv_cert p;
-                if (kv_cert_get(n->kv, c.primary, &p, NULL) == 0) {
+                if ((rv = kv_cert_get(n->kv, c.primary, &p, NULL)) == 0) {
                     kv_cert_fini(&c);
                     c = p;
+                } else if (rv != CMN_ENOTFOUND) {
+                    kv_cert_fini(&c);
+                    json_decref(results);
+                    http_respond_error(req, 500, "InternalError", "cannot read the trust state");
+                    return;
                 }
             }
             json_array_append_new(results, def_json(&c, metadata_only));
@@ -649,20 +673,24 @@ static void put_work(uv_work_t *w)
         if (node_cert_record_cas(&j->cas, certs.v[i], j->name, j->cl, rec, j->errmsg) != 0)
             goto out;
         cmd->u.put.n = i + 1;
-        if (j->totp)
-            rec->twofa_key = strdup(j->totp);
-        rec->perms = calloc(j->n_perms ? j->n_perms : 1, sizeof *rec->perms);
-        for (size_t k = 0; rec->perms && k < j->n_perms; k++) {
-            rec->perms[k].db = strdup(j->perms[k].db);
-            rec->perms[k].access = j->perms[k].access;
-            rec->n_perms = k + 1;
+        /* Out of memory fails the request: never a registration without its 2FA key or with
+         * fewer permissions than asked for. */
+        if ((j->totp && (rec->twofa_key = strdup(j->totp)) == NULL) ||
+            copy_perms(j->perms, j->n_perms, &rec->perms, &rec->n_perms) != 0) {
+            j->status = 500;
+            snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+            goto out;
         }
     }
     if (cmd->u.put.n > 1) {
         struct kv_cert *p = &cmd->u.put.certs[0];
-        p->secondaries = calloc(cmd->u.put.n - 1, sizeof *p->secondaries);
+        if ((p->secondaries = calloc(cmd->u.put.n - 1, sizeof *p->secondaries)) == NULL) {
+            j->status = 500;
+            snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+            goto out;
+        }
         p->n_secondaries = cmd->u.put.n - 1;
-        for (size_t i = 1; p->secondaries && i < cmd->u.put.n; i++) {
+        for (size_t i = 1; i < cmd->u.put.n; i++) {
             memcpy(p->secondaries[i - 1], cmd->u.put.certs[i].thumbprint, KV_THUMB_LEN + 1);
             memcpy(cmd->u.put.certs[i].primary, p->thumbprint, KV_THUMB_LEN + 1);
         }
@@ -903,9 +931,11 @@ static void h_post_cert(struct node *n, struct http_request *req, struct node_au
         snprintf(g->name, sizeof g->name, "%s", name);
         if (password)
             snprintf(g->password, sizeof g->password, "%s", password);
-        if (totp)
-            g->totp = strdup(totp);
-        if (not_after) {
+        if (totp && (g->totp = strdup(totp)) == NULL) {
+            ok = false;
+            snprintf(errmsg, sizeof errmsg, "out of memory");
+        }
+        if (ok && not_after) {
             struct tm tm = {0};
             const char *end = strptime(not_after, "%Y-%m-%d", &tm);
             int64_t today = cmn_now_ms(&cmn_clock_system) / 1000 / 86400 * 86400;
@@ -927,11 +957,6 @@ static void h_post_cert(struct node *n, struct http_request *req, struct node_au
         gen_job_free(g);
         http_respond_error(req, 400, "BadRequest", "%s", errmsg);
         return;
-    }
-    if (g->perms == NULL) { /* RavenDB requires it; generating an admin needs none */
-        free_perms(g->perms, g->n_perms);
-        g->perms = calloc(1, sizeof *g->perms);
-        g->n_perms = 0;
     }
     if (!may_touch(req, a, g->cl, "generate", g->name)) {
         gen_job_free(g);
@@ -1035,10 +1060,11 @@ static void h_edit_cert(struct node *n, struct http_request *req, struct node_au
                                   &cmd.u.edit.n_perms)) != NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
     } else {
-        ok = true;
         cmd.u.edit.name = strdup(name);
-        if (totp)
-            cmd.u.edit.twofa_key = strdup(totp);
+        ok = cmd.u.edit.name != NULL &&
+             (totp == NULL || (cmd.u.edit.twofa_key = strdup(totp)) != NULL);
+        if (!ok)
+            snprintf(errmsg, sizeof errmsg, "out of memory");
         cmd.u.edit.delete_twofa = http_query_bool(req, "deleteTwoFactorConfiguration", false);
     }
     json_decref(body);
@@ -1048,7 +1074,14 @@ static void h_edit_cert(struct node *n, struct http_request *req, struct node_au
         return;
     }
     struct kv_cert c;
-    if (kv_cert_get(n->kv, cmd.u.edit.thumbprint, &c, NULL) != 0) {
+    int rv = kv_cert_get(n->kv, cmd.u.edit.thumbprint, &c, errmsg);
+    if (rv != 0 && rv != CMN_ENOTFOUND) {
+        http_respond_error(req, 500, "InternalError", "Cannot read certificate %s: %s",
+                           cmd.u.edit.thumbprint, errmsg);
+        kv_cmd_fini(&cmd);
+        return;
+    }
+    if (rv != 0) {
         http_respond_error(req, 404, "NotFound",
                            "Cannot edit permissions for certificate with thumbprint '%s'. It "
                            "doesn't exist in the cluster.",

@@ -164,6 +164,11 @@ static void step(struct member_job *j)
             snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", j->tag);
             cmd.u.node.server_url = strdup(j->server_url);
             cmd.u.node.tcp_url = strdup(j->tcp_url);
+            if (cmd.u.node.server_url == NULL || cmd.u.node.tcp_url == NULL) {
+                kv_cmd_fini(&cmd);
+                finish(j, CMN_ENOMEM, "out of memory");
+                return;
+            }
             memcpy(cmd.u.node.thumbprint, j->thumb, sizeof cmd.u.node.thumbprint);
             propose_step(j, &cmd);
             return;
@@ -197,8 +202,13 @@ static void step(struct member_job *j)
         return;
     case 2: { /* its node certificate is no longer trusted anywhere */
         struct kv_cert reg;
-        if (!j->thumb[0] || kv_cert_get(n->kv, j->thumb, &reg, NULL) != 0) {
+        int rv = j->thumb[0] ? kv_cert_get(n->kv, j->thumb, &reg, errmsg) : CMN_ENOTFOUND;
+        if (rv == CMN_ENOTFOUND) {
             step(j);
+            return;
+        }
+        if (rv != 0) { /* fail closed: never leave a removed node's certificate trusted */
+            finish(j, rv, "node %s: cannot read its registration: %s", j->tag, errmsg);
             return;
         }
         kv_cert_fini(&reg);

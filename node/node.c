@@ -211,7 +211,7 @@ static bool node_record_exists(struct node *n, const char *tag)
     size_t count;
     bool found = false;
     if (kv_node_list(n->kv, &nodes, &count, NULL) != 0)
-        return false;
+        return true; /* fail closed: then only a registration lets the node in */
     for (size_t i = 0; i < count; i++)
         found |= strcmp(nodes[i].tag, tag) == 0;
     kv_node_free_array(nodes, count);
@@ -298,13 +298,22 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
     char lower[41];
     memcpy(lower, id.thumbprint, sizeof lower);
     cmn_ascii_lower(lower);
+    /* Fail closed: a trust state that cannot be read trusts nobody. */
     struct kv_revoked rev;
-    if (kv_revoked_get(n->kv, id.serial, &rev, NULL) == 0 && strcmp(rev.thumbprint, lower) == 0)
+    char why[CMN_ERRMSG_SIZE] = "";
+    int rv = kv_revoked_get(n->kv, id.serial, &rev, why);
+    if (rv == 0 && strcmp(rev.thumbprint, lower) == 0)
         return cmn_fail(errmsg, CMN_EDENIED, "certificate %s was revoked", id.thumbprint);
+    if (rv != 0 && rv != CMN_ENOTFOUND)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s: cannot read the revocations: %s",
+                        id.thumbprint, why);
     if (strcmp(lower, n->thumb) == 0)
         return 0;
     struct kv_cert reg;
-    int rv = kv_cert_get(n->kv, lower, &reg, NULL);
+    rv = kv_cert_get(n->kv, lower, &reg, why);
+    if (rv != 0 && rv != CMN_ENOTFOUND)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s: cannot read its registration: %s",
+                        id.thumbprint, why);
     if (rv == 0) {
         enum kv_clearance cl = reg.clearance;
         kv_cert_fini(&reg);
