@@ -1776,30 +1776,26 @@ void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx)
 
 static bool auth_revoked(void *ctx, void *auth)
 {
-    const struct kv_cmd *cmd = ctx;
+    const struct node_trust_change *ch = ctx;
     const struct node_auth *a = auth;
-    for (size_t i = 0; i < cmd->u.del.n; i++)
-        if (strcasecmp(cmd->u.del.thumbprints[i], a->thumb) == 0)
+    for (size_t i = 0; i < ch->n_removed; i++)
+        if (strcmp(ch->removed[i], a->thumb) == 0)
             return true;
     return false;
 }
 
-void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd)
+void node_api_trust_changed(struct node *n, const struct node_trust_change *ch)
 {
-    n->trust_gen++;
-    if (cmd == NULL || cmd->type == KV_CMD_SET_ISSUING_CA)
+    if (ch == NULL || (ch->effects & (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CA)))
+        n->trust_gen++; /* connections authenticate again */
+    if (ch == NULL || (ch->effects & KV_FX_CA))
         node_issuing_forget(n);
-    /* Registrations and edits leave the CRL as it is; anything else may change the revoked
-     * serials (a revocation, announced early or applied; a purge; a new state) or its signer. */
-    if (cmd == NULL || (cmd->type != KV_CMD_PUT_CERTS && cmd->type != KV_CMD_EDIT_CERT))
+    if (ch == NULL || (ch->effects & (KV_FX_CRL | KV_FX_CA)))
         crl_forget(n);
-    if (cmd && cmd->type == KV_CMD_DELETE_CERTS) {
-        for (size_t i = 0; i < cmd->u.del.n; i++) {
-            char lower[41];
-            if (kv_thumb_norm(cmd->u.del.thumbprints[i], lower) == 0)
-                lu_forget(n, lower);
-        }
+    if (ch && (ch->effects & KV_FX_REMOVED)) {
+        for (size_t i = 0; i < ch->n_removed; i++)
+            lu_forget(n, ch->removed[i]);
         if (n->http)
-            http_server_drop(n->http, auth_revoked, (void *)cmd);
+            http_server_drop(n->http, auth_revoked, (void *)ch);
     }
 }

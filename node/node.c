@@ -918,39 +918,30 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
                        const struct kv_result *res)
 {
     struct node *n = ctx;
-    if (entry != NULL && res != NULL && !res->duplicate)
+    if (res != NULL && !res->duplicate)
         audit_line(n, index);
     node_auth_applied(n, kv_applied_index(n->kv));
-    if (entry == NULL || len == 0) {
+    if (res == NULL) {
         node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
     }
-    const uint8_t type = ((const uint8_t *)entry)[0];
-    if (res == NULL || res->rejected || res->duplicate ||
-        (type != KV_CMD_PUT_CERTS && type != KV_CMD_EDIT_CERT && type != KV_CMD_DELETE_CERTS &&
-         type != KV_CMD_PURGE_EXPIRED && type != KV_CMD_SET_ISSUING_CA))
+    if (!(res->effects & KV_FX_TRUST))
         return;
-    struct kv_cmd cmd;
-    if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
-        return;
-    if (type == KV_CMD_DELETE_CERTS) {
-        for (size_t i = 0; i < cmd.u.del.n; i++) {
-            char lower[41];
-            if (kv_thumb_norm(cmd.u.del.thumbprints[i], lower) == 0)
-                rft_drop_peer(n->rft, lower);
-        }
-    }
-    node_api_trust_changed(n, &cmd);
-    kv_cmd_fini(&cmd);
-    (void)index;
+    for (size_t i = 0; i < res->n_removed; i++)
+        rft_drop_peer(n->rft, res->removed[i]);
+    struct node_trust_change ch = {
+        .effects = res->effects, .removed = res->removed, .n_removed = res->n_removed};
+    node_api_trust_changed(n, &ch);
+    (void)entry;
+    (void)len;
 }
 
 /* Revocations must be in force on every node when the call that made them returns: the
  * leader announces them as committed, and each node refuses the certificates at once. */
-static bool announce_entry(void *ctx, const void *entry, size_t len)
+static bool announce_entry(void *ctx, const struct kv_result *res)
 {
     (void)ctx;
-    return len > 0 && ((const uint8_t *)entry)[0] == KV_CMD_DELETE_CERTS;
+    return res->type == KV_CMD_DELETE_CERTS;
 }
 
 static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len)
@@ -960,8 +951,18 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
     if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
         return CMN_EMALFORMED;
     int rv = node_auth_revoke_early(n, index, &cmd);
-    if (rv == 0)
-        node_api_trust_changed(n, &cmd);
+    if (rv == 0 && cmd.type == KV_CMD_DELETE_CERTS) {
+        /* The thumbprints named; the rest of what the entry revokes (a collection's
+         * secondaries, registrations of the same key) is refused here once it is applied. */
+        char(*named)[KV_THUMB_LEN + 1] = calloc(cmd.u.del.n ? cmd.u.del.n : 1, sizeof *named);
+        size_t k = 0;
+        for (size_t i = 0; named && i < cmd.u.del.n; i++)
+            k += kv_thumb_norm(cmd.u.del.thumbprints[i], named[k]) == 0;
+        struct node_trust_change ch = {
+            .effects = KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL, .removed = named, .n_removed = k};
+        node_api_trust_changed(n, &ch);
+        free(named); /* without it (out of memory) open connections re-authenticate instead */
+    }
     kv_cmd_fini(&cmd);
     return rv;
 }

@@ -215,8 +215,16 @@ int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb 
 /* HTTPS API (node/api.c). */
 int node_api_start(struct node *n, char *errmsg) CMN_MUST_CHECK;
 void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx);
-/* After an applied trust change: connections re-authenticate; revoked ones close. */
-void node_api_trust_changed(struct node *n, const struct kv_cmd *cmd);
+/* A change of the trust state: what changed (enum kv_effect) and the registrations gone
+ * (lower-case thumbprints, borrowed). */
+struct node_trust_change {
+    unsigned effects;
+    const char (*removed)[KV_THUMB_LEN + 1];
+    size_t n_removed;
+};
+/* After a trust change (ch NULL: the whole state was replaced): connections re-authenticate,
+ * those of removed registrations close. */
+void node_api_trust_changed(struct node *n, const struct node_trust_change *ch);
 
 /* Admin channel (node/admin.c). */
 int node_admin_start(struct node *n, char *errmsg) CMN_MUST_CHECK;

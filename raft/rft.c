@@ -322,6 +322,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     char err[CMN_ERRMSG_SIZE] = "";
     if (r->failed)
         return RAFT_IOERR;
+    kv_result_fini(&r->last_result); /* the previous entry's */
     int rv = kv_apply(r->cfg.kv, index, buf->base, buf->len, &r->last_result, err);
     if (rv != 0) {
         /* Not retried, and not even waited on: after a failed write RocksDB's own threads may
@@ -341,7 +342,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         r->cfg.applied(r->cfg.cb_ctx, index, buf->base, buf->len, &r->last_result);
     if (r->ready && !r->last_result.skipped && !r->last_result.duplicate &&
         !r->last_result.rejected && r->cfg.announce &&
-        r->cfg.announce(r->cfg.cb_ctx, buf->base, buf->len))
+        r->cfg.announce(r->cfg.cb_ctx, &r->last_result))
         announce(r, index, buf->base, buf->len);
     kick(r); /* proposals waiting for this index */
     return 0;
@@ -547,6 +548,8 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
     struct rft *r = p->r;
     if (status == 0) {
         p->res = *(const struct kv_result *)result;
+        p->res.removed = NULL; /* the next entry's apply frees it */
+        p->res.n_removed = 0;
         p->local = true;
         prop_finish(p, 0, NULL);
         return;
@@ -699,7 +702,7 @@ static bool took(struct rft *r, raft_id id, uint64_t index)
 static bool held(struct rft *r, struct prop *p)
 {
     if (!p->local || p->status != 0 || p->res.rejected || p->res.index == 0 ||
-        r->cfg.announce == NULL || !r->cfg.announce(r->cfg.cb_ctx, p->entry, p->len))
+        r->cfg.announce == NULL || !r->cfg.announce(r->cfg.cb_ctx, &p->res))
         return false;
     uint64_t now = lease_now();
     if (p->done_ms == 0)
@@ -819,7 +822,7 @@ int rft_propose(struct rft *r, const void *entry, size_t len, rft_propose_cb cb,
         return CMN_EIO;
     struct kv_cmd cmd;
     char err[CMN_ERRMSG_SIZE];
-    if (kv_cmd_decode(entry, len, &cmd, err) != 0)
+    if (kv_cmd_decode_head(entry, len, &cmd, err) != 0)
         return CMN_EINVALID;
     bool has_rid = cmd.request_id != NULL && cmd.request_id[0] != '\0';
     kv_cmd_fini(&cmd);
@@ -1229,7 +1232,7 @@ static void peer_request(void *ctx, const uint8_t *f, size_t n)
     p->origin_seq = cmn_be64_get(f + 1);
     p->deadline = uv_now(r->loop) + r->cfg.propose_timeout_ms;
     struct kv_cmd cmd;
-    if (kv_cmd_decode(p->entry, p->len, &cmd, NULL) != 0) {
+    if (kv_cmd_decode_head(p->entry, p->len, &cmd, NULL) != 0) {
         prop_finish(p, CMN_EINVALID, "not a valid command");
     } else {
         kv_cmd_fini(&cmd);
@@ -1571,6 +1574,7 @@ void rft_free(struct rft *r)
     if (r == NULL)
         return;
     cmn_buf_fini(&r->fwd_rx);
+    kv_result_fini(&r->last_result);
     free(r->bootstrap);
     free(r);
 }

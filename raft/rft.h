@@ -31,9 +31,9 @@ struct rft_member {
 /* Decides whether cert may act as cluster node `tag` (already checked: the certificate's
  * urn:corvid:node SAN names that tag). 0 or a code with the reason in errmsg. */
 typedef int (*rft_trust_cb)(void *ctx, X509 *cert, const char *tag, char *errmsg);
-/* Called on the loop after every applied command entry, on every node, with the raw entry
- * (decode it with kv_cmd_decode when its type matters). After a snapshot replaced the whole
- * state, it is called once with entry NULL and res NULL. */
+/* Called on the loop after every applied command entry, on every node, with the raw entry and
+ * what applying it did (res: its type and effects, kv_result). After a snapshot replaced the
+ * whole state, it is called once with entry NULL and res NULL. */
 typedef void (*rft_applied_cb)(void *ctx, uint64_t index, const void *entry, size_t len,
                                const struct kv_result *res);
 /* This node became a leader that may serve writes (after its barrier), or stopped being one. */
@@ -44,7 +44,7 @@ typedef void (*rft_leader_cb)(void *ctx, bool leader);
  * apply, and acknowledge. The proposer is answered once every node that holds a read lease
  * (rft_lease_held) has acknowledged it, reported it applied, or seen its lease run out, and,
  * on a new leader, once leases granted by earlier leaders have run out (see raft/rft.c). */
-typedef bool (*rft_announce_fn)(void *ctx, const void *entry, size_t len);
+typedef bool (*rft_announce_fn)(void *ctx, const struct kv_result *res);
 /* On a node other than the leader: entry `index` is committed and not applied here yet. 0 when
  * it is in force here (then acknowledged); otherwise this node drops its read lease and its
  * channel to the leader, and is granted a lease again only once it has applied the entry. */
@@ -94,7 +94,9 @@ void rft_free(struct rft *r);
 /* The outcome of a proposal: status 0 and res filled (res->rejected says whether the state
  * machine refused it), or CMN_EBUSY (no leader within the timeout: retry later), CMN_EIO (the
  * node is shutting down or the store failed), CMN_EINVALID (not a valid entry), CMN_ENOSPACE
- * (the leader's disk stayed full until the timeout; errmsg says whose). */
+ * (the leader's disk stayed full until the timeout; errmsg says whose). Of res, the outcome
+ * (index, duplicate, rejected, code, reason) is what a proposer reads; type and effects are
+ * reported to rft_applied_cb, and removed is never set here. */
 typedef void (*rft_propose_cb)(void *ctx, int status, const struct kv_result *res,
                                const char *errmsg);
 /* Proposes an encoded command (kv_cmd_encode, with a request id so that retries are safe).

@@ -30,7 +30,38 @@ struct apply {
     int code; /* enum kv_reject */
     char summary[1024];
     char errmsg[CMN_ERRMSG_SIZE]; /* I/O or decoding errors while reading the state */
+    /* What the entry changes, for kv_result (kept only when it commits). */
+    unsigned fx;                       /* KV_FX_* */
+    char (*removed)[KV_THUMB_LEN + 1]; /* registrations removed and not put back */
+    size_t n_removed, cap_removed;
 };
+
+/* Notes that registration tp is gone (gone: true) or back (false) after this entry. */
+static int note_removed(struct apply *a, const char *tp, bool gone)
+{
+    for (size_t i = 0; i < a->n_removed; i++) {
+        if (strcmp(a->removed[i], tp) == 0) {
+            if (!gone) {
+                memmove(a->removed[i], a->removed[i + 1],
+                        (a->n_removed - i - 1) * sizeof *a->removed);
+                a->n_removed--;
+            }
+            return 0;
+        }
+    }
+    if (!gone)
+        return 0;
+    if (a->n_removed == a->cap_removed) {
+        size_t cap = a->cap_removed ? 2 * a->cap_removed : 8;
+        void *v = realloc(a->removed, cap * sizeof *a->removed);
+        if (v == NULL)
+            return cmn_fail(a->errmsg, CMN_ENOMEM, "out of memory");
+        a->removed = v;
+        a->cap_removed = cap;
+    }
+    memcpy(a->removed[a->n_removed++], tp, KV_THUMB_LEN + 1);
+    return 0;
+}
 
 static int reject(struct apply *a, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
 static int reject(struct apply *a, int code, const char *fmt, ...)
@@ -166,6 +197,8 @@ static int cert_remove(struct apply *a, const struct kv_cert *c)
 {
     char key[KV_PKPH_MAX + 2 + KV_THUMB_LEN];
     size_t klen;
+    a->fx |= KV_FX_CERTS;
+    TRY(note_removed(a, c->thumbprint, true));
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_CERTS], c->thumbprint, KV_THUMB_LEN);
     pkph_key(c, key, &klen);
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_BY_PKPH], key, klen);
@@ -189,6 +222,8 @@ static int cert_insert(struct apply *a, const struct kv_cert *c)
 {
     char key[KV_PKPH_MAX + 2 + KV_THUMB_LEN];
     size_t klen;
+    a->fx |= KV_FX_CERTS;
+    TRY(note_removed(a, c->thumbprint, false));
     TRY(put_packed(a, CF_CERTS, c->thumbprint, KV_THUMB_LEN, pack_cert, c));
     pkph_key(c, key, &klen);
     rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_BY_PKPH], key, klen, "", 0);
@@ -205,6 +240,7 @@ static int cert_insert(struct apply *a, const struct kv_cert *c)
 static void crl_changed(struct apply *a)
 {
     uint8_t v[16];
+    a->fx |= KV_FX_CRL;
     cmn_be64_put(v, a->index);
     cmn_be64_put(v + 8, (uint64_t)a->cmd->time_ms);
     rocksdb_writebatch_put_cf(a->b, a->kv->cf[CF_META], META_CRL, strlen(META_CRL), (const char *)v,
@@ -462,6 +498,7 @@ static int apply_edit(struct apply *a)
         else if (c->u.edit.twofa_key)
             upd.twofa_key = c->u.edit.twofa_key;
         rv = put_packed(a, CF_CERTS, upd.thumbprint, KV_THUMB_LEN, pack_cert, &upd);
+        a->fx |= KV_FX_CERTS;
         if (i > 0)
             kv_cert_fini(&sec);
     }
@@ -696,12 +733,14 @@ static int apply_set_ca(struct apply *a)
             return 0;
         }
         TRY(put_packed(a, CF_CA, "issuing", 7, pack_ca, ca));
+        a->fx |= KV_FX_CA;
         summarize(a, "re-sealed the issuing CA key");
         return 0;
     }
     if (rv != CMN_ENOTFOUND)
         return rv;
     TRY(put_packed(a, CF_CA, "issuing", 7, pack_ca, ca));
+    a->fx |= KV_FX_CA;
     crl_changed(a); /* the first CRL, empty */
     summarize(a, "set the issuing CA");
     return 0;
@@ -745,6 +784,7 @@ static int apply_put_node(struct apply *a)
         return reject(a, KV_REJ_CONFLICT, "another node already uses certificate %s",
                       n->thumbprint);
     TRY(put_packed(a, CF_NODES, n->tag, strlen(n->tag), pack_node, n));
+    a->fx |= KV_FX_NODES;
     summarize(a, "node %s at %s", n->tag, n->server_url);
     return 0;
 }
@@ -763,6 +803,7 @@ static int apply_remove_node(struct apply *a)
         return reject(a, KV_REJ_NOTFOUND, "node %s is not in the cluster", tag);
     rocksdb_free(v);
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_NODES], tag, strlen(tag));
+    a->fx |= KV_FX_NODES;
     summarize(a, "removed node %s", tag);
     return 0;
 }
@@ -1063,6 +1104,7 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
         goto commit;
     }
     a.cmd = &cmd;
+    res->type = (int)cmd.type;
     bool has_rid = cmd.request_id != NULL && cmd.request_id[0] != '\0';
     struct request_key rk;
     uint8_t digest[32];
@@ -1105,6 +1147,8 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
     if (rv == REJECTED) {
         rejected = true;
         rocksdb_writebatch_clear(a.b); /* nothing of a rejected command is kept */
+        a.fx = 0;
+        a.n_removed = 0;
         rv = 0;
     }
     if (rv == 0)
@@ -1139,6 +1183,13 @@ commit:
         res->rejected = rejected;
         res->code = rejected ? a.code : KV_REJ_NONE;
         snprintf(res->reason, sizeof res->reason, "%s", rejected ? a.reason : "");
+        res->effects = a.fx;
+        if (a.n_removed) {
+            res->effects |= KV_FX_REMOVED;
+            res->removed = a.removed; /* moves to the result */
+            res->n_removed = a.n_removed;
+            a.removed = NULL;
+        }
     }
     goto out;
 fail:
@@ -1148,8 +1199,15 @@ out:
     for (size_t i = 0; i < d.n; i++)
         kv_cert_fini(&d.certs[i]);
     free(d.certs);
+    free(a.removed);
     if (drv == 0)
         kv_cmd_fini(&cmd);
     rocksdb_writebatch_destroy(a.b);
     return rv;
+}
+
+void kv_result_fini(struct kv_result *res)
+{
+    free(res->removed);
+    memset(res, 0, sizeof *res);
 }

@@ -298,9 +298,15 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
     return CMN_EUNSUPPORTED;
 }
 
+struct head_walk {
+    struct kv_cmd *c;
+    bool body; /* false: the envelope only */
+};
+
 static int head_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
 {
-    struct kv_cmd *c = ctx;
+    const struct head_walk *w = ctx;
+    struct kv_cmd *c = w->c;
     uint64_t u;
     switch (f) {
     case H_V:
@@ -322,14 +328,14 @@ static int head_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
         c->actor_clearance = (enum kv_clearance)u;
         return 0;
     case H_B:
-        return unpack_body(c, v, errmsg);
+        return w->body ? unpack_body(c, v, errmsg) : 0;
     case H_ABR:
         return kv__get_bool(v, "abr", &c->actor_registered, errmsg);
     }
     return CMN_EMALFORMED;
 }
 
-int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
+static int decode(const void *p, size_t len, struct kv_cmd *out, bool body, char *errmsg)
 {
     const uint8_t *b = p;
     memset(out, 0, sizeof *out);
@@ -381,10 +387,21 @@ int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
     kv_cmd_init(out, (enum kv_cmd_type)b[0]);
     uint64_t required =
         (1ull << H_V) | (1ull << H_TS) | (1ull << H_BY) | (1ull << H_BYC) | (1ull << H_B);
-    rv = kv__walk_map(o, "command", head_fields, H_N, required, head_field, out, errmsg);
+    struct head_walk w = {.c = out, .body = body};
+    rv = kv__walk_map(o, "command", head_fields, H_N, required, head_field, &w, errmsg);
 out:
     msgpack_unpacked_destroy(&u);
     if (rv != 0)
         kv_cmd_fini(out);
     return rv;
+}
+
+int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
+{
+    return decode(p, len, out, true, errmsg);
+}
+
+int kv_cmd_decode_head(const void *p, size_t len, struct kv_cmd *out, char *errmsg)
+{
+    return decode(p, len, out, false, errmsg);
 }

@@ -92,5 +92,8 @@ int kv_cmd_encode(const struct kv_cmd *c, struct cmn_buf *out, char *errmsg) CMN
 /* Decodes one entry. Errors: CMN_ETRUNCATED, CMN_ETOOBIG, CMN_EUNSUPPORTED (unknown type or
  * version), CMN_EMALFORMED (anything else); on error *out holds nothing to free. */
 int kv_cmd_decode(const void *p, size_t len, struct kv_cmd *out, char *errmsg) CMN_MUST_CHECK;
+/* The same for the envelope only (type, request id, time, actor), checked as kv_cmd_decode
+ * checks it; the body is left unread (out->u is empty). Release with kv_cmd_fini. */
+int kv_cmd_decode_head(const void *p, size_t len, struct kv_cmd *out, char *errmsg) CMN_MUST_CHECK;
 
 #endif

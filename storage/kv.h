@@ -25,6 +25,16 @@ enum kv_reject {
     KV_REJ_CONFLICT = 4,  /* the current state forbids it (revoked, already set, in use) */
 };
 
+/* What an applied entry changed (kv_result.effects), so that no layer decodes it again. */
+enum kv_effect {
+    KV_FX_CERTS = 1u << 0,   /* registrations were added, edited or removed */
+    KV_FX_REMOVED = 1u << 1, /* some are gone: kv_result.removed lists them */
+    KV_FX_CRL = 1u << 2,     /* the CRL's content or number changed */
+    KV_FX_CA = 1u << 3,      /* the issuing CA (or the seal of its key) changed */
+    KV_FX_NODES = 1u << 4,   /* node records changed */
+};
+#define KV_FX_TRUST (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL | KV_FX_CA)
+
 /* The outcome of applying one entry, handed back to the proposer. */
 struct kv_result {
     uint64_t index;
@@ -33,7 +43,14 @@ struct kv_result {
     bool rejected;  /* invalid for the current state; reason says why; nothing changed */
     int code;       /* enum kv_reject */
     char reason[CMN_ERRMSG_SIZE];
+    int type;         /* the entry's enum kv_cmd_type; 0 when it did not decode */
+    unsigned effects; /* enum kv_effect: what this entry committed (0 when skipped, a
+                       * duplicate or rejected) */
+    char (*removed)[KV_THUMB_LEN + 1]; /* registrations removed (lower-case), owned */
+    size_t n_removed;
 };
+/* Frees what a result owns, and zeroes it. */
+void kv_result_fini(struct kv_result *res);
 
 /* Opens (creating if needed) the store in directory `dir` (created 0700). */
 int kv_open(const char *dir, struct kv **out, char *errmsg) CMN_MUST_CHECK;
@@ -47,7 +64,8 @@ uint64_t kv_applied_index(const struct kv *kv);
  * RocksDB itself failed a write (a full disk), every later write fails at once without reaching
  * it, until the store is opened again (kv_close then skips its flush). A write that could make
  * RocksDB meet ENOSPC is not tried (CMN_ENOSPACE): less free space on the store's filesystem
- * than its memtables (what their flush writes), the batch and KV_DISK_FLOOR. */
+ * than its memtables (what their flush writes), the batch and KV_DISK_FLOOR. res is
+ * overwritten: release what it owns (removed) with kv_result_fini before the next call. */
 int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struct kv_result *res,
              char *errmsg) CMN_MUST_CHECK;
 #define KV_DISK_FLOOR (4u << 20)

@@ -197,6 +197,8 @@ static void collections_and_revocation(void **state)
     char p[KV_THUMB_LEN + 1], s1[KV_THUMB_LEN + 1];
     strcpy(p, certs[0].thumbprint);
     strcpy(s1, certs[1].thumbprint);
+    char certs_tp2[KV_THUMB_LEN + 1];
+    strcpy(certs_tp2, certs[2].thumbprint);
 
     kv_cmd_init(&c, KV_CMD_PUT_CERTS);
     fx_actor(&c, NULL, KV_CL_OPERATOR);
@@ -205,6 +207,9 @@ static void collections_and_revocation(void **state)
     c.u.put.n = 3;
     assert_int_equal(fx_apply(e->kv, 1, &c, &res), 0);
     assert_false(res.rejected);
+    assert_int_equal(res.type, KV_CMD_PUT_CERTS);
+    assert_int_equal(res.effects, KV_FX_CERTS); /* added, nothing gone, the CRL as it was */
+    assert_int_equal(res.n_removed, 0);
 
     struct kv_cert *list;
     size_t n;
@@ -223,10 +228,21 @@ static void collections_and_revocation(void **state)
     assert_int_equal(fx_apply(e->kv, 2, &c, &res), 0);
     assert_true(res.rejected);
     assert_non_null(strstr(res.reason, "primary certificate of the collection"));
+    assert_int_equal(res.effects, 0); /* a refusal changes nothing */
+    assert_null(res.removed);
 
     fx_delete(&c, p, NULL, KV_CL_OPERATOR);
     assert_int_equal(fx_apply(e->kv, 3, &c, &res), 0);
     assert_false(res.rejected);
+    /* the whole collection is reported gone, so that the node closes its connections */
+    assert_int_equal(res.effects, KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL);
+    assert_int_equal(res.n_removed, 3);
+    for (int i = 0; i < 3; i++) {
+        bool listed = false;
+        for (size_t k = 0; k < res.n_removed; k++)
+            listed |= strcmp(res.removed[k], i == 0 ? p : i == 1 ? s1 : certs_tp2) == 0;
+        assert_true(listed);
+    }
     size_t count;
     assert_int_equal(kv_cert_count(e->kv, &count, NULL), 0);
     assert_int_equal(count, 0);
@@ -268,6 +284,8 @@ static void edit_keeps_identity(void **state)
     c.u.edit.n_perms = 1;
     assert_int_equal(fx_apply(e->kv, 2, &c, &res), 0);
     assert_false(res.rejected);
+    assert_int_equal(res.type, KV_CMD_EDIT_CERT);
+    assert_int_equal(res.effects, KV_FX_CERTS);
     struct kv_cert got;
     assert_int_equal(kv_cert_get(e->kv, tp, &got, NULL), 0);
     assert_string_equal(got.name, "app2");
@@ -854,6 +872,7 @@ static void crl_state_from_commits(void **state)
     c.time_ms += 3600000;
     assert_int_equal(fx_apply(e->kv, 5, &c, &res), 0);
     assert_false(res.rejected);
+    assert_int_equal(res.effects, KV_FX_CRL); /* a new CRL, the same registrations */
     assert_int_equal(kv_crl_state_get(e->kv, &crl, NULL), 0);
     assert_int_equal(crl.index, 5);
     assert_true(crl.time_ms == 1750003600000);
