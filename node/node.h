@@ -38,7 +38,7 @@ struct node_disk {
     bool low;         /* free < reserve: writes are refused */
 };
 
-struct node_lastused;
+struct lastused;
 struct node_crl;
 
 struct node_admin;
@@ -93,8 +93,8 @@ struct node {
     X509 *issuing_cert;          /* cache of the trust state's issuing CA certificate */
     struct node_issuer issuer;   /* cache of node_issuer_load, when have_issuer */
     bool have_issuer;
-    struct node_lastused *lastused;
-    struct node_crl *crl; /* the signed CRL GET /ca/crl serves (node/api.c) */
+    struct lastused *lastused; /* node/lastused.h, owned by the HTTPS API */
+    struct node_crl *crl;      /* the signed CRL GET /ca/crl serves (node/api.c) */
     /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
     struct node_early_revocation *early;
     size_t n_early;

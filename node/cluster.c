@@ -1,0 +1,274 @@
+/* The cluster resources: topology and node info (RavenDB's), and membership (Corvid's
+ * PUT/DELETE /admin/cluster/node, on the leader). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <http_parser.h>
+
+#include "common/env.h"
+#include "common/log.h"
+#include "node/api.h"
+#include "raft/transport.h"
+
+static void h_topology(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    json_t *members = json_object(), *promotables = json_object(), *watchers = json_object(),
+           *all = json_object();
+    for (size_t i = 0; i < st.n_members; i++) {
+        const char *url = "";
+        for (size_t j = 0; j < count; j++)
+            if (strcmp(nodes[j].tag, st.members[i].tag) == 0)
+                url = nodes[j].server_url;
+        json_t *dst = st.members[i].role == RAFT_VOTER     ? members
+                      : st.members[i].role == RAFT_STANDBY ? promotables
+                                                           : watchers;
+        json_object_set_new(dst, st.members[i].tag, json_string(url));
+        json_object_set_new(all, st.members[i].tag, json_string(url));
+    }
+    kv_node_free_array(nodes, count);
+    const char *state = strcmp(st.state, "Leader") == 0      ? "Leader"
+                        : strcmp(st.state, "Candidate") == 0 ? "Candidate"
+                        : strcmp(st.state, "Passive") == 0   ? "Passive"
+                                                             : "Follower";
+    json_t *topo = json_pack("{s:o, s:o, s:o, s:o, s:s, s:I}", "Members", members, "Promotables",
+                             promotables, "Watchers", watchers, "AllNodes", all, "TopologyId",
+                             "corvid", "Etag", (json_int_t)st.commit_index);
+    api_respond_json(req, 200,
+                     json_pack("{s:o, s:s?, s:s, s:s, s:I}", "Topology", topo, "Leader",
+                               st.leader[0] ? st.leader : NULL, "NodeTag", n->cfg.tag,
+                               "CurrentState", state, "CurrentTerm", (json_int_t)st.term));
+    (void)a;
+}
+
+static void h_node_info(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    char tp[41];
+    api_upper(n->thumb, tp);
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    api_respond_json(req, 200,
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag", n->cfg.tag,
+                               "ServerUrl", n->cfg.public_url, "TcpUrl", n->cfg.tcp_url,
+                               "Thumbprint", tp, "CurrentState", st.state, "HasFixedPort", 1,
+                               "Serving", node_serves(n, NULL, 0)));
+    (void)a;
+}
+
+/* ---- cluster membership: PUT/DELETE /admin/cluster/node (leader only; 307 elsewhere) ---- */
+
+/* Answers 307 to the leader's URL when this node is not the leader; true when answered. */
+static bool redirect_to_leader(struct node *n, struct http_request *req)
+{
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    if (st.ready)
+        return false;
+    const char *url = NULL;
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    for (size_t i = 0; st.leader[0] && i < count; i++)
+        if (strcmp(nodes[i].tag, st.leader) == 0)
+            url = nodes[i].server_url;
+    if (url == NULL) {
+        http_respond_error(req, 503, "NoLeader",
+                           "The cluster has no leader right now: retry when a majority of nodes "
+                           "is up");
+    } else {
+        char extra[6000];
+        snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
+                 req->query[0] ? "?" : "", req->query);
+        char msg[128];
+        snprintf(msg, sizeof msg, "Membership changes run on the leader, node %s", st.leader);
+        json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        http_respond(req, 307, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
+        free(text);
+        json_decref(o);
+    }
+    kv_node_free_array(nodes, count);
+    return true;
+}
+
+static int member_status(int code)
+{
+    switch (code) {
+    case CMN_EBUSY:
+    case CMN_EEXISTS:
+        return 409;
+    case CMN_ENOTFOUND:
+        return 404;
+    case CMN_EINVALID:
+        return 400;
+    case CMN_EDENIED:
+        return 503;
+    case CMN_ETIMEDOUT:
+        return 504;
+    case CMN_ENOSPACE:
+        return 507;
+    default:
+        return 500;
+    }
+}
+
+struct add_job {
+    struct node *n;
+    struct http_request *req;
+    char tag[8];
+    char url[256];
+    char expected[64];
+};
+
+static void add_done(void *ctx, int status, const char *msg)
+{
+    struct add_job *j = ctx;
+    if (status != 0)
+        http_respond_error(j->req, member_status(status), "InvalidOperation", "%s", msg);
+    else
+        api_respond_json(j->req, 200, json_pack("{s:s, s:s}", "NodeTag", j->tag, "Message", msg));
+    free(j);
+}
+
+static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int http_status,
+                        const char *body, size_t len)
+{
+    struct add_job *j = ctx;
+    struct http_request *req = j->req;
+    char errmsg[1024] = "";
+    json_t *info = NULL;
+    int code = 400;
+    struct ca_ident id;
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    const char *tag, *tcp, *state;
+    if (status != 0) {
+        snprintf(errmsg, sizeof errmsg, "Cannot add node %s at %s: %s", j->tag, j->url, msg);
+    } else if (peer == NULL || ca_ident_get(peer, &id, NULL) != 0) {
+        snprintf(errmsg, sizeof errmsg, "Node %s at %s presented no usable certificate", j->tag,
+                 j->url);
+    } else if (http_status != 200 || (info = json_loadb(body ? body : "", len, 0, NULL)) == NULL ||
+               (tag = json_string_value(json_object_get(info, "NodeTag"))) == NULL ||
+               (tcp = json_string_value(json_object_get(info, "TcpUrl"))) == NULL) {
+        snprintf(errmsg, sizeof errmsg, "%s did not answer /cluster/node-info (HTTP %d)", j->url,
+                 http_status);
+    } else if (j->tag[0] && strcmp(tag, j->tag) != 0) {
+        snprintf(errmsg, sizeof errmsg, "The node at %s is node %s, not %s", j->url, tag, j->tag);
+    } else if ((state = json_string_value(json_object_get(info, "CurrentState"))) != NULL &&
+               strcmp(state, "Passive") != 0) {
+        code = 409;
+        snprintf(errmsg, sizeof errmsg,
+                 "Node %s at %s is already a member of a cluster (state %s): start it without "
+                 "Cluster.Bootstrap and with an empty DataDir",
+                 j->tag, j->url, state);
+    } else if (id.not_after < now) {
+        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) has expired", j->tag,
+                 id.thumbprint);
+    } else if (id.not_before > now + 86400) {
+        snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) is not yet valid", j->tag,
+                 id.thumbprint);
+    } else if (j->expected[0] && strcasecmp(j->expected, id.thumbprint) != 0) {
+        snprintf(errmsg, sizeof errmsg,
+                 "The certificate of node %s is %s, not the expected thumbprint %s", j->tag,
+                 id.thumbprint, j->expected);
+    } else if (!j->expected[0] && !node_issued_by_cluster_ca(j->n, peer) &&
+               !node_trusts_thumbprint(j->n, id.thumbprint)) {
+        snprintf(errmsg, sizeof errmsg,
+                 "The certificate of node %s at %s (%s) is not issued by the cluster CA: check "
+                 "its thumbprint out of band and pass it as "
+                 "&expectedThumbprint=%s to trust it",
+                 j->tag[0] ? j->tag : tag, j->url, id.thumbprint, id.thumbprint);
+    } else {
+        code = 0;
+        if (!j->tag[0]) /* RavenDB's tag is optional: the node names itself */
+            snprintf(j->tag, sizeof j->tag, "%.4s", tag);
+        int rv = node_member_add(j->n, j->tag, j->url, tcp, peer, add_done, j, errmsg);
+        if (rv != 0)
+            code = member_status(rv) == 500 ? 400 : member_status(rv);
+    }
+    json_decref(info);
+    if (code != 0) {
+        http_respond_error(req, code, "InvalidOperation", "%s", errmsg);
+        free(j);
+    }
+}
+
+static void h_add_node(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    if (redirect_to_leader(n, req))
+        return;
+    struct add_job *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        http_respond_error(req, 500, "InternalError", "out of memory");
+        return;
+    }
+    j->n = n;
+    j->req = req;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    int rc = http_query(req, "expectedThumbprint", j->expected, sizeof j->expected, NULL);
+    int has_tag = http_query(req, "tag", j->tag, sizeof j->tag, NULL);
+    if (http_query(req, "url", j->url, sizeof j->url, NULL) != 1 || has_tag < 0 || rc < 0) {
+        free(j);
+        http_respond_error(req, 400, "BadRequest",
+                           "PUT /admin/cluster/node needs ?url=https://HOST:PORT[&tag=TAG]");
+        return;
+    }
+    if (has_tag == 1 && rft_tag_to_id(j->tag) == 0) {
+        http_respond_error(req, 400, "BadRequest", "'%s' is not a node tag (1 to 4 letters A-Z)",
+                           j->tag);
+        free(j);
+        return;
+    }
+    struct rft_status st;
+    rft_status(n->rft, &st);
+    for (size_t i = 0; i < st.n_members; i++) {
+        if (strcmp(st.members[i].tag, j->tag) == 0) {
+            http_respond_error(req, 409, "InvalidOperation", "Node tag %s is already in use",
+                               j->tag);
+            free(j);
+            return;
+        }
+    }
+    if (node_fetch(n, j->url, "/cluster/node-info", add_fetched, j, errmsg) != 0) {
+        http_respond_error(req, 400, "BadRequest", "%s", errmsg);
+        free(j);
+    }
+    (void)a;
+}
+
+static void remove_done(void *ctx, int status, const char *msg)
+{
+    struct http_request *req = ctx;
+    if (status != 0)
+        http_respond_error(req, member_status(status), "InvalidOperation", "%s", msg);
+    else
+        http_respond(req, 204, NULL, NULL, 0, NULL);
+}
+
+static void h_remove_node(struct node *n, struct http_request *req, struct node_auth *a)
+{
+    if (redirect_to_leader(n, req))
+        return;
+    char tag[16], errmsg[CMN_ERRMSG_SIZE] = "";
+    if (http_query(req, "nodeTag", tag, sizeof tag, NULL) != 1) {
+        http_respond_error(req, 400, "BadRequest", "DELETE /admin/cluster/node needs ?nodeTag=TAG");
+        return;
+    }
+    int rv = node_member_remove(n, tag, remove_done, req, errmsg);
+    if (rv != 0)
+        http_respond_error(req, member_status(rv), "InvalidOperation", "%s", errmsg);
+    (void)a;
+}
+
+static const struct api_route routes[] = {
+    {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false, API_NO_BODY},
+    {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true, API_NO_BODY},
+    {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false, API_NO_BODY},
+    {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false, API_NO_BODY},
+};
+const struct api_routes api_cluster_routes = {routes, sizeof routes / sizeof routes[0]};
