@@ -9,6 +9,7 @@
 
 #include <openssl/x509.h>
 
+#include "ca/ident.h"
 #include "node/http.h"
 #include "storage/cmd.h"
 #include "storage/model.h"
@@ -33,9 +34,9 @@ enum route_need { NEED_NONE, NEED_VALID_USER, NEED_OPERATOR, NEED_CLUSTER_ADMIN 
 
 struct node_auth {
     enum auth_status status;
-    uint64_t gen;   /* trust generation this was computed at */
-    char thumb[41]; /* lower case; "" without a certificate */
-    char thumb_upper[41];
+    uint64_t gen;                   /* trust generation this was computed at */
+    char thumb[CA_THUMBPRINT_SIZE]; /* lower case; "" without a certificate */
+    char thumb_upper[CA_THUMBPRINT_SIZE];
     char label[300];    /* "CN=… (Thumbprint: …)" for messages */
     char source[128];   /* how it authenticated, for whoami */
     bool registered;    /* found in the trust state (directly or by pinning hash) */

@@ -26,17 +26,17 @@ static json_t *perms_json(const struct kv_perm *perms, size_t n)
 /* RavenDB's CertificateDefinition; the TOTP key is never returned. */
 static json_t *def_json(const struct kv_cert *c, bool metadata_only)
 {
-    char tp[41], nb[40], na[40];
+    char tp[CA_THUMBPRINT_SIZE], nb[40], na[40];
     api_upper(c->thumbprint, tp);
     api_iso_date(c->not_before, nb);
     api_iso_date(c->not_after, na);
     json_t *sec = json_array();
     for (size_t i = 0; i < c->n_secondaries; i++) {
-        char s[41];
+        char s[CA_THUMBPRINT_SIZE];
         api_upper(c->secondaries[i], s);
         json_array_append_new(sec, json_string(s));
     }
-    char pri[41] = "";
+    char pri[CA_THUMBPRINT_SIZE] = "";
     api_upper(c->primary, pri);
     json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:s, s:s, s:o, s:s, s:b}", "Name",
                           c->name ? c->name : "", "Thumbprint", tp, "SecurityClearance",
@@ -200,7 +200,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
                                "'expiringWithinDays' must be a number of days from 0 to 36500");
             return;
         }
-        horizon = cmn_now_ms(&cmn_clock_system) / 1000 + (int64_t)d * 86400;
+        horizon = cmn_now_ms(&cmn_clock_system) / 1000 + (int64_t)d * CA_DAY_SECS;
     }
     json_t *results = json_array();
     if (has_thumb == 1) {
@@ -271,7 +271,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         CMN_IGNORE(ca_thumbprint(n->issuers.v[i], tp));
         json_array_append_new(issuers, json_string(tp));
     }
-    char own[41];
+    char own[CA_THUMBPRINT_SIZE];
     api_upper(n->thumb, own);
     api_respond_json(req, 200,
                      json_pack("{s:o, s:s, s:o, s:o}", "Results", results, "LoadedServerCert", own,
@@ -664,7 +664,7 @@ static void h_post_cert(struct node *n, struct http_request *req, struct node_au
         if (ok && not_after) {
             struct tm tm = {0};
             const char *end = strptime(not_after, "%Y-%m-%d", &tm);
-            int64_t today = cmn_now_ms(&cmn_clock_system) / 1000 / 86400 * 86400;
+            int64_t today = cmn_now_ms(&cmn_clock_system) / 1000 / CA_DAY_SECS * CA_DAY_SECS;
             if (end == NULL) {
                 ok = false;
                 snprintf(errmsg, sizeof errmsg, "NotAfter must be a date (YYYY-MM-DD…)");
@@ -868,7 +868,7 @@ static void h_export(struct node *n, struct http_request *req, struct node_auth 
 
 static void stat_entry(void *ctx, const char *thumb, int64_t when_ms)
 {
-    char when[40], tp[41];
+    char when[40], tp[CA_THUMBPRINT_SIZE];
     api_iso_date(when_ms / 1000, when);
     api_upper(thumb, tp);
     json_object_set_new(ctx, tp, json_string(when));

@@ -49,7 +49,7 @@ static void h_topology(struct node *n, struct http_request *req, struct node_aut
 
 static void h_node_info(struct node *n, struct http_request *req, struct node_auth *a)
 {
-    char tp[41];
+    char tp[CA_THUMBPRINT_SIZE];
     api_upper(n->thumb, tp);
     struct rft_status st;
     rft_status(n->rft, &st);
@@ -169,7 +169,7 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
     } else if (id.not_after < now) {
         snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) has expired", j->tag,
                  id.thumbprint);
-    } else if (id.not_before > now + 86400) {
+    } else if (id.not_before > now + NODE_CLOCK_SLACK_S) {
         snprintf(errmsg, sizeof errmsg, "The certificate of node %s (%s) is not yet valid", j->tag,
                  id.thumbprint);
     } else if (j->expected[0] && strcasecmp(j->expected, id.thumbprint) != 0) {

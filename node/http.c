@@ -1045,11 +1045,6 @@ void http_server_free(struct http_server *s)
     free(s);
 }
 
-void http_server_set_ctx(struct http_server *s, SSL_CTX *ctx)
-{
-    s->ctx = ctx;
-}
-
 void **http_conn_auth(struct http_conn *c)
 {
     return &c->auth;

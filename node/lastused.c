@@ -3,12 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ca/ident.h"
 #include "node/lastused.h"
 
 #define BUCKETS 4096
 
 struct entry {
-    char thumb[41];
+    char thumb[CA_THUMBPRINT_SIZE];
     int64_t when_ms;
     struct entry *next;
 };

@@ -23,7 +23,7 @@ struct member_job {
     char tag[8];
     char server_url[256];
     char tcp_url[256];
-    char thumb[41];
+    char thumb[CA_THUMBPRINT_SIZE];
     struct kv_cert rec;
     bool remove;
     int step;

@@ -186,7 +186,7 @@ static int load_trusted_nodes(struct node *n, char *errmsg)
         char t[CA_THUMBPRINT_SIZE];
         if (ca_thumbprint(pfx.certs.v[i], t) == 0) {
             cmn_ascii_lower(t);
-            memcpy(n->trusted[n->n_trusted++], t, 41);
+            memcpy(n->trusted[n->n_trusted++], t, CA_THUMBPRINT_SIZE);
         }
     }
     ca_pfx_fini(&pfx);
@@ -293,9 +293,9 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
     int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
     if (id.not_after < now)
         return cmn_fail(errmsg, CMN_EDENIED, "certificate %s expired", id.thumbprint);
-    if (id.not_before > now + 86400)
+    if (id.not_before > now + NODE_CLOCK_SLACK_S)
         return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not yet valid", id.thumbprint);
-    char lower[41];
+    char lower[CA_THUMBPRINT_SIZE];
     memcpy(lower, id.thumbprint, sizeof lower);
     cmn_ascii_lower(lower);
     /* Fail closed: a trust state that cannot be read trusts nobody. */

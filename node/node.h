@@ -15,6 +15,10 @@
 #include "storage/kv.h"
 #include "node/http.h"
 
+/* How far in the future a node certificate's NotBefore may be and still be taken (clocks of
+ * the issuer and the node differ). */
+#define NODE_CLOCK_SLACK_S CA_DAY_SECS
+
 /* The CRL: re-issued through Raft every NODE_CRL_REFRESH_MS, each valid NODE_CRL_VALID_MS. */
 #define NODE_CRL_REFRESH_MS (3600LL * 1000)
 #define NODE_CRL_VALID_MS   (2 * NODE_CRL_REFRESH_MS)
@@ -61,12 +65,13 @@ struct node {
     /* this node's identity */
     EVP_PKEY *key;
     X509 *cert;
-    struct ca_cert_list chain; /* issuers sent after the certificate */
-    char thumb[41];            /* lower-case */
+    struct ca_cert_list chain;      /* issuers sent after the certificate */
+    char thumb[CA_THUMBPRINT_SIZE]; /* lower-case */
     /* from the configuration */
     struct ca_pfx cluster_ca; /* Security.ClusterCA: the issuing CA to commit at bootstrap */
     bool have_cluster_ca;
-    char (*trusted)[41]; /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
+    char (
+        *trusted)[CA_THUMBPRINT_SIZE]; /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
     size_t n_trusted;
     /* Security.MasterKey.Path (node/keys.c): mkeys[0] seals, each of them opens */
     struct ca_master_key mkeys[CA_MASTER_KEYS_MAX];

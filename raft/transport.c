@@ -30,7 +30,7 @@ struct conn {
     enum conn_kind kind;
     struct impl *impl;
     raft_id peer_id;
-    char thumb[41];
+    char thumb[CA_THUMBPRINT_SIZE];
     struct raft_uv_connect *req; /* outbound until the connect callback fired */
     raft_id want_id;
     bool is_chan;   /* a forwarding channel rather than a Raft stream */
@@ -99,12 +99,12 @@ void rft_id_to_tag(raft_id id, char out[8])
     out[n] = '\0';
 }
 
-static void thumb_of(X509 *cert, char out[41])
+static void thumb_of(X509 *cert, char out[CA_THUMBPRINT_SIZE])
 {
     char upper[CA_THUMBPRINT_SIZE];
     out[0] = '\0';
     if (ca_thumbprint(cert, upper) == 0) {
-        memcpy(out, upper, 41);
+        memcpy(out, upper, CA_THUMBPRINT_SIZE);
         cmn_ascii_lower(out);
     }
 }
@@ -670,12 +670,6 @@ void rft_transport_fini(struct raft_uv_transport *t)
 {
     free(t->impl);
     t->impl = NULL;
-}
-
-void rft_transport_set_ctx(struct raft_uv_transport *t, SSL_CTX *ctx)
-{
-    struct impl *im = t->impl;
-    im->ctx = ctx;
 }
 
 void rft_transport_drop_peer(struct raft_uv_transport *t, const char *thumbprint_lower)

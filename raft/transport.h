@@ -62,8 +62,6 @@ size_t rft_chan_backlog(const struct rft_chan *ch);
 /* Closes the channel; no callback fires for it afterwards. */
 void rft_chan_close(struct rft_chan *ch);
 
-/* Swaps the certificate used for new connections (certificate rotation). */
-void rft_transport_set_ctx(struct raft_uv_transport *t, SSL_CTX *ctx);
 /* Closes every connection authenticated with this certificate thumbprint (revocation). */
 void rft_transport_drop_peer(struct raft_uv_transport *t, const char *thumbprint_lower);
 
