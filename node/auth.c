@@ -270,21 +270,28 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
         a->status = AUTH_CLUSTER_ADMIN;
         return;
     }
-    int rv = kv_cert_get(n->kv, a->thumb, &a->def, NULL);
+    char why[CMN_ERRMSG_SIZE] = "";
+    int rv = kv_cert_get(n->kv, a->thumb, &a->def, why);
     if (rv != 0) {
         memset(&a->def, 0, sizeof a->def);
         a->status = AUTH_UNFAMILIAR;
-        if (rv != CMN_ENOTFOUND)
-            return; /* fail closed: the trust state could not be read */
+        if (rv != CMN_ENOTFOUND) { /* fail closed: the trust state could not be read */
+            CMN_ERROR("HTTP-AUTH", "refusing %s: cannot read its registration: %s", a->thumb_upper,
+                      why);
+            return;
+        }
         struct kv_revoked rev;
-        rv = kv_revoked_get(n->kv, id.serial, &rev, NULL);
+        rv = kv_revoked_get(n->kv, id.serial, &rev, why);
         if (rv == 0 && strcmp(rev.thumbprint, a->thumb) == 0) {
             a->status = AUTH_REVOKED;
             a->revoked_ms = rev.revoked_ms;
             return;
         }
-        if (rv != 0 && rv != CMN_ENOTFOUND)
+        if (rv != 0 && rv != CMN_ENOTFOUND) {
+            CMN_ERROR("HTTP-AUTH", "refusing %s: cannot read the revocations: %s", a->thumb_upper,
+                      why);
             return;
+        }
         if (!renewal_of(n, peer, &id, now, a))
             return;
     }

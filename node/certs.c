@@ -834,25 +834,27 @@ static void h_purge(struct node *n, struct http_request *req, struct node_auth *
 
 static void h_export(struct node *n, struct http_request *req, struct node_auth *a)
 {
+    char errmsg[CMN_ERRMSG_SIZE] = "";
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
     int rv = ca_cert_list_add(&certs, n->cert);
     struct kv_cert *list = NULL;
     size_t count = 0;
     if (rv == 0)
-        rv = kv_cert_list(n->kv, true, 0, SIZE_MAX, &list, &count, NULL);
+        rv = kv_cert_list(n->kv, true, 0, SIZE_MAX, &list, &count, errmsg);
     for (size_t i = 0; rv == 0 && i < count; i++) {
         if (list[i].clearance != KV_CL_CLUSTER_NODE || strcmp(list[i].thumbprint, n->thumb) == 0)
             continue;
         X509 *x;
-        if (ca_cert_from_der(list[i].der, list[i].der_len, &x, NULL) == 0) {
+        rv = ca_cert_from_der(list[i].der, list[i].der_len, &x, errmsg);
+        if (rv == 0)
             rv = ca_cert_list_push(&certs, x);
-        }
+        else /* a collection without a node's certificate would fail at the import */
+            cmn_errctx(errmsg, "the certificate of node registration %s", list[i].thumbprint);
     }
     kv_cert_free_array(list, count);
     struct cmn_buf pfx;
     cmn_buf_init(&pfx, false);
-    char errmsg[CMN_ERRMSG_SIZE] = "";
     if (rv == 0)
         rv = ca_pfx_build_collection(&certs, &pfx, errmsg);
     ca_cert_list_fini(&certs);
