@@ -132,60 +132,6 @@ static void register_renewal(struct node *n, const struct kv_cert *rec)
     CMN_IGNORE(node_propose(n, &cmd, renew_done, NULL, errmsg));
 }
 
-/* ---- revocations announced by the leader before this node applies them ---- */
-
-struct node_early_revocation {
-    char thumb[KV_THUMB_LEN + 1]; /* lower case */
-    uint64_t index;
-    int64_t time_ms;
-};
-
-int node_auth_revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd)
-{
-    if (cmd->type != KV_CMD_DELETE_CERTS || cmd->u.del.n == 0)
-        return 0;
-    struct node_early_revocation *v =
-        realloc(n->early, (n->n_early + cmd->u.del.n) * sizeof *n->early);
-    if (v == NULL)
-        return CMN_ENOMEM;
-    n->early = v;
-    for (size_t i = 0; i < cmd->u.del.n; i++) {
-        struct node_early_revocation *e = &n->early[n->n_early];
-        if (kv_thumb_norm(cmd->u.del.thumbprints[i], e->thumb) != 0)
-            continue;
-        e->index = index;
-        e->time_ms = cmd->time_ms;
-        n->n_early++;
-    }
-    return 0;
-}
-
-void node_auth_applied(struct node *n, uint64_t applied)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < n->n_early; i++)
-        if (n->early[i].index > applied)
-            n->early[k++] = n->early[i];
-    n->n_early = k;
-    if (k == 0) {
-        free(n->early);
-        n->early = NULL;
-    }
-}
-
-/* Whether a registration (or the collection it belongs to) was revoked early. */
-static bool early_revoked(const struct node *n, const struct kv_cert *def, int64_t *time_ms)
-{
-    for (size_t i = 0; i < n->n_early; i++) {
-        if (strcmp(n->early[i].thumb, def->thumbprint) == 0 ||
-            strcmp(n->early[i].thumb, def->primary) == 0) {
-            *time_ms = n->early[i].time_ms;
-            return true;
-        }
-    }
-    return false;
-}
-
 /* The pinning-hash fallback: an unregistered certificate with the key pair of a registration
  * that is current (not expired, not revoked) and issued under the same issuer key is that
  * registration renewed. Fills a->def with the renewal's registration and proposes it. */
@@ -201,7 +147,7 @@ static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, in
     for (size_t i = 0; i < n_same && !adopted; i++) { /* newest first */
         int64_t early_ms;
         if (same[i].not_after < now || same[i].not_before > now ||
-            early_revoked(n, &same[i], &early_ms) || !same_issuer_key(n, peer, &same[i]))
+            node_revoked_early(n, &same[i], &early_ms) || !same_issuer_key(n, peer, &same[i]))
             continue;
         if (renewal_record(n, peer, &same[i], &a->def) != 0) {
             memset(&a->def, 0, sizeof a->def);
@@ -295,7 +241,7 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
         if (!renewal_of(n, peer, &id, now, a))
             return;
     }
-    if (early_revoked(n, &a->def, &a->revoked_ms)) {
+    if (node_revoked_early(n, &a->def, &a->revoked_ms)) {
         /* as once applied: no registration; a certificate of the cluster CA is revoked, any
          * other unknown */
         a->status = a->def.ca_issued ? AUTH_REVOKED : AUTH_UNFAMILIAR;

@@ -55,12 +55,6 @@ void node_auth_free(struct node_auth *a);
 bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
                      enum route_need need);
 
-/* A revocation (KV_CMD_DELETE_CERTS) the leader announced as committed at `index`: refused here
- * from now on, before this node applies it. */
-int node_auth_revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd) CMN_MUST_CHECK;
-/* Forgets the early revocations applied by now (at or below `applied`). */
-void node_auth_applied(struct node *n, uint64_t applied);
-
 /* The caller's effective clearance for the state machine's own checks. */
 enum kv_clearance node_auth_clearance(const struct node_auth *a);
 

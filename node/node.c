@@ -882,6 +882,66 @@ static void duty_cb(uv_timer_t *t)
         catch_up(n);
 }
 
+/* ---- revocations announced by the leader before this node applies them ---- */
+
+/* A revocation (KV_CMD_DELETE_CERTS) the leader announced as committed at `index`: refused
+ * here from then on, until this node has applied it. */
+struct node_early_revocation {
+    char thumb[KV_THUMB_LEN + 1]; /* lower case */
+    uint64_t index;
+    int64_t time_ms;
+};
+
+static int revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd)
+{
+    if (cmd->type != KV_CMD_DELETE_CERTS || cmd->u.del.n == 0)
+        return 0;
+    struct node_early_revocation *v =
+        realloc(n->early, (n->n_early + cmd->u.del.n) * sizeof *n->early);
+    if (v == NULL)
+        return CMN_ENOMEM;
+    n->early = v;
+    for (size_t i = 0; i < cmd->u.del.n; i++) {
+        struct node_early_revocation *e = &n->early[n->n_early];
+        if (kv_thumb_norm(cmd->u.del.thumbprints[i], e->thumb) != 0)
+            continue;
+        e->index = index;
+        e->time_ms = cmd->time_ms;
+        n->n_early++;
+    }
+    return 0;
+}
+
+static void early_applied(struct node *n, uint64_t applied)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_early; i++)
+        if (n->early[i].index > applied)
+            n->early[k++] = n->early[i];
+    n->n_early = k;
+    if (k == 0) {
+        free(n->early);
+        n->early = NULL;
+    }
+}
+
+bool node_revoked_early(const struct node *n, const struct kv_cert *def, int64_t *time_ms)
+{
+    for (size_t i = 0; i < n->n_early; i++) {
+        if (strcmp(n->early[i].thumb, def->thumbprint) == 0 ||
+            strcmp(n->early[i].thumb, def->primary) == 0) {
+            *time_ms = n->early[i].time_ms;
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t node_revocations_pending(const struct node *n)
+{
+    return n->n_early;
+}
+
 /* ---- applied entries ---- */
 
 /* Logs.AuditPath: one JSON line per applied entry, written after commit, from the replicated
@@ -920,7 +980,7 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
     struct node *n = ctx;
     if (res != NULL && !res->duplicate)
         audit_line(n, index);
-    node_auth_applied(n, kv_applied_index(n->kv));
+    early_applied(n, kv_applied_index(n->kv));
     if (res == NULL) {
         node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
@@ -950,7 +1010,7 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
     struct kv_cmd cmd;
     if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
         return CMN_EMALFORMED;
-    int rv = node_auth_revoke_early(n, index, &cmd);
+    int rv = revoke_early(n, index, &cmd);
     if (rv == 0 && cmd.type == KV_CMD_DELETE_CERTS) {
         /* The thumbprints named; the rest of what the entry revokes (a collection's
          * secondaries, registrations of the same key) is refused here once it is applied. */

@@ -126,6 +126,11 @@ void node_watch_leader(struct node *n);
  * leader from a majority, within an election timeout), so that it cannot miss a revocation
  * that was acknowledged. When not, why (may be NULL) gets the reason. */
 bool node_serves(struct node *n, char *why, size_t cap);
+/* Revocations the leader announced as committed and this node has not applied yet: in force
+ * at once. Whether registration def (or the collection it belongs to) is among them, with the
+ * revocation's time; and how many there are. */
+bool node_revoked_early(const struct node *n, const struct kv_cert *def, int64_t *time_ms);
+size_t node_revocations_pending(const struct node *n);
 /* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert);
 

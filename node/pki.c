@@ -92,7 +92,7 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
 {
     struct kv_crl_state state;
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (n->n_early > 0) {
+    if (node_revocations_pending(n) > 0) {
         /* A revocation the leader announced is in force here and not applied yet: the CRL of
          * the applied state would not list it (tools/chaos found one served so). */
         http_respond_error(req, 503, "NotReady",
