@@ -13,7 +13,7 @@
 
 #include "common/log.h"
 #include "node/lineconn.h"
-#include "node/node.h"
+#include "node/admin.h"
 
 #define MAX_ARGS 8
 
@@ -25,6 +25,7 @@ struct node_admin {
     char path[1100];
     struct client *clients;
     bool listener_open;
+    bool closing; /* frees itself once the listener and every client are closed */
 };
 
 static void admin_free_maybe(struct node_admin *a)
@@ -128,12 +129,12 @@ static void info_after(uv_work_t *w, int status)
            "Thumbprint: %s\n"
            "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nIssuingCA: %s\n"
            "NodeRecords: %s\nPid: %ld\nMasterKey: %s\nIssuingCAKey: %s\n",
-           n->cfg.tag, st->state, st->leader[0] ? st->leader : "(none)",
+           node_config(n)->tag, st->state, st->leader[0] ? st->leader : "(none)",
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
            (unsigned long long)st->last_index, (unsigned long long)st->applied_index, j->state_hash,
-           j->trust_hash, j->certs, n->thumb, n->cfg.public_url, n->cfg.tcp_url, n->cfg.data_dir,
-           j->serving ? "yes" : j->why, j->issuing_ca ? "yes" : "no", j->records, (long)getpid(),
-           j->master_key, j->ca_key);
+           j->trust_hash, j->certs, node_thumb(n), node_config(n)->public_url,
+           node_config(n)->tcp_url, node_config(n)->data_dir, j->serving ? "yes" : j->why,
+           j->issuing_ca ? "yes" : "no", j->records, (long)getpid(), j->master_key, j->ca_key);
     kv_snap_end(j->snap);
     free(j);
 }
@@ -147,25 +148,25 @@ static void cmd_info(struct client *c)
         return;
     }
     j->c = c;
-    if (kv_snap_begin(n->kv, &j->snap, NULL) != 0) {
+    if (kv_snap_begin(node_kv(n), &j->snap, NULL) != 0) {
         free(j);
         answer(c, 1, "error: cannot read the state");
         return;
     }
-    rft_status(n->rft, &j->st);
+    rft_status(node_rft(n), &j->st);
     char why[128] = "";
     j->serving = node_serves(n, why, sizeof why);
     snprintf(j->why, sizeof j->why, "no (%s)", why);
     j->issuing_ca = node_issuing_cert(n) != NULL;
     struct kv_issuing_ca ca;
-    bool have_ca = kv_issuing_ca_get(n->kv, &ca, NULL) == 0;
+    bool have_ca = kv_issuing_ca_get(node_kv(n), &ca, NULL) == 0;
     node_keys_describe(n, have_ca ? &ca.key_der : NULL, j->master_key, sizeof j->master_key,
                        j->ca_key, sizeof j->ca_key);
     if (have_ca)
         kv_issuing_ca_fini(&ca);
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
     size_t used = 0;
     for (size_t i = 0; i < count && used < sizeof j->records; i++)
         used += (size_t)snprintf(j->records + used, sizeof j->records - used, "%s%s", i ? " " : "",
@@ -174,7 +175,7 @@ static void cmd_info(struct client *c)
     snprintf(j->state_hash, sizeof j->state_hash, "?");
     snprintf(j->trust_hash, sizeof j->trust_hash, "?");
     j->work.data = j;
-    if (uv_queue_work(&n->loop, &j->work, info_work, info_after) != 0) {
+    if (uv_queue_work(node_loop(n), &j->work, info_work, info_after) != 0) {
         kv_snap_end(j->snap);
         free(j);
         answer(c, 1, "error: cannot start the work");
@@ -185,14 +186,14 @@ static void cmd_cluster_status(struct client *c)
 {
     struct node *n = c->a->n;
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     struct cmn_buf out;
     cmn_buf_init(&out, false);
     CMN_IGNORE(cmn_buf_printf(&out, "Leader: %s (term %llu)\n", st.leader[0] ? st.leader : "(none)",
                               (unsigned long long)st.term));
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
     for (size_t i = 0; i < st.n_members; i++) {
         const char *url = "";
         for (size_t j = 0; j < count; j++)
@@ -315,7 +316,7 @@ static void cmd_trust(struct client *c, int argc, char **argv, bool server)
     snprintf(j->errmsg, sizeof j->errmsg, "Registered '%s' as %s: %s%s", argv[1],
              server ? "ClusterNode" : "ClusterAdmin", tp,
              cmd.u.put.n > 1 ? " with its collection" : "");
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    memcpy(cmd.actor, node_thumb(n), sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
     if (node_propose(n, &cmd, propose_done, j, errmsg) != 0) {
         free(j);
@@ -450,7 +451,7 @@ static void gen_after(uv_work_t *w, int status)
                              : CMN_ENOMEM;
     if (rv == 0)
         cmd.u.put.n = 1;
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    memcpy(cmd.actor, node_thumb(n), sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_ADMIN;
     if (rv != 0) {
         kv_cmd_fini(&cmd);
@@ -511,7 +512,7 @@ static void cmd_generate(struct client *c, int argc, char **argv)
         return;
     }
     j->work.data = j;
-    if (uv_queue_work(&n->loop, &j->work, gen_work, gen_after) != 0) {
+    if (uv_queue_work(node_loop(n), &j->work, gen_work, gen_after) != 0) {
         answer(c, 1, "error: cannot start the work");
         job_free(j);
     }
@@ -527,7 +528,7 @@ static void member_done(void *ctx, int status, const char *msg)
 static bool require_leader(struct client *c)
 {
     struct rft_status st;
-    rft_status(c->a->n->rft, &st);
+    rft_status(node_rft(c->a->n), &st);
     if (st.ready)
         return true;
     if (st.leader[0])
@@ -664,8 +665,8 @@ static void client_gone(struct node_lineconn *lc)
             break;
         }
     free(c);
-    if (a->n->admin != a)
-        admin_free_maybe(a); /* closing */
+    if (a->closing)
+        admin_free_maybe(a);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -676,7 +677,7 @@ static void on_connection(uv_stream_t *server, int status)
     struct client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return;
-    if (node_lineconn_init(&c->lc, &a->n->loop, execute, client_gone) != 0) {
+    if (node_lineconn_init(&c->lc, node_loop(a->n), execute, client_gone) != 0) {
         free(c);
         return;
     }
@@ -690,19 +691,43 @@ static void on_connection(uv_stream_t *server, int status)
         CMN_IGNORE(node_lineconn_start(&c->lc)); /* on failure it is closing: client_gone */
 }
 
+static void listener_closed(uv_handle_t *h)
+{
+    struct node_admin *a = h->data;
+    a->listener_open = false;
+    admin_free_maybe(a);
+}
+
+static void admin_close(void *room)
+{
+    struct node_admin *a = room;
+    a->closing = true;
+    for (struct client *c = a->clients; c; c = c->next)
+        node_lineconn_close(&c->lc);
+    unlink(a->path);
+    uv_close((uv_handle_t *)&a->listener, listener_closed);
+}
+
+static void admin_gone(void *room)
+{
+    (void)room; /* freed by its close, once its handles closed */
+}
+
+static const struct node_room_ops admin_ops = {.close = admin_close, .free = admin_gone};
+
 int node_admin_start(struct node *n, char *errmsg)
 {
     struct node_admin *a = calloc(1, sizeof *a);
     if (a == NULL)
         return CMN_ENOMEM;
     a->n = n;
-    snprintf(a->path, sizeof a->path, "%s/admin.sock", n->cfg.data_dir);
+    snprintf(a->path, sizeof a->path, "%s/admin.sock", node_config(n)->data_dir);
     if (strlen(a->path) >= 108) {
         free(a);
         return cmn_fail(errmsg, CMN_EINVALID, "DataDir path is too long for the admin socket");
     }
     unlink(a->path); /* a leftover of a crashed node: the DataDir lock is ours */
-    uv_pipe_init(&n->loop, &a->listener, 0);
+    uv_pipe_init(node_loop(n), &a->listener, 0);
     a->listener.data = a;
     a->listener_open = true;
     mode_t old = umask(0177); /* the socket is created 0600: owner only */
@@ -713,29 +738,12 @@ int node_admin_start(struct node *n, char *errmsg)
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&a->listener, 128, on_connection);
     if (rv != 0) {
-        n->admin = a;
-        node_admin_close(n);
+        admin_close(a);
         return cmn_fail(errmsg, CMN_EIO, "admin channel %s: %s", a->path, uv_strerror(rv));
     }
-    n->admin = a;
+    if ((rv = node_room_add(n, &admin_ops, a)) != 0) {
+        admin_close(a);
+        return cmn_fail(errmsg, rv, "too many rooms");
+    }
     return 0;
-}
-
-static void listener_closed(uv_handle_t *h)
-{
-    struct node_admin *a = h->data;
-    a->listener_open = false;
-    admin_free_maybe(a);
-}
-
-void node_admin_close(struct node *n)
-{
-    struct node_admin *a = n->admin;
-    if (a == NULL)
-        return;
-    n->admin = NULL;
-    for (struct client *c = a->clients; c; c = c->next)
-        node_lineconn_close(&c->lc);
-    unlink(a->path);
-    uv_close((uv_handle_t *)&a->listener, listener_closed);
 }

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "node/api.h"
 #include "node/lastused.h"
+#include "node/resource.h"
 #include "raft/transport.h"
 
 /* ---- routing ---- */
@@ -52,7 +53,7 @@ static struct node_auth *conn_auth(struct node *n, struct http_request *req)
         req->auth = a;
     }
     int64_t now_s = cmn_now_ms(&cmn_clock_system) / 1000;
-    if (a->gen != n->trust_gen ||
+    if (a->gen != node_trust_gen(n) ||
         (a->status != AUTH_NO_CERT && (now_s > a->not_after || now_s < a->not_before)))
         node_auth_compute(n, req->peer, a);
     return a;
@@ -77,26 +78,26 @@ static bool serves_or_503(struct node *n, struct http_request *req)
     if (node_serves(n, why, sizeof why))
         return true;
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     if (strcmp(st.state, "Passive") == 0)
         http_respond_error(req, 503, "NotReady",
                            "Node %s is not part of a cluster yet: add it with PUT "
                            "/admin/cluster/node on the cluster's leader",
-                           n->cfg.tag);
-    else if (!n->serving && st.leader[0] == '\0')
+                           node_config(n)->tag);
+    else if (!node_caught_up(n) && st.leader[0] == '\0')
         http_respond_error(req, 503, "NotReady",
                            "Node %s knows no leader of its cluster (cut off from the majority, "
                            "or no quorum): retry on another node",
-                           n->cfg.tag);
-    else if (!n->serving)
+                           node_config(n)->tag);
+    else if (!node_caught_up(n))
         http_respond_error(req, 503, "NotReady",
                            "Node %s is catching up with the cluster: retry in a moment",
-                           n->cfg.tag);
+                           node_config(n)->tag);
     else
         http_respond_error(req, 503, "NotReady",
                            "Node %s may not answer from its trust state: %s (cut off from the "
                            "majority, or an election is under way): retry on another node",
-                           n->cfg.tag, why);
+                           node_config(n)->tag, why);
     return false;
 }
 
@@ -104,7 +105,8 @@ static bool serves_or_503(struct node *n, struct http_request *req)
  * refused request never has its body read (http_head_fn). Returns the body the route takes. */
 static size_t on_head(void *ctx, struct http_request *req)
 {
-    struct node *n = ctx;
+    struct api *api = ctx;
+    struct node *n = api->n;
     struct node_auth *a = conn_auth(n, req);
     if (a == NULL) {
         http_close_after(req);
@@ -126,10 +128,10 @@ static size_t on_head(void *ctx, struct http_request *req)
         return 0;
     }
     if (a->thumb[0] && a->status >= AUTH_ALLOWED) {
-        uint64_t now_ms = uv_now(&n->loop);
+        uint64_t now_ms = uv_now(node_loop(n));
         if (now_ms - a->last_used_ms >= LASTUSED_EVERY_MS || a->last_used_ms == 0) {
             a->last_used_ms = now_ms;
-            lastused_touch(n->lastused, a->thumb, cmn_now_ms(&cmn_clock_system));
+            lastused_touch(api->lastused, a->thumb, cmn_now_ms(&cmn_clock_system));
         }
     }
     if (!match->early && !serves_or_503(n, req))
@@ -144,18 +146,19 @@ static size_t on_head(void *ctx, struct http_request *req)
  * body did: then the caller is checked again. */
 static void on_request(void *ctx, struct http_request *req)
 {
-    struct node *n = ctx;
+    struct api *api = ctx;
+    struct node *n = api->n;
     const struct api_route *match = req->route;
     struct node_auth *a = *http_conn_auth(req->conn);
     /* its lease may have run out while the body came */
     if (!match->early && !serves_or_503(n, req))
         return;
-    if (a->gen != n->trust_gen) {
+    if (a->gen != node_trust_gen(n)) {
         a = conn_auth(n, req);
         if (!authorized(n, req, a, match))
             return;
     }
-    match->fn(n, req, a);
+    match->fn(api, req, a);
 }
 
 static void conn_gone(void *ctx, void *auth)
@@ -171,13 +174,55 @@ static int verify_any(int ok, X509_STORE_CTX *ctx)
     return 1; /* the certificate is judged by registration, never by chain alone */
 }
 
-int node_api_start(struct node *n, char *errmsg)
+static bool auth_revoked(void *ctx, void *auth)
 {
-    if ((n->lastused = lastused_new()) == NULL)
-        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    const struct node_trust_change *ch = ctx;
+    const struct node_auth *a = auth;
+    for (size_t i = 0; i < ch->n_removed; i++)
+        if (strcmp(ch->removed[i], a->thumb) == 0)
+            return true;
+    return false;
+}
+
+static void api_trust_changed(void *room, const struct node_trust_change *ch)
+{
+    struct api *api = room;
+    if (ch == NULL || (ch->effects & (KV_FX_CRL | KV_FX_CA)))
+        api_crl_forget(api);
+    if (ch && (ch->effects & KV_FX_REMOVED)) {
+        for (size_t i = 0; i < ch->n_removed; i++)
+            lastused_forget(api->lastused, ch->removed[i]);
+        if (api->http)
+            http_server_drop(api->http, auth_revoked, (void *)ch);
+    }
+}
+
+static void api_close(void *room)
+{
+    struct api *api = room;
+    api_crl_forget(api);
+    if (api->http)
+        http_server_close(api->http, NULL, NULL);
+}
+
+static void api_free(void *room)
+{
+    struct api *api = room;
+    http_server_free(api->http);
+    SSL_CTX_free(api->ctx);
+    lastused_free(api->lastused);
+    api_crl_forget(api);
+    free(api);
+}
+
+static const struct node_room_ops api_ops = {
+    .trust_changed = api_trust_changed, .close = api_close, .free = api_free};
+
+static int make_ctx(struct node *n, SSL_CTX **out, char *errmsg)
+{
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
-        return CMN_ENOMEM;
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     if (ca_tls_policy(ctx, errmsg) != 0) {
         SSL_CTX_free(ctx);
         return CMN_ECRYPTO;
@@ -189,72 +234,38 @@ int node_api_start(struct node *n, char *errmsg)
     /* An idle keep-alive connection gives its record buffers back (about 34 KB): a thousand
      * of them open from one load balancer is normal. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
-             SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
+    const struct ca_cert_list *chain = node_chain(n);
+    int ok = SSL_CTX_use_certificate(ctx, node_cert(n)) == 1 &&
+             SSL_CTX_use_PrivateKey(ctx, node_key(n)) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    for (size_t i = 0; ok && i < chain->n; i++)
+        ok = SSL_CTX_add1_chain_cert(ctx, chain->v[i]) == 1;
     if (!ok) {
         SSL_CTX_free(ctx);
         return cmn_fail(errmsg, CMN_ECRYPTO, "HTTPS setup failed");
     }
-    n->https_ctx = ctx;
-    SSL_CTX *fctx = SSL_CTX_new(TLS_client_method());
-    if (fctx == NULL)
-        return CMN_ENOMEM;
-    if (ca_tls_policy(fctx, errmsg) != 0) {
-        SSL_CTX_free(fctx);
-        return CMN_ECRYPTO;
-    }
-    SSL_CTX_set_verify(fctx, SSL_VERIFY_NONE, NULL); /* the peer's certificate is checked after */
-    ok = SSL_CTX_use_certificate(fctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(fctx, n->key) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(fctx, n->chain.v[i]) == 1;
-    n->fetch_ctx = fctx;
-    if (!ok)
-        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS client setup failed");
+    *out = ctx;
+    return 0;
+}
+
+int node_api_start(struct node *n, char *errmsg)
+{
+    struct api *api = calloc(1, sizeof *api);
+    if (api == NULL)
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    api->n = n;
+    int rv = node_room_add(n, &api_ops, api); /* the core frees it from now on */
+    if (rv != 0)
+        return cmn_fail(errmsg, rv, "too many rooms");
+    if ((api->lastused = lastused_new()) == NULL)
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    if ((rv = make_ctx(n, &api->ctx, errmsg)) != 0)
+        return rv;
     char hostport[256];
-    if (node_url_hostport(n->cfg.server_url, hostport, sizeof hostport) != 0)
+    if (node_url_hostport(node_config(n)->server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");
-    int rv = http_server_start(&n->loop, ctx, hostport, on_head, on_request, conn_gone, n, &n->http,
-                               errmsg);
+    rv = http_server_start(node_loop(n), api->ctx, hostport, on_head, on_request, conn_gone, api,
+                           &api->http, errmsg);
     if (rv != 0)
         cmn_errctx(errmsg, "ServerUrl");
     return rv;
-}
-
-void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx)
-{
-    lastused_free(n->lastused);
-    n->lastused = NULL;
-    api_crl_forget(n);
-    if (n->http)
-        http_server_close(n->http, cb, ctx);
-    else if (cb)
-        cb(ctx);
-}
-
-static bool auth_revoked(void *ctx, void *auth)
-{
-    const struct node_trust_change *ch = ctx;
-    const struct node_auth *a = auth;
-    for (size_t i = 0; i < ch->n_removed; i++)
-        if (strcmp(ch->removed[i], a->thumb) == 0)
-            return true;
-    return false;
-}
-
-void node_api_trust_changed(struct node *n, const struct node_trust_change *ch)
-{
-    if (ch == NULL || (ch->effects & (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CA)))
-        n->trust_gen++; /* connections authenticate again */
-    if (ch == NULL || (ch->effects & KV_FX_CA))
-        node_issuing_forget(n);
-    if (ch == NULL || (ch->effects & (KV_FX_CRL | KV_FX_CA)))
-        api_crl_forget(n);
-    if (ch && (ch->effects & KV_FX_REMOVED)) {
-        for (size_t i = 0; n->lastused && i < ch->n_removed; i++)
-            lastused_forget(n->lastused, ch->removed[i]);
-        if (n->http)
-            http_server_drop(n->http, auth_revoked, (void *)ch);
-    }
 }

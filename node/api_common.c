@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "common/log.h"
-#include "node/api.h"
+#include "node/resource.h"
 
 /* ---- JSON helpers ---- */
 
@@ -93,8 +93,8 @@ static void respond_disk_full(struct node *n, struct http_request *req, bool loc
     json_t *o = json_pack("{s:s, s:s}", "Type", "DiskFull", "Message", text);
     struct node_disk d;
     if (o && local && node_disk_state(n, &d) == 0) {
-        json_object_set_new(o, "Node", json_string(n->cfg.tag));
-        json_object_set_new(o, "DataDir", json_string(n->data_dir_abs));
+        json_object_set_new(o, "Node", json_string(node_config(n)->tag));
+        json_object_set_new(o, "DataDir", json_string(node_data_dir(n)));
         json_object_set_new(o, "FreeBytes", json_integer((json_int_t)d.free));
         json_object_set_new(o, "NeededBytes", json_integer((json_int_t)d.reserve));
     }

@@ -23,11 +23,11 @@ void node_auth_free(struct node_auth *a)
 
 static bool issued_by_well_known(struct node *n, X509 *peer, char *label, size_t cap)
 {
-    for (size_t i = 0; i < n->issuers.n; i++) {
+    for (size_t i = 0; i < node_admin_issuers(n)->n; i++) {
         X509_STORE *store = X509_STORE_new();
         X509_STORE_CTX *ctx = X509_STORE_CTX_new();
         bool ok = false;
-        if (store && ctx && X509_STORE_add_cert(store, n->issuers.v[i]) == 1 &&
+        if (store && ctx && X509_STORE_add_cert(store, node_admin_issuers(n)->v[i]) == 1 &&
             X509_STORE_CTX_init(ctx, store, peer, NULL) == 1) {
             X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_PARTIAL_CHAIN);
             ok = X509_verify_cert(ctx) == 1;
@@ -36,7 +36,7 @@ static bool issued_by_well_known(struct node *n, X509 *peer, char *label, size_t
         X509_STORE_free(store);
         if (ok) {
             char tp[CA_THUMBPRINT_SIZE] = "";
-            CMN_IGNORE(ca_thumbprint(n->issuers.v[i], tp));
+            CMN_IGNORE(ca_thumbprint(node_admin_issuers(n)->v[i], tp));
             snprintf(label, cap, "Well Known Issuer Certificate: %s", tp);
             return true;
         }
@@ -59,9 +59,9 @@ static bool same_issuer_key(struct node *n, X509 *peer, const struct kv_cert *st
     for (size_t i = 0; !ok && i < 2; i++)
         ok = cas.cert[i] && ca_issued_by(peer, cas.cert[i], NULL) == 0 &&
              ca_issued_by(old, cas.cert[i], NULL) == 0;
-    for (size_t i = 0; !ok && i < n->issuers.n; i++)
-        ok = ca_issued_by(peer, n->issuers.v[i], NULL) == 0 &&
-             ca_issued_by(old, n->issuers.v[i], NULL) == 0;
+    for (size_t i = 0; !ok && i < node_admin_issuers(n)->n; i++)
+        ok = ca_issued_by(peer, node_admin_issuers(n)->v[i], NULL) == 0 &&
+             ca_issued_by(old, node_admin_issuers(n)->v[i], NULL) == 0;
     node_cluster_cas_fini(&cas);
     X509_free(old);
     return ok;
@@ -127,7 +127,7 @@ static void register_renewal(struct node *n, const struct kv_cert *rec)
     }
     cmd.u.put.n = 1;
     cmd.u.put.same_pkph = true;
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+    memcpy(cmd.actor, node_thumb(n), sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_NODE;
     CMN_IGNORE(node_propose(n, &cmd, renew_done, NULL, errmsg));
 }
@@ -140,7 +140,7 @@ static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, in
 {
     struct kv_cert *same = NULL;
     size_t n_same = 0;
-    if (kv_cert_by_pkph(n->kv, id->pkph, &same, &n_same, NULL) != 0 || n_same == 0)
+    if (kv_cert_by_pkph(node_kv(n), id->pkph, &same, &n_same, NULL) != 0 || n_same == 0)
         return false;
     a->status = AUTH_UNFAMILIAR_ISSUER;
     bool adopted = false;
@@ -170,7 +170,7 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
     kv_cert_fini(&a->def);
     memset(a, 0, sizeof *a);
     a->last_used_ms = last_used;
-    a->gen = n->trust_gen;
+    a->gen = node_trust_gen(n);
     if (peer == NULL) {
         a->status = AUTH_NO_CERT;
         return;
@@ -200,13 +200,13 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
         a->status = AUTH_NOT_YET_VALID;
         return;
     }
-    if (strcmp(a->thumb, n->thumb) == 0) {
+    if (strcmp(a->thumb, node_thumb(n)) == 0) {
         a->status = AUTH_CLUSTER_ADMIN;
         snprintf(a->source, sizeof a->source, "Server Certificate");
         return;
     }
-    for (size_t i = 0; i < n->cfg.n_admin_thumbprints; i++) {
-        if (strcasecmp(n->cfg.admin_thumbprints[i], a->thumb) == 0) {
+    for (size_t i = 0; i < node_config(n)->n_admin_thumbprints; i++) {
+        if (strcasecmp(node_config(n)->admin_thumbprints[i], a->thumb) == 0) {
             a->status = AUTH_CLUSTER_ADMIN;
             snprintf(a->source, sizeof a->source, "Well Known Admin Certificate");
             return;
@@ -217,7 +217,7 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
         return;
     }
     char why[CMN_ERRMSG_SIZE] = "";
-    int rv = kv_cert_get(n->kv, a->thumb, &a->def, why);
+    int rv = kv_cert_get(node_kv(n), a->thumb, &a->def, why);
     if (rv != 0) {
         memset(&a->def, 0, sizeof a->def);
         a->status = AUTH_UNFAMILIAR;
@@ -227,7 +227,7 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
             return;
         }
         struct kv_revoked rev;
-        rv = kv_revoked_get(n->kv, id.serial, &rev, why);
+        rv = kv_revoked_get(node_kv(n), id.serial, &rev, why);
         if (rv == 0 && strcmp(rev.thumbprint, a->thumb) == 0) {
             a->status = AUTH_REVOKED;
             a->revoked_ms = rev.revoked_ms;
@@ -377,44 +377,4 @@ bool node_auth_check(struct node *n, struct http_request *req, struct node_auth 
         return false;
     }
     (void)n;
-}
-
-int node_auth_load_issuers(struct node *n, char *errmsg)
-{
-    ca_cert_list_init(&n->issuers);
-    for (size_t i = 0; i < n->cfg.n_admin_issuers; i++) {
-        const char *v = n->cfg.admin_issuers[i];
-        struct cmn_buf b;
-        cmn_buf_init(&b, true);
-        int rv;
-        FILE *f = fopen(v, "rb");
-        if (f) {
-            uint8_t chunk[4096];
-            size_t got;
-            rv = 0;
-            while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-                rv = cmn_buf_append(&b, chunk, got);
-            fclose(f);
-        } else {
-            rv = cmn_buf_append_str(&b, v);
-        }
-        if (rv == 0 && b.data && strstr((const char *)b.data, "PRIVATE KEY") != NULL)
-            rv = cmn_fail(errmsg, CMN_EINVALID,
-                          "Security.WellKnownIssuers.Admin[%zu] includes the PRIVATE KEY, that is "
-                          "not a secured model",
-                          i);
-        struct ca_cert_list certs;
-        ca_cert_list_init(&certs);
-        if (rv == 0)
-            rv = ca_certs_from_bytes(b.data, b.len, &certs, errmsg);
-        for (size_t j = 0; rv == 0 && j < certs.n; j++)
-            rv = ca_cert_list_add(&n->issuers, certs.v[j]);
-        ca_cert_list_fini(&certs);
-        cmn_buf_fini(&b);
-        if (rv != 0) {
-            cmn_errctx(errmsg, "Security.WellKnownIssuers.Admin[%zu]", i);
-            return rv;
-        }
-    }
-    return 0;
 }

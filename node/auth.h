@@ -58,7 +58,4 @@ bool node_auth_check(struct node *n, struct http_request *req, struct node_auth 
 /* The caller's effective clearance for the state machine's own checks. */
 enum kv_clearance node_auth_clearance(const struct node_auth *a);
 
-/* Loads Security.WellKnownIssuers.Admin (paths or base64). */
-int node_auth_load_issuers(struct node *n, char *errmsg) CMN_MUST_CHECK;
-
 #endif

@@ -10,7 +10,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
-#include "node/api.h"
+#include "node/resource.h"
 #include "node/lastused.h"
 
 #define DEFAULT_PAGE 1024 /* certificates a page holds unless pageSize says otherwise */
@@ -121,8 +121,9 @@ static const char *parse_clearance(json_t *v, enum kv_clearance *out)
     return NULL;
 }
 
-static void h_whoami(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_whoami(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     if (!a->registered && a->status != AUTH_CLUSTER_ADMIN) {
         http_respond(req, 204, NULL, NULL, 0, NULL);
         return;
@@ -135,7 +136,7 @@ static void h_whoami(struct node *n, struct http_request *req, struct node_auth 
         char nb[40], na[40];
         api_iso_date(a->not_before, nb);
         api_iso_date(a->not_after, na);
-        bool server = strcmp(a->thumb, n->thumb) == 0;
+        bool server = strcmp(a->thumb, node_thumb(n)) == 0;
         o = json_pack("{s:s, s:s, s:s, s:{}, s:s, s:s, s:b}", "Name", a->source, "Thumbprint",
                       a->thumb_upper, "SecurityClearance", server ? "ClusterNode" : "ClusterAdmin",
                       "Permissions", "NotAfter", na, "NotBefore", nb, "HasTwoFactor", 0);
@@ -149,7 +150,8 @@ static json_t *server_cert_entry(struct node *n, bool metadata_only)
 {
     struct kv_cert c;
     char errmsg[CMN_ERRMSG_SIZE];
-    if (node_cert_record(n, n->cert, "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg) != 0)
+    if (node_cert_record(n, node_cert(n), "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg) !=
+        0)
         return NULL;
     json_t *o = def_json(&c, metadata_only);
     kv_cert_fini(&c);
@@ -175,8 +177,9 @@ static bool parse_size(struct http_request *req, const char *name, size_t dflt, 
     return true;
 }
 
-static void h_get_certs(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_get_certs(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     char thumb[64] = "", name[KV_NAME_MAX + 1] = "", days[32] = "";
     bool metadata_only = http_query_bool(req, "metadataOnly", false);
     bool secondary = http_query_bool(req, "secondary", false);
@@ -205,8 +208,8 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
     json_t *results = json_array();
     if (has_thumb == 1) {
         struct kv_cert c;
-        int rv = kv_cert_get(n->kv, thumb, &c, NULL);
-        if (rv == CMN_ENOTFOUND && strcasecmp(thumb, n->thumb) == 0) {
+        int rv = kv_cert_get(node_kv(n), thumb, &c, NULL);
+        if (rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0) {
             json_array_append_new(results, server_cert_entry(n, metadata_only));
         } else if (rv != 0) {
             json_decref(results);
@@ -218,7 +221,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         } else {
             if (c.primary[0]) { /* a secondary answers with its primary */
                 struct kv_cert p;
-                if ((rv = kv_cert_get(n->kv, c.primary, &p, NULL)) == 0) {
+                if ((rv = kv_cert_get(node_kv(n), c.primary, &p, NULL)) == 0) {
                     kv_cert_fini(&c);
                     c = p;
                 } else if (rv != CMN_ENOTFOUND) {
@@ -237,8 +240,8 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         struct kv_cert *list = NULL;
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
-        int rv = kv_cert_list(n->kv, secondary, filtered ? 0 : start, filtered ? SIZE_MAX : page,
-                              &list, &count, NULL);
+        int rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
+                              filtered ? SIZE_MAX : page, &list, &count, NULL);
         if (rv != 0) {
             json_decref(results);
             http_respond_error(req, 500, "InternalError", "cannot read the trust state");
@@ -250,7 +253,7 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
                 continue;
             if (has_days == 1 && list[i].not_after > horizon)
                 continue;
-            if (!filtered && strcmp(list[i].thumbprint, n->thumb) == 0)
+            if (!filtered && strcmp(list[i].thumbprint, node_thumb(n)) == 0)
                 continue; /* listed first, as "Server Certificate" */
             if (filtered && skipped < start) {
                 skipped++;
@@ -263,16 +266,16 @@ static void h_get_certs(struct node *n, struct http_request *req, struct node_au
         kv_cert_free_array(list, count);
     }
     json_t *wk = json_array();
-    for (size_t i = 0; i < n->cfg.n_admin_thumbprints; i++)
-        json_array_append_new(wk, json_string(n->cfg.admin_thumbprints[i]));
+    for (size_t i = 0; i < node_config(n)->n_admin_thumbprints; i++)
+        json_array_append_new(wk, json_string(node_config(n)->admin_thumbprints[i]));
     json_t *issuers = json_array();
-    for (size_t i = 0; i < n->issuers.n; i++) {
+    for (size_t i = 0; i < node_admin_issuers(n)->n; i++) {
         char tp[CA_THUMBPRINT_SIZE] = "";
-        CMN_IGNORE(ca_thumbprint(n->issuers.v[i], tp));
+        CMN_IGNORE(ca_thumbprint(node_admin_issuers(n)->v[i], tp));
         json_array_append_new(issuers, json_string(tp));
     }
     char own[CA_THUMBPRINT_SIZE];
-    api_upper(n->thumb, own);
+    api_upper(node_thumb(n), own);
     api_respond_json(req, 200,
                      json_pack("{s:o, s:s, s:o, s:o}", "Results", results, "LoadedServerCert", own,
                                "WellKnownAdminCerts", wk, "WellKnownIssuers", issuers));
@@ -388,7 +391,7 @@ static void put_work(uv_work_t *w)
     for (size_t i = 0; i < certs.n; i++) {
         char tp[CA_THUMBPRINT_SIZE] = "";
         CMN_IGNORE(ca_thumbprint(certs.v[i], tp));
-        if (strcasecmp(tp, j->n->thumb) == 0) {
+        if (strcasecmp(tp, node_thumb(j->n)) == 0) {
             snprintf(j->errmsg, sizeof j->errmsg,
                      "You are trying to import the same server certificate (%s) as the one "
                      "which is already loaded. This is not supported.",
@@ -447,8 +450,9 @@ static char *dup_opt(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void h_put_cert(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_put_cert(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     json_t *body;
     if (!api_body_json(req, &body))
         return;
@@ -493,7 +497,7 @@ static void h_put_cert(struct node *n, struct http_request *req, struct node_aut
     if (status == -1) {
         node_cluster_cas_get(n, &j->cas);
         j->work.data = j;
-        if (uv_queue_work(&n->loop, &j->work, put_work, put_after) == 0)
+        if (uv_queue_work(node_loop(n), &j->work, put_work, put_after) == 0)
             return;
         status = 500;
         snprintf(errmsg, sizeof errmsg, "cannot queue the work");
@@ -611,8 +615,9 @@ static void gen_after(uv_work_t *w, int status)
     gen_job_free(g);
 }
 
-static void h_post_cert(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_post_cert(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     json_t *body;
     if (!api_body_json(req, &body))
         return;
@@ -694,14 +699,15 @@ static void h_post_cert(struct node *n, struct http_request *req, struct node_au
         return;
     }
     g->work.data = g;
-    if (uv_queue_work(&n->loop, &g->work, gen_work, gen_after) != 0) {
+    if (uv_queue_work(node_loop(n), &g->work, gen_work, gen_after) != 0) {
         gen_job_free(g);
         http_respond_error(req, 500, "InternalError", "cannot queue the work");
     }
 }
 
-static void h_delete_cert(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_delete_cert(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     char thumb[64];
     int count = 0;
     int rc = http_query(req, "thumbprint", thumb, sizeof thumb, &count);
@@ -711,7 +717,7 @@ static void h_delete_cert(struct node *n, struct http_request *req, struct node_
         return;
     }
     struct kv_cert c;
-    int rv = kv_cert_get(n->kv, thumb, &c, NULL);
+    int rv = kv_cert_get(node_kv(n), thumb, &c, NULL);
     char rid[KV_RID_MAX + 1], norm[KV_THUMB_LEN + 1];
     if (rv == CMN_ENOTFOUND && http_query(req, "raft-request-id", rid, sizeof rid, NULL) != 0 &&
         kv_thumb_norm(thumb, norm) == 0) {
@@ -762,8 +768,9 @@ static void h_delete_cert(struct node *n, struct http_request *req, struct node_
     api_propose(n, req, a, &cmd, 204, NULL);
 }
 
-static void h_edit_cert(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_edit_cert(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     json_t *body;
     if (!api_body_json(req, &body))
         return;
@@ -800,7 +807,7 @@ static void h_edit_cert(struct node *n, struct http_request *req, struct node_au
         return;
     }
     struct kv_cert c;
-    int rv = kv_cert_get(n->kv, cmd.u.edit.thumbprint, &c, errmsg);
+    int rv = kv_cert_get(node_kv(n), cmd.u.edit.thumbprint, &c, errmsg);
     if (rv != 0 && rv != CMN_ENOTFOUND) {
         http_respond_error(req, 500, "InternalError", "Cannot read certificate %s: %s",
                            cmd.u.edit.thumbprint, errmsg);
@@ -825,25 +832,28 @@ static void h_edit_cert(struct node *n, struct http_request *req, struct node_au
     api_propose(n, req, a, &cmd, 201, NULL);
 }
 
-static void h_purge(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_purge(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     struct kv_cmd cmd;
     kv_cmd_init(&cmd, KV_CMD_PURGE_EXPIRED);
     api_propose(n, req, a, &cmd, 204, NULL);
 }
 
-static void h_export(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_export(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
-    int rv = ca_cert_list_add(&certs, n->cert);
+    int rv = ca_cert_list_add(&certs, node_cert(n));
     struct kv_cert *list = NULL;
     size_t count = 0;
     if (rv == 0)
-        rv = kv_cert_list(n->kv, true, 0, SIZE_MAX, &list, &count, errmsg);
+        rv = kv_cert_list(node_kv(n), true, 0, SIZE_MAX, &list, &count, errmsg);
     for (size_t i = 0; rv == 0 && i < count; i++) {
-        if (list[i].clearance != KV_CL_CLUSTER_NODE || strcmp(list[i].thumbprint, n->thumb) == 0)
+        if (list[i].clearance != KV_CL_CLUSTER_NODE ||
+            strcmp(list[i].thumbprint, node_thumb(n)) == 0)
             continue;
         X509 *x;
         rv = ca_cert_from_der(list[i].der, list[i].der_len, &x, errmsg);
@@ -876,11 +886,11 @@ static void stat_entry(void *ctx, const char *thumb, int64_t when_ms)
     json_object_set_new(ctx, tp, json_string(when));
 }
 
-static void h_stats(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_stats(struct api *api, struct http_request *req, struct node_auth *a)
 {
     json_t *map = json_object();
-    if (map && n->lastused)
-        lastused_each(n->lastused, stat_entry, map);
+    if (map)
+        lastused_each(api->lastused, stat_entry, map);
     api_respond_json(req, 200, json_pack("{s:o}", "LastRequestTimePerCertificate", map));
     (void)a;
 }

@@ -9,16 +9,17 @@
 
 #include "common/env.h"
 #include "common/log.h"
-#include "node/api.h"
+#include "node/resource.h"
 #include "raft/transport.h"
 
-static void h_topology(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_topology(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
     json_t *members = json_object(), *promotables = json_object(), *watchers = json_object(),
            *all = json_object();
     for (size_t i = 0; i < st.n_members; i++) {
@@ -42,22 +43,23 @@ static void h_topology(struct node *n, struct http_request *req, struct node_aut
                              "corvid", "Etag", (json_int_t)st.commit_index);
     api_respond_json(req, 200,
                      json_pack("{s:o, s:s?, s:s, s:s, s:I}", "Topology", topo, "Leader",
-                               st.leader[0] ? st.leader : NULL, "NodeTag", n->cfg.tag,
+                               st.leader[0] ? st.leader : NULL, "NodeTag", node_config(n)->tag,
                                "CurrentState", state, "CurrentTerm", (json_int_t)st.term));
     (void)a;
 }
 
-static void h_node_info(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_node_info(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     char tp[CA_THUMBPRINT_SIZE];
-    api_upper(n->thumb, tp);
+    api_upper(node_thumb(n), tp);
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     api_respond_json(req, 200,
-                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag", n->cfg.tag,
-                               "ServerUrl", n->cfg.public_url, "TcpUrl", n->cfg.tcp_url,
-                               "Thumbprint", tp, "CurrentState", st.state, "HasFixedPort", 1,
-                               "Serving", node_serves(n, NULL, 0)));
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag",
+                               node_config(n)->tag, "ServerUrl", node_config(n)->public_url,
+                               "TcpUrl", node_config(n)->tcp_url, "Thumbprint", tp, "CurrentState",
+                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0)));
     (void)a;
 }
 
@@ -67,13 +69,13 @@ static void h_node_info(struct node *n, struct http_request *req, struct node_au
 static bool redirect_to_leader(struct node *n, struct http_request *req)
 {
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     if (st.ready)
         return false;
     const char *url = NULL;
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(n->kv, &nodes, &count, NULL));
+    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
     for (size_t i = 0; st.leader[0] && i < count; i++)
         if (strcmp(nodes[i].tag, st.leader) == 0)
             url = nodes[i].server_url;
@@ -198,8 +200,9 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
     }
 }
 
-static void h_add_node(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_add_node(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     if (redirect_to_leader(n, req))
         return;
     struct add_job *j = calloc(1, sizeof *j);
@@ -225,7 +228,7 @@ static void h_add_node(struct node *n, struct http_request *req, struct node_aut
         return;
     }
     struct rft_status st;
-    rft_status(n->rft, &st);
+    rft_status(node_rft(n), &st);
     for (size_t i = 0; i < st.n_members; i++) {
         if (strcmp(st.members[i].tag, j->tag) == 0) {
             http_respond_error(req, 409, "InvalidOperation", "Node tag %s is already in use",
@@ -250,8 +253,9 @@ static void remove_done(void *ctx, int status, const char *msg)
         http_respond(req, 204, NULL, NULL, 0, NULL);
 }
 
-static void h_remove_node(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_remove_node(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     if (redirect_to_leader(n, req))
         return;
     char tag[16], errmsg[CMN_ERRMSG_SIZE] = "";

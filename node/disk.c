@@ -6,7 +6,7 @@
 #include <sys/statvfs.h>
 
 #include "common/log.h"
-#include "node/node.h"
+#include "node/core.h"
 
 uint64_t node_disk_reserve(struct node *n)
 {

@@ -6,7 +6,7 @@
 
 #include <http_parser.h>
 
-#include "node/node.h"
+#include "node/core.h"
 #include "raft/tls.h"
 
 #define FETCH_MS  10000

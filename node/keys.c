@@ -15,7 +15,7 @@
 
 #include "common/file.h"
 #include "common/log.h"
-#include "node/node.h"
+#include "node/core.h"
 
 #define KEY_MSG "Security.MasterKey.Path"
 

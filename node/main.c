@@ -11,6 +11,8 @@
 #include <jansson.h>
 
 #include "common/buf.h"
+#include "node/admin.h"
+#include "node/api.h"
 #include "node/node.h"
 
 static const char usage[] =
@@ -85,15 +87,20 @@ int main(int argc, char **argv)
      * in jansson's own copies too (its lexer's buffer, string values): every block it frees is
      * wiped first. Blocks stay plain malloc blocks, so free() of a json_dumps result is right. */
     json_set_alloc_funcs(malloc, cmn_free_wiped);
-    static struct node n;
+    /* The core first, then its rooms: the admin channel and the HTTPS API. */
+    struct node *n = NULL;
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    int rv = node_init(&n, config, errmsg);
+    int rv = node_new(config, &n, errmsg);
+    if (rv == 0)
+        rv = node_admin_start(n, errmsg);
+    if (rv == 0)
+        rv = node_api_start(n, errmsg);
     if (rv != 0) {
         fprintf(stderr, "corvid-node: %s\n", errmsg[0] ? errmsg : cmn_strerror(rv));
         /* Handles may already live on the loop: end without tearing them down. */
         return 1;
     }
-    int code = node_run(&n);
-    node_fini(&n);
+    int code = node_run(n);
+    node_free(n);
     return code;
 }

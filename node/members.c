@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "common/log.h"
-#include "node/node.h"
+#include "node/core.h"
 
 /* An added node is a member once it serves requests: after its promotion it still proposes its
  * catch-up entry (node.c) before it answers authenticated calls. The job asks it until then. */

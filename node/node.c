@@ -1,5 +1,5 @@
 /* corvid-node: start-up, identity, peer trust, bootstrap duties, shutdown. */
-#include "node/node.h"
+#include "node/core.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,6 @@
 #include "ca/tls.h"
 #include "common/env.h"
 #include "common/log.h"
-#include "node/auth.h"
 #include "raft/tls.h"
 
 #define DUTY_MS                 500
@@ -165,6 +164,70 @@ static int make_raft_ctx(struct node *n, char *errmsg)
         return cmn_fail(errmsg, CMN_ECRYPTO, "TLS setup: %s", tls_ssl_error(e, sizeof e));
     }
     n->raft_ctx = ctx;
+    return 0;
+}
+
+/* Security.WellKnownIssuers.Admin: each a path or base64 of certificates, never a key. */
+static int load_admin_issuers(struct node *n, char *errmsg)
+{
+    ca_cert_list_init(&n->issuers);
+    for (size_t i = 0; i < n->cfg.n_admin_issuers; i++) {
+        const char *v = n->cfg.admin_issuers[i];
+        struct cmn_buf b;
+        cmn_buf_init(&b, true);
+        int rv;
+        FILE *f = fopen(v, "rb");
+        if (f) {
+            uint8_t chunk[4096];
+            size_t got;
+            rv = 0;
+            while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+                rv = cmn_buf_append(&b, chunk, got);
+            fclose(f);
+        } else {
+            rv = cmn_buf_append_str(&b, v);
+        }
+        if (rv == 0 && b.data && strstr((const char *)b.data, "PRIVATE KEY") != NULL)
+            rv = cmn_fail(errmsg, CMN_EINVALID,
+                          "Security.WellKnownIssuers.Admin[%zu] includes the PRIVATE KEY, that is "
+                          "not a secured model",
+                          i);
+        struct ca_cert_list certs;
+        ca_cert_list_init(&certs);
+        if (rv == 0)
+            rv = ca_certs_from_bytes(b.data, b.len, &certs, errmsg);
+        for (size_t j = 0; rv == 0 && j < certs.n; j++)
+            rv = ca_cert_list_add(&n->issuers, certs.v[j]);
+        ca_cert_list_fini(&certs);
+        cmn_buf_fini(&b);
+        if (rv != 0) {
+            cmn_errctx(errmsg, "Security.WellKnownIssuers.Admin[%zu]", i);
+            return rv;
+        }
+    }
+    return 0;
+}
+
+/* The client side of node_fetch: this node's certificate, any server (the caller checks the
+ * certificate the peer presented). */
+static int make_fetch_ctx(struct node *n, char *errmsg)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    if (ca_tls_policy(ctx, errmsg) != 0) {
+        SSL_CTX_free(ctx);
+        return CMN_ECRYPTO;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(ctx, n->key) == 1;
+    for (size_t i = 0; ok && i < n->chain.n; i++)
+        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
+    if (!ok) {
+        SSL_CTX_free(ctx);
+        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS client setup failed");
+    }
+    n->fetch_ctx = ctx;
     return 0;
 }
 
@@ -942,6 +1005,31 @@ size_t node_revocations_pending(const struct node *n)
     return n->n_early;
 }
 
+/* ---- trust changes, told to the rooms ---- */
+
+static void trust_changed(struct node *n, const struct node_trust_change *ch)
+{
+    if (ch == NULL || (ch->effects & (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CA)))
+        n->trust_gen++; /* connections authenticate again */
+    if (ch == NULL || (ch->effects & KV_FX_CA))
+        node_issuing_forget(n);
+    for (size_t i = 0; i < n->n_rooms; i++)
+        if (n->rooms[i].ops->trust_changed)
+            n->rooms[i].ops->trust_changed(n->rooms[i].room, ch);
+}
+
+int node_room_add(struct node *n, const struct node_room_ops *ops, void *room)
+{
+    if (n->n_rooms == NODE_ROOMS_MAX) {
+        ops->free(room);
+        return CMN_ETOOBIG;
+    }
+    n->rooms[n->n_rooms].ops = ops;
+    n->rooms[n->n_rooms].room = room;
+    n->n_rooms++;
+    return 0;
+}
+
 /* ---- applied entries ---- */
 
 /* Logs.AuditPath: one JSON line per applied entry, written after commit, from the replicated
@@ -982,7 +1070,7 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
         audit_line(n, index);
     early_applied(n, kv_applied_index(n->kv));
     if (res == NULL) {
-        node_api_trust_changed(n, NULL); /* a snapshot replaced the whole state */
+        trust_changed(n, NULL); /* a snapshot replaced the whole state */
         return;
     }
     if (!(res->effects & KV_FX_TRUST))
@@ -991,7 +1079,7 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
         rft_drop_peer(n->rft, res->removed[i]);
     struct node_trust_change ch = {
         .effects = res->effects, .removed = res->removed, .n_removed = res->n_removed};
-    node_api_trust_changed(n, &ch);
+    trust_changed(n, &ch);
     (void)entry;
     (void)len;
 }
@@ -1020,7 +1108,7 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
             k += kv_thumb_norm(cmd.u.del.thumbprints[i], named[k]) == 0;
         struct node_trust_change ch = {
             .effects = KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL, .removed = named, .n_removed = k};
-        node_api_trust_changed(n, &ch);
+        trust_changed(n, &ch);
         free(named); /* without it (out of memory) open connections re-authenticate instead */
     }
     kv_cmd_fini(&cmd);
@@ -1053,9 +1141,8 @@ static void signal_cb(uv_signal_t *s, int signum)
     stop(n);
 }
 
-int node_init(struct node *n, const char *config_path, char *errmsg)
+static int node_init(struct node *n, const char *config_path, char *errmsg)
 {
-    memset(n, 0, sizeof *n);
     n->lock_fd = -1;
     ca_cert_list_init(&n->chain);
     ca_cert_list_init(&n->issuers);
@@ -1140,8 +1227,7 @@ int node_init(struct node *n, const char *config_path, char *errmsg)
         return rv;
     if ((rv = rft_start(n->rft, errmsg)) != 0)
         return rv;
-    if ((rv = node_auth_load_issuers(n, errmsg)) != 0 || (rv = node_admin_start(n, errmsg)) != 0 ||
-        (rv = node_api_start(n, errmsg)) != 0)
+    if ((rv = load_admin_issuers(n, errmsg)) != 0 || (rv = make_fetch_ctx(n, errmsg)) != 0)
         return rv;
     uv_timer_init(&n->loop, &n->duty);
     n->duty.data = n;
@@ -1171,10 +1257,10 @@ static void stop(struct node *n)
         return;
     n->stopping = true;
     uv_timer_stop(&n->duty);
-    node_admin_close(n);
-    /* Both at once: closing Raft fails pending proposals, which answers the HTTP requests
+    /* All at once: closing Raft fails pending proposals, which answers the HTTP requests
      * waiting on them, so that the HTTPS connections can close. */
-    node_api_close(n, NULL, NULL);
+    for (size_t i = n->n_rooms; i-- > 0;)
+        n->rooms[i].ops->close(n->rooms[i].room);
     rft_close(n->rft, rft_closed, n);
 }
 
@@ -1190,15 +1276,25 @@ int node_run(struct node *n)
     return n->exit_code;
 }
 
-void node_fini(struct node *n)
+int node_new(const char *config_path, struct node **out, char *errmsg)
 {
+    struct node *n = *out = calloc(1, sizeof *n);
+    if (n == NULL)
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    return node_init(n, config_path, errmsg);
+}
+
+void node_free(struct node *n)
+{
+    if (n == NULL)
+        return;
+    for (size_t i = n->n_rooms; i-- > 0;)
+        n->rooms[i].ops->free(n->rooms[i].room);
     rft_free(n->rft);
     kv_close(n->kv);
     SSL_CTX_free(n->raft_ctx);
-    SSL_CTX_free(n->https_ctx);
     SSL_CTX_free(n->fetch_ctx);
     node_issuing_forget(n);
-    http_server_free(n->http);
     ca_cert_list_fini(&n->issuers);
     EVP_PKEY_free(n->key);
     X509_free(n->cert);
@@ -1211,4 +1307,77 @@ void node_fini(struct node *n)
     if (n->lock_fd >= 0)
         close(n->lock_fd);
     node_config_fini(&n->cfg);
+    free(n);
+}
+
+/* ---- what the core holds ---- */
+
+uv_loop_t *node_loop(struct node *n)
+{
+    return &n->loop;
+}
+
+const struct node_config *node_config(const struct node *n)
+{
+    return &n->cfg;
+}
+
+struct kv *node_kv(struct node *n)
+{
+    return n->kv;
+}
+
+struct rft *node_rft(struct node *n)
+{
+    return n->rft;
+}
+
+X509 *node_cert(const struct node *n)
+{
+    return n->cert;
+}
+
+EVP_PKEY *node_key(const struct node *n)
+{
+    return n->key;
+}
+
+const struct ca_cert_list *node_chain(const struct node *n)
+{
+    return &n->chain;
+}
+
+const char *node_thumb(const struct node *n)
+{
+    return n->thumb;
+}
+
+const struct ca_cert_list *node_admin_issuers(const struct node *n)
+{
+    return &n->issuers;
+}
+
+SSL_CTX *node_fetch_ctx(struct node *n)
+{
+    return n->fetch_ctx;
+}
+
+const char *node_data_dir(const struct node *n)
+{
+    return n->data_dir_abs;
+}
+
+uint64_t node_trust_gen(const struct node *n)
+{
+    return n->trust_gen;
+}
+
+bool node_caught_up(const struct node *n)
+{
+    return n->serving;
+}
+
+bool node_stopping(const struct node *n)
+{
+    return n->stopping;
 }

@@ -1,5 +1,7 @@
-/* The corvid-node daemon: one libuv loop running Raft, the TLS transport, the admin channel and
- * (later) the HTTPS API over the replicated trust state. */
+/* The node's core as every other part sees it: the trust state to read, proposals to write,
+ * the node's identity and configuration, the issuer cache, and the rooms (the HTTPS API, the
+ * admin channel) it tells of trust changes and closes when it stops. struct node itself is
+ * the core's own (node/core.h). */
 #ifndef CORVID_NODE_NODE_H
 #define CORVID_NODE_NODE_H
 
@@ -42,10 +44,7 @@ struct node_disk {
     bool low;         /* free < reserve: writes are refused */
 };
 
-struct lastused;
-struct node_crl;
-
-struct node_admin;
+struct node;
 
 /* The issuing CA from the trust state, ready to sign (node_issuer_load; release with
  * node_issuer_fini). */
@@ -55,72 +54,62 @@ struct node_issuer {
     struct ca_cert_list chain; /* issuing CA first, then its issuers */
 };
 
-struct node {
-    uv_loop_t loop;
-    struct node_config cfg;
-    int lock_fd;
-    struct kv *kv;
-    struct rft *rft;
-    SSL_CTX *raft_ctx;
-    /* this node's identity */
-    EVP_PKEY *key;
-    X509 *cert;
-    struct ca_cert_list chain;      /* issuers sent after the certificate */
-    char thumb[CA_THUMBPRINT_SIZE]; /* lower-case */
-    /* from the configuration */
-    struct ca_pfx cluster_ca; /* Security.ClusterCA: the issuing CA to commit at bootstrap */
-    bool have_cluster_ca;
-    char (
-        *trusted)[CA_THUMBPRINT_SIZE]; /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
-    size_t n_trusted;
-    /* Security.MasterKey.Path (node/keys.c): mkeys[0] seals, each of them opens */
-    struct ca_master_key mkeys[CA_MASTER_KEYS_MAX];
-    size_t n_mkeys;
-    bool ca_clear_warned;    /* logged once: the trust state's CA key is not sealed */
-    bool ca_foreign_warned;  /* logged once: it is sealed under a key this node lacks */
-    int64_t reseal_after_ms; /* a failed re-seal is retried from then on */
-    /* background duties */
-    uv_timer_t duty;
-    bool registering; /* self-registration proposal in flight */
-    bool serving;     /* caught up with the cluster since start: may answer authenticated calls */
-    uint64_t leader_seen_ms; /* loop time a leader was last known, while serving */
-    bool syncing;            /* the catch-up proposal is in flight */
-    bool ca_proposing;       /* issuing-CA proposal in flight */
-    bool crl_refreshing;     /* CRL re-issue proposal in flight */
-    uv_signal_t sigterm, sigint;
-    struct node_admin *admin;
-    /* HTTPS API */
-    SSL_CTX *https_ctx;
-    SSL_CTX *fetch_ctx; /* client side of node_fetch: this node's certificate, any server */
-    struct http_server *http;
-    struct ca_cert_list issuers; /* Security.WellKnownIssuers.Admin */
-    uint64_t trust_gen;          /* bumped by every applied trust change: re-authenticate */
-    X509 *issuing_cert;          /* cache of the trust state's issuing CA certificate */
-    struct node_issuer issuer;   /* cache of node_issuer_load, when have_issuer */
-    bool have_issuer;
-    struct lastused *lastused; /* node/lastused.h, owned by the HTTPS API */
-    struct node_crl *crl;      /* the signed CRL GET /ca/crl serves (node/api.c) */
-    /* revocations the leader announced as committed, not applied here yet (node/auth.c) */
-    struct node_early_revocation *early;
-    size_t n_early;
-    char data_dir_abs[4096];    /* DataDir, absolute, for messages */
-    bool disk_low;              /* last seen by node_disk_watch */
-    uint64_t disk_step_down_at; /* loop time from which a full leader hands over again */
-    uint64_t disk_step_down_ms; /* the wait after the last hand-over (doubles, reset by room) */
-    bool stopping;
-    int exit_code;
+/* Loads the configuration, the identity and the keys, opens the trust state and starts Raft.
+ * *out (the caller's, freed with node_free, also after a failure) is NULL only when out of
+ * memory. After a failure handles may live on the loop: end the process without node_run. */
+int node_new(const char *config_path, struct node **out, char *errmsg) CMN_MUST_CHECK;
+/* Runs the loop until SIGTERM/SIGINT (or a fatal error); returns the process exit code. */
+int node_run(struct node *n);
+/* Frees the core and every room (node_room_add); NULL is ignored. */
+void node_free(struct node *n);
+
+/* ---- what the core holds (borrowed, valid until node_free) ---- */
+
+uv_loop_t *node_loop(struct node *n);
+const struct node_config *node_config(const struct node *n);
+struct kv *node_kv(struct node *n);   /* the applied trust state: read it */
+struct rft *node_rft(struct node *n); /* Raft: status, membership */
+/* This node's certificate, key and chain (the issuers sent after the certificate). */
+X509 *node_cert(const struct node *n);
+EVP_PKEY *node_key(const struct node *n);
+const struct ca_cert_list *node_chain(const struct node *n);
+const char *node_thumb(const struct node *n); /* lower case */
+/* Security.WellKnownIssuers.Admin, loaded at start. */
+const struct ca_cert_list *node_admin_issuers(const struct node *n);
+/* DataDir, absolute, for messages. */
+const char *node_data_dir(const struct node *n);
+/* Bumped by every trust change: an authentication computed at another value is stale. */
+uint64_t node_trust_gen(const struct node *n);
+/* Whether it caught up with the cluster since it started (node_serves needs a lease too). */
+bool node_caught_up(const struct node *n);
+bool node_stopping(const struct node *n);
+
+/* ---- rooms ---- */
+
+/* A change of the trust state: what changed (enum kv_effect) and the registrations gone
+ * (lower-case thumbprints, borrowed for the call). */
+struct node_trust_change {
+    unsigned effects;
+    const char (*removed)[KV_THUMB_LEN + 1];
+    size_t n_removed;
 };
 
-int node_init(struct node *n, const char *config_path, char *errmsg) CMN_MUST_CHECK;
-/* Runs the loop until SIGTERM/SIGINT; returns the process exit code. */
-int node_run(struct node *n);
-void node_fini(struct node *n);
+#define NODE_ROOMS_MAX 8
 
-/* Makes a node that has known no leader for two election timeouts catch up again (through the
- * next leader) before it serves. What keeps a cut-off node from answering with a state that
- * misses a revocation is its read lease (node_serves), which runs out within one election
- * timeout. Called by the duty timer and before each request. */
-void node_watch_leader(struct node *n);
+/* A part started on the core (node/api.c, node/admin.c), in the order added. */
+struct node_room_ops {
+    /* After a trust change (ch NULL: a snapshot replaced the whole state), once the core has
+     * bumped node_trust_gen and dropped its own caches. May be NULL. */
+    void (*trust_changed)(void *room, const struct node_trust_change *ch);
+    /* The node stops: close every handle; the loop ends once all are closed. */
+    void (*close)(void *room);
+    /* After the loop ended (or when the node is freed without running). */
+    void (*free)(void *room);
+};
+/* Adds a room (ops static, room owned by the core from now on: freed with node_free even when
+ * this fails). CMN_ETOOBIG beyond NODE_ROOMS_MAX. */
+int node_room_add(struct node *n, const struct node_room_ops *ops, void *room) CMN_MUST_CHECK;
+
 /* Whether this node may answer from its trust state now: it caught up since it started
  * (n->serving) and holds a read lease (rft_lease_held: a follower heard from the leader, a
  * leader from a majority, within an election timeout), so that it cannot miss a revocation
@@ -144,30 +133,15 @@ int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST
  * with CMN_ENOSPACE (and node_disk_describe's message) while DataDir is below its reserve. */
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
                  char *errmsg) CMN_MUST_CHECK;
-/* The same without the disk check, for the one small entry a node needs to serve reads at all
- * (its catch-up after a start or a leaderless spell). */
-int node_propose_anyway(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
-                        char *errmsg) CMN_MUST_CHECK;
 
-/* The reserve this node keeps on DataDir now (bytes). */
-uint64_t node_disk_reserve(struct node *n);
 /* Fills out; CMN_EIO when statvfs fails (out->low is then false: nothing is refused for it). */
 int node_disk_state(struct node *n, struct node_disk *out);
-/* 0, or CMN_ENOSPACE with a message naming DataDir, its free bytes and the reserve; d (may be
- * NULL) gets the figures. */
-int node_disk_check(struct node *n, struct node_disk *d, char *errmsg) CMN_MUST_CHECK;
-/* The message of node_disk_check for figures d. */
-void node_disk_describe(struct node *n, const struct node_disk *d, char *errmsg);
-/* Logs when DataDir goes below its reserve and when it has room again (the duty timer). */
-void node_disk_watch(struct node *n);
 
 /* References to the cached issuing CA (usable in the threadpool). */
 int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;
 void node_issuer_fini(struct node_issuer *is);
 /* The issuing CA's certificate (borrowed, cached; NULL before bootstrap committed it). */
 X509 *node_issuing_cert(struct node *n);
-/* Forgets the cached issuing CA (the trust state was replaced or set). */
-void node_issuing_forget(struct node *n);
 
 /* Builds a certificate registration (kv_cert) for x: thumbprint, pinning hash, serial, validity,
  * public DER, and whether the cluster CA issued it. */
@@ -184,29 +158,12 @@ void node_cluster_cas_fini(struct node_cluster_cas *c);
 int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
                          enum kv_clearance cl, struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
 
-/* Secrets at rest (node/keys.c). The trust state holds the issuing CA key sealed under the
- * master key (ca/seal.h), so that the Raft log, RocksDB and snapshots carry only ciphertext.
- * node_keys_load reads Security.MasterKey.Path (refused unless owner-only, outside DataDir, of
- * 32 or 64 bytes); node_keys_fini wipes the keys. */
-int node_keys_load(struct node *n, char *errmsg) CMN_MUST_CHECK;
-void node_keys_fini(struct node *n);
-/* Appends key, sealed under the current master key, to out. */
-int node_keys_seal_issuing(struct node *n, EVP_PKEY *key, struct cmn_buf *out,
-                           char *errmsg) CMN_MUST_CHECK;
 /* Which key the trust state's CA key blob is sealed under (its identifier into id, "" when
  * clear): a clear key comes from a version without sealing. */
 enum node_ca_seal { NODE_CA_CLEAR, NODE_CA_CURRENT, NODE_CA_PREVIOUS, NODE_CA_FOREIGN };
-enum node_ca_seal node_keys_issuing_state(struct node *n, const struct cmn_buf *blob,
-                                          char id[CA_SEAL_ID_HEX]);
-/* Opens the blob into a new key owned by the caller. A blob sealed under a key this node does
- * not hold fails with CMN_EBADPASSWORD and a message naming both key identifiers. */
-int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY **out,
-                           char *errmsg) CMN_MUST_CHECK;
 /* For `info`: this node's key identifiers, and what seals the CA key (blob NULL: none yet). */
 void node_keys_describe(struct node *n, const struct cmn_buf *blob, char *master, size_t mcap,
                         char *ca, size_t ccap);
-/* Narrows every file under dir to owner-only (0600-like) and every folder to 0700. */
-int node_keys_private_data_dir(const char *dir, char *errmsg) CMN_MUST_CHECK;
 
 /* Membership (node/members.c), on the leader. cb gets 0 or a CMN_E* code and a message. */
 typedef void (*node_member_cb)(void *ctx, int status, const char *msg);
@@ -221,23 +178,5 @@ typedef void (*node_fetch_cb)(void *ctx, int status, const char *msg, X509 *peer
                               const char *body, size_t len);
 int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb cb, void *ctx,
                char *errmsg) CMN_MUST_CHECK;
-
-/* HTTPS API (node/api.c). */
-int node_api_start(struct node *n, char *errmsg) CMN_MUST_CHECK;
-void node_api_close(struct node *n, void (*cb)(void *ctx), void *ctx);
-/* A change of the trust state: what changed (enum kv_effect) and the registrations gone
- * (lower-case thumbprints, borrowed). */
-struct node_trust_change {
-    unsigned effects;
-    const char (*removed)[KV_THUMB_LEN + 1];
-    size_t n_removed;
-};
-/* After a trust change (ch NULL: the whole state was replaced): connections re-authenticate,
- * those of removed registrations close. */
-void node_api_trust_changed(struct node *n, const struct node_trust_change *ch);
-
-/* Admin channel (node/admin.c). */
-int node_admin_start(struct node *n, char *errmsg) CMN_MUST_CHECK;
-void node_admin_close(struct node *n);
 
 #endif

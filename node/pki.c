@@ -5,10 +5,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "node/api.h"
+#include "node/resource.h"
 
-static void h_ca_certificate(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_ca_certificate(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     struct node_issuer is;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     if (node_issuer_load(n, &is, errmsg) != 0) {
@@ -30,28 +31,28 @@ static void h_ca_certificate(struct node *n, struct http_request *req, struct no
 /* The CRL, signed once per CRL the trust state defines (kv_crl_state: a revocation, the
  * issuing CA, or the leader's hourly RefreshCRL) and served from memory: signing it per
  * request let anyone make the loop thread sign without end. */
-struct node_crl {
+struct api_crl {
     uint64_t index; /* kv_crl_state's: the entry whose CRL this is */
     struct cmn_buf der, pem;
 };
 
-void api_crl_forget(struct node *n)
+void api_crl_forget(struct api *api)
 {
-    if (n->crl == NULL)
+    if (api->crl == NULL)
         return;
-    cmn_buf_fini(&n->crl->der);
-    cmn_buf_fini(&n->crl->pem);
-    free(n->crl);
-    n->crl = NULL;
+    cmn_buf_fini(&api->crl->der);
+    cmn_buf_fini(&api->crl->pem);
+    free(api->crl);
+    api->crl = NULL;
 }
 
 /* Builds and signs the CRL from the trust state into out (DER and PEM). */
-static int crl_build(struct node *n, const struct node_issuer *is, struct node_crl *out,
+static int crl_build(struct node *n, const struct node_issuer *is, struct api_crl *out,
                      char *errmsg)
 {
     struct kv_revoked *rev = NULL;
     size_t count = 0;
-    int rv = kv_revoked_list(n->kv, &rev, &count, errmsg);
+    int rv = kv_revoked_list(node_kv(n), &rev, &count, errmsg);
     struct ca_crl_entry *entries = calloc(count ? count : 1, sizeof *entries);
     for (size_t i = 0; rv == 0 && entries && i < count; i++) {
         entries[i].serial_hex = rev[i].serial;
@@ -61,7 +62,7 @@ static int crl_build(struct node *n, const struct node_issuer *is, struct node_c
     /* Number and dates from the committed state: every node signs the same CRL. */
     struct kv_crl_state crl = {0};
     if (rv == 0)
-        rv = kv_crl_state_get(n->kv, &crl, errmsg);
+        rv = kv_crl_state_get(node_kv(n), &crl, errmsg);
     struct ca_crl_params p = {
         .entries = entries,
         .n = count,
@@ -88,25 +89,27 @@ static int crl_build(struct node *n, const struct node_issuer *is, struct node_c
     return rv;
 }
 
-static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth *a)
+static void h_ca_crl(struct api *api, struct http_request *req, struct node_auth *a)
 {
+    struct node *n = api->n;
     struct kv_crl_state state;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     if (node_revocations_pending(n) > 0) {
         /* A revocation the leader announced is in force here and not applied yet: the CRL of
          * the applied state would not list it (tools/chaos found one served so). */
         http_respond_error(req, 503, "NotReady",
-                           "Node %s is applying a revocation: retry in a moment", n->cfg.tag);
+                           "Node %s is applying a revocation: retry in a moment",
+                           node_config(n)->tag);
         return;
     }
-    if (kv_crl_state_get(n->kv, &state, errmsg) != 0) {
+    if (kv_crl_state_get(node_kv(n), &state, errmsg) != 0) {
         http_respond_error(req, 503, "NoIssuer", "%s", errmsg);
         return;
     }
-    if (n->crl && n->crl->index != state.index)
-        api_crl_forget(n);
-    struct node_crl fresh;
-    struct node_crl *crl = n->crl;
+    if (api->crl && api->crl->index != state.index)
+        api_crl_forget(api);
+    struct api_crl fresh;
+    struct api_crl *crl = api->crl;
     if (crl == NULL) {
         struct node_issuer is;
         if (node_issuer_load(n, &is, errmsg) != 0) {
@@ -120,9 +123,9 @@ static void h_ca_crl(struct node *n, struct http_request *req, struct node_auth 
             return;
         }
         crl = &fresh;
-        if (!n->stopping && (n->crl = malloc(sizeof *n->crl)) != NULL) {
-            *n->crl = fresh;
-            crl = n->crl;
+        if (!node_stopping(n) && (api->crl = malloc(sizeof *api->crl)) != NULL) {
+            *api->crl = fresh;
+            crl = api->crl;
         }
     }
     char fmt[16] = "";

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <http_parser.h>
 
-#include "node/api.h"
+#include "node/resource.h"
 
 static const struct {
     int method;
