@@ -1675,57 +1675,26 @@ static void conn_gone(void *ctx, void *auth)
     node_auth_free(auth);
 }
 
-static int verify_any(int ok, X509_STORE_CTX *ctx)
-{
-    (void)ok;
-    (void)ctx;
-    return 1; /* the certificate is judged by registration, never by chain alone */
-}
-
 int node_api_start(struct node *n, char *errmsg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL)
-        return CMN_ENOMEM;
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
+    struct ca_tls_ident id = {.cert = n->cert, .key = n->key, .chain = &n->chain};
+    int rv = ca_tls_server_ctx(&id, &n->https_ctx, errmsg);
+    if (rv != 0) {
+        cmn_errctx(errmsg, "HTTPS setup");
+        return rv;
     }
-    /* Request bodies carry passwords: OpenSSL wipes its copy of the plaintext once read. */
-    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
-    /* An idle keep-alive connection gives its record buffers back (about 34 KB): a thousand
-     * of them open from one load balancer is normal. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
-             SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
-    if (!ok) {
-        SSL_CTX_free(ctx);
-        return cmn_fail(errmsg, CMN_ECRYPTO, "HTTPS setup failed");
+    /* node_fetch: this node's certificate, any server (the peer's certificate is checked
+     * after the handshake). */
+    struct ca_tls_client_opts fo = {.trust = CA_TLS_TRUST_PINNED, .id = id};
+    if ((rv = ca_tls_client_ctx(&fo, &n->fetch_ctx, errmsg)) != 0) {
+        cmn_errctx(errmsg, "TLS client setup");
+        return rv;
     }
-    n->https_ctx = ctx;
-    SSL_CTX *fctx = SSL_CTX_new(TLS_client_method());
-    if (fctx == NULL)
-        return CMN_ENOMEM;
-    if (ca_tls_policy(fctx, errmsg) != 0) {
-        SSL_CTX_free(fctx);
-        return CMN_ECRYPTO;
-    }
-    SSL_CTX_set_verify(fctx, SSL_VERIFY_NONE, NULL); /* the peer's certificate is checked after */
-    ok = SSL_CTX_use_certificate(fctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(fctx, n->key) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(fctx, n->chain.v[i]) == 1;
-    n->fetch_ctx = fctx;
-    if (!ok)
-        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS client setup failed");
     char hostport[256];
     if (node_url_hostport(n->cfg.server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");
-    int rv = http_server_start(&n->loop, ctx, hostport, on_head, on_request, conn_gone, n, &n->http,
-                               errmsg);
+    rv = http_server_start(&n->loop, n->https_ctx, hostport, on_head, on_request, conn_gone, n,
+                           &n->http, errmsg);
     if (rv != 0)
         cmn_errctx(errmsg, "ServerUrl");
     return rv;

@@ -135,37 +135,13 @@ static int load_identity(struct node *n, char *errmsg)
     return rv;
 }
 
-static int verify_any(int ok, X509_STORE_CTX *ctx)
-{
-    (void)ok;
-    (void)ctx;
-    return 1; /* trust is decided by registration after the handshake, never by chain alone */
-}
-
 static int make_raft_ctx(struct node *n, char *errmsg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-    if (ctx == NULL)
-        return CMN_ENOMEM;
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION); /* only Corvid nodes speak Raft */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_any);
-    SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
-             SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
-    if (!ok) {
-        char e[160];
-        SSL_CTX_free(ctx);
-        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS setup: %s", tls_ssl_error(e, sizeof e));
-    }
-    n->raft_ctx = ctx;
-    return 0;
+    struct ca_tls_ident id = {.cert = n->cert, .key = n->key, .chain = &n->chain};
+    int rv = ca_tls_peer_ctx(&id, &n->raft_ctx, errmsg);
+    if (rv != 0)
+        cmn_errctx(errmsg, "TLS setup");
+    return rv;
 }
 
 static int load_trusted_nodes(struct node *n, char *errmsg)
