@@ -26,6 +26,7 @@
 #include "ca/ca.h"
 #include "ca/tls.h"
 #include "common/env.h"
+#include "net/url.h"
 #include "tools/bench/bench.h"
 
 #define MAX_ENDPOINTS 16
@@ -624,16 +625,14 @@ out:
 
 static int parse_endpoint(const char *s, struct endpoint *ep)
 {
-    const char *colon = strrchr(s, ':');
-    long port;
-    if (colon == NULL || (size_t)(colon - s) >= sizeof ep->host ||
-        bench_arg_long("the endpoint port", colon + 1, 1, 65535, &port) != 0) {
+    struct net_url u;
+    if (net_url_parse(s, NET_URL_BARE, &u, NULL) != 0 || u.scheme[0] != '\0' ||
+        strlen(u.host) >= sizeof ep->host) {
         fprintf(stderr, "corvid-bench: --endpoint wants HOST:PORT, not '%s'\n", s);
         return -1;
     }
-    memcpy(ep->host, s, (size_t)(colon - s));
-    ep->host[colon - s] = '\0';
-    ep->port = (int)port;
+    snprintf(ep->host, sizeof ep->host, "%s", u.host);
+    ep->port = u.port;
     return 0;
 }
 

@@ -22,6 +22,7 @@
 
 #include "ca/tls.h"
 #include "common/env.h"
+#include "net/url.h"
 #include "tools/bench/bench.h"
 
 #define HC_IN_MAX (8u << 20) /* the largest response kept */
@@ -80,22 +81,16 @@ fail:
 
 int hc_parse_url(const char *url, struct sockaddr_in *sa)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        url += 8;
-    char host[64];
-    const char *colon = strrchr(url, ':');
-    if (colon == NULL || (size_t)(colon - url) >= sizeof host)
+    const unsigned flags = NET_URL_BARE | NET_URL_PORT | NET_URL_NO_PATH | NET_URL_IP;
+    struct net_url u;
+    if (net_url_parse(url, flags, &u, NULL) != 0 || u.family != AF_INET)
         return -1;
-    memcpy(host, url, (size_t)(colon - url));
-    host[colon - url] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if ((*end != '\0' && strcmp(end, "/") != 0) || port < 1 || port > 65535)
+    if (u.scheme[0] != '\0' && strcmp(u.scheme, "https") != 0)
         return -1;
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+    sa->sin_port = htons(u.port);
+    return inet_pton(AF_INET, u.host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 static int fail(struct hc *c, const char *fmt, ...) CMN_PRINTF(2, 3);

@@ -20,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/tls.h"
+#include "net/url.h"
 #include "tools/corvid/http_client.h"
 
 struct hc_conn {
@@ -39,59 +40,20 @@ int hc_url_parse(const char *s, struct hc_url *out, char *errmsg)
             return cmn_fail(errmsg, CMN_EINVALID, "%s: nodes serve HTTPS only (https://…)", s);
         return cmn_fail(errmsg, CMN_EINVALID, "%s: not an https:// URL", s);
     }
-    const char *h = s + 8, *end;
-    const char *rest;
-    size_t hlen;
-    if (*h == '[') {
-        end = strchr(h, ']');
-        if (end == NULL)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: unterminated [IPv6 address]", s);
-        hlen = (size_t)(end - h - 1);
-        if (hlen == 0 || hlen >= sizeof out->host)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad host", s);
-        memcpy(out->host, h + 1, hlen);
-        rest = end + 1;
-        out->host_is_ip = true;
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, out->host, &a6) != 1)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad IPv6 address", s);
-    } else {
-        hlen = strcspn(h, ":/?#");
-        if (hlen == 0 || hlen >= sizeof out->host)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: no host", s);
-        memcpy(out->host, h, hlen);
-        rest = h + hlen;
-        for (size_t i = 0; i < hlen; i++) {
-            char ch = out->host[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
-                return cmn_fail(errmsg, CMN_EINVALID, "%s: bad character in the host", s);
-        }
-        struct in_addr a4;
-        out->host_is_ip = inet_pton(AF_INET, out->host, &a4) == 1;
-    }
-    snprintf(out->port, sizeof out->port, "443");
-    if (*rest == ':') {
-        rest++;
-        size_t plen = strspn(rest, "0123456789");
-        long port = plen > 0 && plen < 6 ? strtol(rest, NULL, 10) : 0;
-        if (port < 1 || port > 65535)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad port", s);
-        snprintf(out->port, sizeof out->port, "%ld", port);
-        rest += plen;
-    }
-    if (*rest == '/')
-        rest++;
-    if (*rest != '\0')
+    struct net_url u;
+    int rv = net_url_parse(s, 0, &u, errmsg);
+    if (rv != 0)
+        return rv;
+    if (u.path[0] != '\0' && strcmp(u.path, "/") != 0)
         return cmn_fail(errmsg, CMN_EINVALID,
                         "%s: give the node's base URL only (https://host:port), no path", s);
-    bool v6 = strchr(out->host, ':') != NULL;
-    bool dflt = strcmp(out->port, "443") == 0;
-    snprintf(out->host_header, sizeof out->host_header, "%s%s%s%s%s", v6 ? "[" : "", out->host,
-             v6 ? "]" : "", dflt ? "" : ":", dflt ? "" : out->port);
-    int n = snprintf(out->base, sizeof out->base, "https://%s", out->host_header);
-    if (n < 0 || (size_t)n >= sizeof out->base)
+    if (strlen(u.origin) >= sizeof out->base)
         return cmn_fail(errmsg, CMN_EINVALID, "%s: URL too long", s);
+    snprintf(out->base, sizeof out->base, "%s", u.origin);
+    snprintf(out->host, sizeof out->host, "%s", u.host);
+    snprintf(out->port, sizeof out->port, "%u", u.port);
+    snprintf(out->host_header, sizeof out->host_header, "%s", u.authority);
+    out->host_is_ip = u.family != AF_UNSPEC;
     return 0;
 }
 
@@ -652,15 +614,13 @@ int hc_call_location(struct hc_client *c, const char *location, const struct hc_
     if (strncasecmp(location, "https://", 8) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "a redirect to %.200s, which is not https://",
                         location);
-    const char *slash = strchr(location + 8, '/');
-    char base[HC_URL_MAX];
-    size_t blen = slash ? (size_t)(slash - location) : strlen(location);
-    if (blen >= sizeof base)
-        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to a URL too long");
-    memcpy(base, location, blen);
-    base[blen] = '\0';
+    struct net_url u;
+    if (net_url_parse(location, 0, &u, errmsg) != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to a URL that is not valid: %.200s",
+                        location);
+    const char *base = u.origin;
     struct hc_request r2 = *req;
-    r2.path = slash ? slash : "/";
+    r2.path = u.path[0] == '/' ? u.path : "/";
     return hc_call_url(c, base, &r2, out, errmsg);
 }
 
