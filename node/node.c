@@ -15,6 +15,7 @@
 #include <jansson.h>
 #include <openssl/err.h>
 
+#include "ca/certfile.h"
 #include "ca/tls.h"
 #include "common/env.h"
 #include "common/log.h"
@@ -91,18 +92,19 @@ static int lock_data_dir(struct node *n, char *errmsg)
 
 static int load_identity(struct node *n, char *errmsg)
 {
-    struct ca_pfx pfx;
-    int rv =
-        load_pfx("Security.Certificate.Path", n->cfg.cert_path, n->cfg.cert_password, &pfx, errmsg);
-    if (rv != 0)
-        return rv;
-    X509 *leaf = ca_pfx_leaf(&pfx);
-    if (leaf == NULL || pfx.key == NULL) {
-        ca_pfx_fini(&pfx);
+    struct ca_certfile f;
+    enum ca_certfile_step step;
+    int rv = ca_certfile_load(n->cfg.cert_path, NULL, n->cfg.cert_password,
+                              CA_CERTFILE_PFX | CA_CERTFILE_KEY, &f, &step, errmsg);
+    if (rv != 0 && step == CA_CERTFILE_NOKEY)
         return cmn_fail(errmsg, CMN_EINVALID,
                         "Security.Certificate.Path: %s holds no certificate with its private key",
                         n->cfg.cert_path);
+    if (rv != 0) {
+        cmn_errctx(errmsg, "Security.Certificate.Path");
+        return rv;
     }
+    X509 *leaf = f.leaf;
     struct ca_ident id;
     rv = ca_ident_get(leaf, &id, errmsg);
     if (rv == 0 && (id.eku & (CA_EKU_SERVER | CA_EKU_ANY)) == 0)
@@ -118,20 +120,18 @@ static int load_identity(struct node *n, char *errmsg)
                       "(URI:urn:corvid:node:…) but Cluster.NodeTag is '%s'",
                       id.node_tag, n->cfg.tag);
     if (rv != 0) {
-        ca_pfx_fini(&pfx);
+        ca_certfile_fini(&f);
         return rv;
     }
     memcpy(n->thumb, id.thumbprint, sizeof n->thumb);
     cmn_ascii_lower(n->thumb);
-    n->key = pfx.key;
-    pfx.key = NULL;
+    n->key = f.key;
+    f.key = NULL;
     n->cert = leaf;
     X509_up_ref(leaf);
     ca_cert_list_init(&n->chain);
-    for (size_t i = 0; i < pfx.certs.n && rv == 0; i++)
-        if (pfx.certs.v[i] != leaf)
-            rv = ca_cert_list_add(&n->chain, pfx.certs.v[i]);
-    ca_pfx_fini(&pfx);
+    rv = ca_certfile_chain(&f, &n->chain);
+    ca_certfile_fini(&f);
     return rv;
 }
 
