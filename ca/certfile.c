@@ -1,8 +1,6 @@
 /* Certificate files: PKCS#12 or PEM/DER/base64 with a PEM key, by content. */
 #include "ca/certfile.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -10,6 +8,7 @@
 #include "ca/encode.h"
 #include "ca/pfx.h"
 #include "common/buf.h"
+#include "common/file.h"
 
 void ca_certfile_fini(struct ca_certfile *f)
 {
@@ -93,36 +92,15 @@ int ca_certfile_parse(const void *p, size_t n, const void *key_p, size_t key_n,
     return 0;
 }
 
-static int read_all(const char *path, struct cmn_buf *out, char *errmsg)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
-    uint8_t chunk[8192];
-    size_t got;
-    int rv = 0;
-    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (out->len + got > CA_INPUT_MAX)
-            rv = cmn_fail(errmsg, CMN_ETOOBIG, "%s is larger than %u bytes", path, CA_INPUT_MAX);
-        else
-            rv = cmn_buf_append(out, chunk, got);
-    }
-    if (rv == 0 && ferror(f))
-        rv = cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
-    cmn_cleanse(chunk, sizeof chunk);
-    fclose(f);
-    return rv;
-}
-
 int ca_certfile_load(const char *path, const char *key_path, const char *password, unsigned flags,
                      struct ca_certfile *out, enum ca_certfile_step *step, char *errmsg)
 {
     struct cmn_buf b, k;
     cmn_buf_init(&b, true);
     cmn_buf_init(&k, true);
-    int rv = read_all(path, &b, errmsg);
+    int rv = cmn_read_file(path, CA_INPUT_MAX, &b, errmsg);
     if (rv == 0 && key_path != NULL)
-        rv = read_all(key_path, &k, errmsg);
+        rv = cmn_read_file(key_path, CA_INPUT_MAX, &k, errmsg);
     if (rv != 0)
         rv = at(step, CA_CERTFILE_READ, rv);
     else

@@ -18,6 +18,7 @@
 #include "ca/certfile.h"
 #include "ca/tls.h"
 #include "common/env.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "node/auth.h"
 #include "raft/tls.h"
@@ -32,20 +33,7 @@
 
 int node_read_file(const char *path, struct cmn_buf *out, char *errmsg)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
-    uint8_t chunk[8192];
-    size_t got;
-    int rv = 0;
-    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (out->len + got > CA_INPUT_MAX)
-            rv = cmn_fail(errmsg, CMN_ETOOBIG, "%s is larger than %u bytes", path, CA_INPUT_MAX);
-        else
-            rv = cmn_buf_append(out, chunk, got);
-    }
-    fclose(f);
-    return rv;
+    return cmn_read_file(path, CA_INPUT_MAX, out, errmsg);
 }
 
 static int load_pfx(const char *key, const char *path, const char *password, struct ca_pfx *out,
