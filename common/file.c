@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,5 +56,27 @@ int cmn_read_private_file(const char *path, size_t max, struct cmn_buf *out, cha
         cmn_cleanse(out->data + start, out->len - start);
         out->len = start;
     }
+    return rv;
+}
+
+int cmn_read_file(const char *path, size_t max, struct cmn_buf *out, char *errmsg)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
+    uint8_t chunk[8192];
+    size_t got, total = 0;
+    int rv = 0;
+    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        total += got;
+        if (total > max)
+            rv = cmn_fail(errmsg, CMN_ETOOBIG, "%s is larger than %zu bytes", path, max);
+        else
+            rv = cmn_buf_append(out, chunk, got);
+    }
+    if (rv == 0 && ferror(f))
+        rv = cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
+    cmn_cleanse(chunk, sizeof chunk); /* it may have held a key */
+    fclose(f);
     return rv;
 }

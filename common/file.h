@@ -1,4 +1,5 @@
-/* Reading files that hold secrets (the master key): whole, small, and private to this user. */
+/* Reading whole small files: those that hold secrets (the master key) checked to be private to
+ * this user, and the others. */
 #ifndef CORVID_COMMON_FILE_H
 #define CORVID_COMMON_FILE_H
 
@@ -15,5 +16,11 @@
  * the contents. On failure out is left as it was. */
 int cmn_read_private_file(const char *path, size_t max, struct cmn_buf *out,
                           char *errmsg) CMN_MUST_CHECK;
+
+/* Reads the whole of path (any file, no checks on its owner or mode) and appends it to out: at
+ * most max bytes in all (CMN_ETOOBIG "PATH is larger than MAX bytes"), CMN_EIO "cannot read
+ * PATH: reason". Bytes already appended stay in out on failure (the caller frees it, wiped if
+ * secret). Nothing of the contents reaches a message. */
+int cmn_read_file(const char *path, size_t max, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 
 #endif

@@ -167,13 +167,6 @@ static void conn_gone(void *ctx, void *auth)
     node_auth_free(auth);
 }
 
-static int verify_any(int ok, X509_STORE_CTX *ctx)
-{
-    (void)ok;
-    (void)ctx;
-    return 1; /* the certificate is judged by registration, never by chain alone */
-}
-
 static bool auth_revoked(void *ctx, void *auth)
 {
     const struct node_trust_change *ch = ctx;
@@ -218,35 +211,6 @@ static void api_free(void *room)
 static const struct node_room_ops api_ops = {
     .trust_changed = api_trust_changed, .close = api_close, .free = api_free};
 
-static int make_ctx(struct node *n, SSL_CTX **out, char *errmsg)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL)
-        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
-    }
-    /* Request bodies carry passwords: OpenSSL wipes its copy of the plaintext once read. */
-    SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_any); /* asked for, not required */
-    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"corvid", 6);
-    /* An idle keep-alive connection gives its record buffers back (about 34 KB): a thousand
-     * of them open from one load balancer is normal. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    const struct ca_cert_list *chain = node_chain(n);
-    int ok = SSL_CTX_use_certificate(ctx, node_cert(n)) == 1 &&
-             SSL_CTX_use_PrivateKey(ctx, node_key(n)) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-    for (size_t i = 0; ok && i < chain->n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, chain->v[i]) == 1;
-    if (!ok) {
-        SSL_CTX_free(ctx);
-        return cmn_fail(errmsg, CMN_ECRYPTO, "HTTPS setup failed");
-    }
-    *out = ctx;
-    return 0;
-}
-
 int node_api_start(struct node *n, char *errmsg)
 {
     struct api *api = calloc(1, sizeof *api);
@@ -258,8 +222,11 @@ int node_api_start(struct node *n, char *errmsg)
         return cmn_fail(errmsg, rv, "too many rooms");
     if ((api->lastused = lastused_new()) == NULL)
         return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    if ((rv = make_ctx(n, &api->ctx, errmsg)) != 0)
+    struct ca_tls_ident id = {.cert = node_cert(n), .key = node_key(n), .chain = node_chain(n)};
+    if ((rv = ca_tls_server_ctx(&id, &api->ctx, errmsg)) != 0) {
+        cmn_errctx(errmsg, "HTTPS setup");
         return rv;
+    }
     char hostport[256];
     if (node_url_hostport(node_config(n)->server_url, hostport, sizeof hostport) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "ServerUrl: bad URL");

@@ -9,6 +9,8 @@
 
 #include <jansson.h>
 
+#include "net/url.h"
+
 typedef int (*setter_fn)(struct node_config *c, const char *key, json_t *v, const char *base,
                          char *errmsg);
 
@@ -312,13 +314,10 @@ static int check_file(const char *key, const char *path, char *errmsg)
 
 int node_url_hostport(const char *url, char *out, size_t cap)
 {
-    const char *p = strstr(url, "://");
-    p = p ? p + 3 : url;
-    size_t n = strcspn(p, "/");
-    if (n == 0 || n >= cap || memchr(p, ':', n) == NULL)
+    struct net_url u;
+    if (net_url_parse(url, NET_URL_BARE | NET_URL_PORT, &u, NULL) != 0 || strlen(u.hostport) >= cap)
         return CMN_EINVALID;
-    memcpy(out, p, n);
-    out[n] = '\0';
+    memcpy(out, u.hostport, strlen(u.hostport) + 1);
     return 0;
 }
 

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <http_parser.h>
-
+#include "net/http.h"
+#include "net/url.h"
 #include "node/core.h"
 #include "raft/tls.h"
 
@@ -16,8 +16,7 @@ struct fetch {
     struct tls_conn tls;
     uv_timer_t timer;
     unsigned open;
-    http_parser parser;
-    http_parser_settings settings;
+    struct net_http_resp resp;
     struct cmn_buf body;
     char request[512];
     X509 *peer;
@@ -56,30 +55,21 @@ static void finish(struct fetch *f, int status, const char *msg)
     tls_conn_close(&f->tls, tls_closed);
 }
 
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct fetch *f = p->data;
-    if (f->body.len + len > FETCH_MAX || cmn_buf_append(&f->body, at, len) != 0)
-        return -1;
-    return 0;
-}
-
-static int on_complete(http_parser *p)
-{
-    struct fetch *f = p->data;
-    f->http_status = (int)p->status_code;
-    finish(f, 0, "ok");
-    return 0;
-}
-
 static void on_data(struct tls_conn *t, const uint8_t *data, size_t len)
 {
     struct fetch *f = t->data;
     if (f->done)
         return;
-    size_t n = http_parser_execute(&f->parser, &f->settings, (const char *)data, len);
-    if (!f->done && (n != len || HTTP_PARSER_ERRNO(&f->parser) != HPE_OK))
+    size_t used;
+    char why[CMN_ERRMSG_SIZE];
+    if (net_http_resp_feed(&f->resp, data, len, &used, why) != 0) {
         finish(f, CMN_EMALFORMED, "the node's answer is not valid HTTP");
+        return;
+    }
+    if (f->resp.complete) {
+        f->http_status = f->resp.status;
+        finish(f, 0, "ok");
+    }
 }
 
 static void on_event(struct tls_conn *t, int status)
@@ -104,11 +94,11 @@ static void timeout_cb(uv_timer_t *t)
 int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb cb, void *ctx,
                char *errmsg)
 {
-    char hostport[256];
+    struct net_url u;
     struct sockaddr_storage addr;
-    if (strncmp(url, "https://", 8) != 0 || node_url_hostport(url, hostport, sizeof hostport) != 0)
+    if (strncmp(url, "https://", 8) != 0 || net_url_parse(url, NET_URL_PORT, &u, NULL) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not an https://HOST:PORT URL", url);
-    int rv = tls_parse_addr(hostport, &addr, errmsg);
+    int rv = tls_parse_addr(u.hostport, &addr, errmsg);
     if (rv != 0)
         return rv;
     struct fetch *f = calloc(1, sizeof *f);
@@ -124,13 +114,13 @@ int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb 
     f->cb = cb;
     f->ctx = ctx;
     cmn_buf_init(&f->body, false);
-    http_parser_init(&f->parser, HTTP_RESPONSE);
-    f->parser.data = f;
-    f->settings.on_body = on_body;
-    f->settings.on_message_complete = on_complete;
+    f->resp.max_head = FETCH_MAX;
+    f->resp.max_body = FETCH_MAX;
+    f->resp.body = &f->body;
+    net_http_resp_start(&f->resp);
     snprintf(f->request, sizeof f->request,
              "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-             path, hostport);
+             path, u.hostport);
     uv_timer_init(&n->loop, &f->timer);
     f->timer.data = f;
     uv_timer_start(&f->timer, timeout_cb, FETCH_MS, 0);

@@ -15,8 +15,10 @@
 #include <jansson.h>
 #include <openssl/err.h>
 
+#include "ca/certfile.h"
 #include "ca/tls.h"
 #include "common/env.h"
+#include "common/file.h"
 #include "common/log.h"
 #include "raft/tls.h"
 
@@ -30,20 +32,7 @@
 
 int node_read_file(const char *path, struct cmn_buf *out, char *errmsg)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cmn_fail(errmsg, CMN_EIO, "cannot read %s: %s", path, strerror(errno));
-    uint8_t chunk[8192];
-    size_t got;
-    int rv = 0;
-    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (out->len + got > CA_INPUT_MAX)
-            rv = cmn_fail(errmsg, CMN_ETOOBIG, "%s is larger than %u bytes", path, CA_INPUT_MAX);
-        else
-            rv = cmn_buf_append(out, chunk, got);
-    }
-    fclose(f);
-    return rv;
+    return cmn_read_file(path, CA_INPUT_MAX, out, errmsg);
 }
 
 static int load_pfx(const char *key, const char *path, const char *password, struct ca_pfx *out,
@@ -90,18 +79,19 @@ static int lock_data_dir(struct node *n, char *errmsg)
 
 static int load_identity(struct node *n, char *errmsg)
 {
-    struct ca_pfx pfx;
-    int rv =
-        load_pfx("Security.Certificate.Path", n->cfg.cert_path, n->cfg.cert_password, &pfx, errmsg);
-    if (rv != 0)
-        return rv;
-    X509 *leaf = ca_pfx_leaf(&pfx);
-    if (leaf == NULL || pfx.key == NULL) {
-        ca_pfx_fini(&pfx);
+    struct ca_certfile f;
+    enum ca_certfile_step step;
+    int rv = ca_certfile_load(n->cfg.cert_path, NULL, n->cfg.cert_password,
+                              CA_CERTFILE_PFX | CA_CERTFILE_KEY, &f, &step, errmsg);
+    if (rv != 0 && step == CA_CERTFILE_NOKEY)
         return cmn_fail(errmsg, CMN_EINVALID,
                         "Security.Certificate.Path: %s holds no certificate with its private key",
                         n->cfg.cert_path);
+    if (rv != 0) {
+        cmn_errctx(errmsg, "Security.Certificate.Path");
+        return rv;
     }
+    X509 *leaf = f.leaf;
     struct ca_ident id;
     rv = ca_ident_get(leaf, &id, errmsg);
     if (rv == 0 && (id.eku & (CA_EKU_SERVER | CA_EKU_ANY)) == 0)
@@ -117,54 +107,28 @@ static int load_identity(struct node *n, char *errmsg)
                       "(URI:urn:corvid:node:…) but Cluster.NodeTag is '%s'",
                       id.node_tag, n->cfg.tag);
     if (rv != 0) {
-        ca_pfx_fini(&pfx);
+        ca_certfile_fini(&f);
         return rv;
     }
     memcpy(n->thumb, id.thumbprint, sizeof n->thumb);
     cmn_ascii_lower(n->thumb);
-    n->key = pfx.key;
-    pfx.key = NULL;
+    n->key = f.key;
+    f.key = NULL;
     n->cert = leaf;
     X509_up_ref(leaf);
     ca_cert_list_init(&n->chain);
-    for (size_t i = 0; i < pfx.certs.n && rv == 0; i++)
-        if (pfx.certs.v[i] != leaf)
-            rv = ca_cert_list_add(&n->chain, pfx.certs.v[i]);
-    ca_pfx_fini(&pfx);
+    rv = ca_certfile_chain(&f, &n->chain);
+    ca_certfile_fini(&f);
     return rv;
-}
-
-static int verify_any(int ok, X509_STORE_CTX *ctx)
-{
-    (void)ok;
-    (void)ctx;
-    return 1; /* trust is decided by registration after the handshake, never by chain alone */
 }
 
 static int make_raft_ctx(struct node *n, char *errmsg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-    if (ctx == NULL)
-        return CMN_ENOMEM;
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION); /* only Corvid nodes speak Raft */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_any);
-    SSL_CTX_set_num_tickets(ctx, 0);
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 &&
-             SSL_CTX_use_PrivateKey(ctx, n->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
-    if (!ok) {
-        char e[160];
-        SSL_CTX_free(ctx);
-        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS setup: %s", tls_ssl_error(e, sizeof e));
-    }
-    n->raft_ctx = ctx;
-    return 0;
+    struct ca_tls_ident id = {.cert = n->cert, .key = n->key, .chain = &n->chain};
+    int rv = ca_tls_peer_ctx(&id, &n->raft_ctx, errmsg);
+    if (rv != 0)
+        cmn_errctx(errmsg, "TLS setup");
+    return rv;
 }
 
 /* Security.WellKnownIssuers.Admin: each a path or base64 of certificates, never a key. */
@@ -212,23 +176,12 @@ static int load_admin_issuers(struct node *n, char *errmsg)
  * certificate the peer presented). */
 static int make_fetch_ctx(struct node *n, char *errmsg)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    int ok = SSL_CTX_use_certificate(ctx, n->cert) == 1 && SSL_CTX_use_PrivateKey(ctx, n->key) == 1;
-    for (size_t i = 0; ok && i < n->chain.n; i++)
-        ok = SSL_CTX_add1_chain_cert(ctx, n->chain.v[i]) == 1;
-    if (!ok) {
-        SSL_CTX_free(ctx);
-        return cmn_fail(errmsg, CMN_ECRYPTO, "TLS client setup failed");
-    }
-    n->fetch_ctx = ctx;
-    return 0;
+    struct ca_tls_client_opts fo = {.trust = CA_TLS_TRUST_PINNED,
+                                    .id = {.cert = n->cert, .key = n->key, .chain = &n->chain}};
+    int rv = ca_tls_client_ctx(&fo, &n->fetch_ctx, errmsg);
+    if (rv != 0)
+        cmn_errctx(errmsg, "TLS client setup");
+    return rv;
 }
 
 static int load_trusted_nodes(struct node *n, char *errmsg)

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 
 #include "common/buf.h"
+#include "net/url.h"
 
 struct wreq {
     uv_write_t req;
@@ -389,32 +390,13 @@ void tls_tcp_tune(uv_tcp_t *tcp)
 
 int tls_parse_addr(const char *s, struct sockaddr_storage *addr, char *errmsg)
 {
-    const char *p = strstr(s, "://");
-    p = p ? p + 3 : s;
-    char host[128];
-    const char *colon;
-    if (*p == '[') {
-        const char *end = strchr(p, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - p - 1) >= sizeof host)
-            return cmn_fail(errmsg, CMN_EINVALID, "bad address '%s'", s);
-        memcpy(host, p + 1, (size_t)(end - p - 1));
-        host[end - p - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(p, ':');
-        if (colon == NULL || (size_t)(colon - p) >= sizeof host)
-            return cmn_fail(errmsg, CMN_EINVALID, "address '%s' needs host:port", s);
-        memcpy(host, p, (size_t)(colon - p));
-        host[colon - p] = '\0';
-    }
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || (*end != '\0' && *end != '/') || port < 1 || port > 65535)
-        return cmn_fail(errmsg, CMN_EINVALID, "bad port in '%s'", s);
+    struct net_url u;
+    int rv = net_url_parse(s, NET_URL_BARE | NET_URL_PORT | NET_URL_IP, &u, errmsg);
+    if (rv != 0)
+        return rv;
     memset(addr, 0, sizeof *addr);
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)addr) == 0)
+    if (u.family == AF_INET ? uv_ip4_addr(u.host, u.port, (struct sockaddr_in *)addr) == 0
+                            : uv_ip6_addr(u.host, u.port, (struct sockaddr_in6 *)addr) == 0)
         return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)addr) == 0)
-        return 0;
-    return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not an IP address (in '%s')", host, s);
+    return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not an IP address (in '%s')", u.host, s);
 }

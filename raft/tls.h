@@ -83,7 +83,7 @@ void tls_conn_close_graceful(struct tls_conn *c, tls_close_cb cb, uint64_t linge
 void tls_tcp_tune(uv_tcp_t *tcp);
 
 /* Parses "host:port", "[v6]:port" or a URL like "tls://host:port" / "https://host:port"
- * into addr. Host must be an IP literal. */
+ * (net_url_parse) into addr. Host must be an IP literal, the port given. */
 int tls_parse_addr(const char *s, struct sockaddr_storage *addr, char *errmsg) CMN_MUST_CHECK;
 
 /* The last OpenSSL error as text, and the queue cleared. */

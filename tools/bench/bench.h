@@ -11,6 +11,7 @@
 
 #include "ca/ca.h"
 #include "common/buf.h"
+#include "net/http.h"
 
 double bench_now(void); /* CLOCK_MONOTONIC, seconds */
 
@@ -44,8 +45,8 @@ int bench_arg_long(const char *opt, const char *s, long lo, long hi, long *out);
 int bench_load_issuer(const char *path, X509 **cert, EVP_PKEY **key, char *errmsg);
 
 /* ---- a non-blocking HTTPS/1.1 client for poll() loops (https.c) ----
- * One request in flight per connection, keep-alive; responses must carry Content-Length (the
- * node always sends it). */
+ * One request in flight per connection, keep-alive; answers read with net/http.h (length,
+ * chunked, interim 100 skipped). No allocation per request once the body buffer has grown. */
 enum hc_state { HC_CLOSED, HC_CONNECTING, HC_HANDSHAKE, HC_OPEN, HC_WRITING, HC_READING };
 enum hc_event { HC_AGAIN = 0, HC_OPENED = 1, HC_RESPONSE = 2, HC_FAILED = -1 };
 
@@ -58,18 +59,22 @@ struct hc {
     bool eof;        /* the peer closed the connection (cleanly or not) */
     const char *req; /* borrowed until the response arrives */
     size_t req_len, req_off;
-    char *in;
-    size_t in_len, in_cap;
-    size_t head_len; /* bytes of the status line and headers; 0 until complete */
-    size_t body_len; /* Content-Length */
+    struct net_http_resp resp; /* the answer being read */
+    struct cmn_buf body;       /* owned: the last answer's body, NUL-terminated; kept by hc_open */
+    size_t body_len;           /* of the last answer */
     int status;
     bool close_after; /* the response said Connection: close */
     double start;     /* the caller's */
     char err[200];
 };
 
-/* A client context: verifies the server against cacert (when given) and presents cert/key
- * (when given; key may be NULL when cert holds both). NULL with a message on stderr. */
+/* A client context (ca_tls_client_ctx with flags and ALPN): verifies the server against cacert
+ * when given (else not at all), presents the certificate of the file cert (ca_certfile: PEM
+ * with its key, or key in the file key; or a .pfx without password) when given. The caller
+ * owns the context. NULL with a message on stderr. */
+SSL_CTX *bench_tls_ctx(const char *cacert, const char *cert, const char *key, unsigned flags,
+                       const unsigned char *alpn, unsigned alpn_len);
+/* bench_tls_ctx for the HTTPS poll loops below: partial writes, read-ahead, no resumption. */
 SSL_CTX *hc_ctx_new(const char *cacert, const char *cert, const char *key);
 /* "https://A.B.C.D:PORT" (or "A.B.C.D:PORT") into sa. */
 int hc_parse_url(const char *url, struct sockaddr_in *sa);

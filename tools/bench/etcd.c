@@ -26,6 +26,7 @@
 #include "ca/ca.h"
 #include "ca/tls.h"
 #include "common/env.h"
+#include "net/url.h"
 #include "tools/bench/bench.h"
 
 #define MAX_ENDPOINTS 16
@@ -68,6 +69,9 @@ struct econn {
     uint32_t stream, next_stream;
     size_t got_data;
     bool end_pending; /* END_STREAM seen on HEADERS, waiting for END_HEADERS */
+    /* json: the answer being read, and its body (capacity kept between answers) */
+    struct net_http_resp resp;
+    struct cmn_buf body;
     /* result of the call that just finished */
     bool done, ok;
     char err[160];
@@ -160,41 +164,14 @@ static void ssl_err(char *out, size_t n, const char *what)
 
 static int make_ctx(struct ebench *b)
 {
-    char msg[300];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        return -1;
-    if (ca_tls_policy(ctx, msg) != 0)
-        goto fail;
-    if (SSL_CTX_load_verify_locations(ctx, b->cacert, NULL) != 1) {
-        ssl_err(msg, sizeof msg, b->cacert);
-        goto fail;
-    }
-    if (SSL_CTX_use_certificate_chain_file(ctx, b->cert) != 1) {
-        ssl_err(msg, sizeof msg, b->cert);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, b->key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_err(msg, sizeof msg, b->key);
-        goto fail;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* ALPN decides the protocol: Go's server speaks HTTP/2 only when it was offered. */
     static const unsigned char h2[] = "\x02h2";
     static const unsigned char h11[] = "\x08http/1.1";
-    if (b->api == API_GRPC ? SSL_CTX_set_alpn_protos(ctx, h2, sizeof h2 - 1)
-                           : SSL_CTX_set_alpn_protos(ctx, h11, sizeof h11 - 1)) {
-        snprintf(msg, sizeof msg, "cannot set ALPN");
-        goto fail;
-    }
-    b->ctx = ctx;
-    return 0;
-fail:
-    fprintf(stderr, "corvid-bench: TLS setup: %s\n", msg);
-    SSL_CTX_free(ctx);
-    return -1;
+    b->ctx =
+        b->api == API_GRPC
+            ? bench_tls_ctx(b->cacert, b->cert, b->key, CA_TLS_PARTIAL_WRITES, h2, sizeof h2 - 1)
+            : bench_tls_ctx(b->cacert, b->cert, b->key, CA_TLS_PARTIAL_WRITES, h11, sizeof h11 - 1);
+    return b->ctx ? 0 : -1;
 }
 
 /* A TCP connection with a completed TLS handshake (blocking), then made non-blocking. */
@@ -472,52 +449,28 @@ static int json_put(struct ebench *b, struct econn *c, const char *key)
     return rv == 0 ? 0 : -1;
 }
 
-static const char *find_header(const char *head, size_t n, const char *name)
-{
-    size_t nl = strlen(name);
-    for (const char *p = head; p + nl + 1 < head + n; p++)
-        if ((p == head || p[-1] == '\n') && strncasecmp(p, name, nl) == 0 && p[nl] == ':')
-            return p + nl + 1;
-    return NULL;
-}
-
-/* One complete HTTP/1.1 answer at the start of c->in, or nothing yet. */
+/* Reads the HTTP/1.1 answer at the start of c->in as far as it has arrived. */
 static int json_answer(struct econn *c)
 {
-    if (!c->busy || c->done)
+    if (!c->busy || c->done || c->in_len == 0)
         return 0;
-    const char *s = (const char *)c->in;
-    const char *eoh = memmem(s, c->in_len, "\r\n\r\n", 4);
-    if (eoh == NULL)
-        return 0;
-    size_t head_len = (size_t)(eoh - s) + 4, total;
-    int status = 0;
-    if (sscanf(s, "HTTP/1.%*d %d", &status) != 1) {
-        snprintf(c->err, sizeof c->err, "not an HTTP answer");
+    size_t used;
+    char why[CMN_ERRMSG_SIZE];
+    if (net_http_resp_feed(&c->resp, c->in, c->in_len, &used, why) != 0) {
+        snprintf(c->err, sizeof c->err, "not an HTTP answer: %s", why);
         return -1;
     }
-    const char *cl = find_header(s, head_len, "content-length");
-    const char *te = find_header(s, head_len, "transfer-encoding");
-    if (cl) {
-        total = head_len + (size_t)strtoul(cl, NULL, 10);
-        if (c->in_len < total)
-            return 0;
-    } else if (te && strncasecmp(te + strspn(te, " "), "chunked", 7) == 0) {
-        const char *end = memmem(eoh + 2, c->in_len - head_len + 2, "\r\n0\r\n\r\n", 7);
-        if (end == NULL)
-            return 0;
-        total = (size_t)(end - s) + 7;
-    } else {
-        snprintf(c->err, sizeof c->err, "answer without a length");
-        return -1;
-    }
-    bool ok = status == 200 && memmem(s + head_len, total - head_len, "\"header\"", 8) != NULL;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (!c->resp.complete)
+        return 0;
+    const char *body = (const char *)c->body.data;
+    size_t n = c->body.len;
+    bool ok = c->resp.status == 200 && body && memmem(body, n, "\"header\"", 8) != NULL;
     char err[160];
-    snprintf(err, sizeof err, "HTTP %d: %.*s", status,
-             (int)(total - head_len < 100 ? total - head_len : 100), s + head_len);
+    snprintf(err, sizeof err, "HTTP %d: %.*s", c->resp.status, (int)(n < 100 ? n : 100),
+             body ? body : "");
     finish(c, ok, err);
-    memmove(c->in, c->in + total, c->in_len - total);
-    c->in_len -= total;
     return 0;
 }
 
@@ -530,6 +483,12 @@ static int issue(struct ebench *b, struct econn *c)
     c->busy = true;
     c->done = false;
     c->start = bench_now();
+    if (b->api == API_JSON) {
+        c->resp.max_head = IN_MAX;
+        c->resp.max_body = IN_MAX;
+        c->resp.body = &c->body;
+        net_http_resp_start(&c->resp);
+    }
     int rv = b->api == API_GRPC ? grpc_put(b, c, key) : json_put(b, c, key);
     return rv == 0 ? flush_out(c) : -1;
 }
@@ -542,6 +501,7 @@ static void close_conn(struct econn *c)
         close(c->fd);
     free(c->in);
     free(c->out);
+    cmn_buf_fini(&c->body);
 }
 
 static int run(struct ebench *b)
@@ -624,16 +584,14 @@ out:
 
 static int parse_endpoint(const char *s, struct endpoint *ep)
 {
-    const char *colon = strrchr(s, ':');
-    long port;
-    if (colon == NULL || (size_t)(colon - s) >= sizeof ep->host ||
-        bench_arg_long("the endpoint port", colon + 1, 1, 65535, &port) != 0) {
+    struct net_url u;
+    if (net_url_parse(s, NET_URL_BARE, &u, NULL) != 0 || u.scheme[0] != '\0' ||
+        strlen(u.host) >= sizeof ep->host) {
         fprintf(stderr, "corvid-bench: --endpoint wants HOST:PORT, not '%s'\n", s);
         return -1;
     }
-    memcpy(ep->host, s, (size_t)(colon - s));
-    ep->host[colon - s] = '\0';
-    ep->port = (int)port;
+    snprintf(ep->host, sizeof ep->host, "%s", u.host);
+    ep->port = u.port;
     return 0;
 }
 

@@ -20,11 +20,14 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "ca/certfile.h"
 #include "ca/tls.h"
 #include "common/env.h"
+#include "net/url.h"
 #include "tools/bench/bench.h"
 
-#define HC_IN_MAX (8u << 20) /* the largest response kept */
+#define HC_IN_MAX   (8u << 20)  /* the largest response body kept */
+#define HC_HEAD_MAX (64u << 10) /* the largest response head */
 
 static void ssl_err(char *out, size_t n, const char *what)
 {
@@ -36,66 +39,62 @@ static void ssl_err(char *out, size_t n, const char *what)
     ERR_clear_error();
 }
 
+SSL_CTX *bench_tls_ctx(const char *cacert, const char *cert, const char *key, unsigned flags,
+                       const unsigned char *alpn, unsigned alpn_len)
+{
+    char msg[CMN_ERRMSG_SIZE] = "";
+    struct ca_certfile id;
+    memset(&id, 0, sizeof id);
+    struct ca_cert_list chain;
+    ca_cert_list_init(&chain);
+    SSL_CTX *ctx = NULL;
+    int rv = 0;
+    if (cert != NULL) {
+        rv = ca_certfile_load(cert, key, NULL, CA_CERTFILE_KEY, &id, NULL, msg);
+        if (rv != 0)
+            cmn_errctx(msg, "%s", key ? key : cert);
+        else
+            rv = ca_certfile_chain(&id, &chain);
+    }
+    struct ca_tls_client_opts o = {
+        .trust = cacert ? CA_TLS_TRUST_FILE : CA_TLS_TRUST_NONE,
+        .ca_file = cacert,
+        .id = {.cert = id.leaf, .key = id.key, .chain = &chain},
+        .flags = flags,
+        .alpn = alpn,
+        .alpn_len = alpn_len,
+    };
+    if (rv == 0)
+        rv = ca_tls_client_ctx(&o, &ctx, msg);
+    if (rv != 0)
+        fprintf(stderr, "corvid-bench: TLS setup: %s\n", msg);
+    ca_cert_list_fini(&chain);
+    ca_certfile_fini(&id);
+    return ctx;
+}
+
 SSL_CTX *hc_ctx_new(const char *cacert, const char *cert, const char *key)
 {
-    char msg[300];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL) {
-        fprintf(stderr, "corvid-bench: no TLS context\n");
-        return NULL;
-    }
-    if (ca_tls_policy(ctx, msg) != 0)
-        goto fail;
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* One read() per socket wake-up instead of two per TLS record (header, then body). */
-    SSL_CTX_set_read_ahead(ctx, 1);
-    /* Every probe is a full handshake: no session resumption. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    if (cacert) {
-        if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1) {
-            ssl_err(msg, sizeof msg, cacert);
-            goto fail;
-        }
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    }
-    if (cert) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-            ssl_err(msg, sizeof msg, cert);
-            goto fail;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, key ? key : cert, SSL_FILETYPE_PEM) != 1 ||
-            SSL_CTX_check_private_key(ctx) != 1) {
-            ssl_err(msg, sizeof msg, key ? key : cert);
-            goto fail;
-        }
-    }
-    return ctx;
-fail:
-    fprintf(stderr, "corvid-bench: TLS setup: %s\n", msg);
-    SSL_CTX_free(ctx);
-    return NULL;
+    /* Partial writes for the poll loops; one read() per socket wake-up instead of two per TLS
+     * record (header, then body); every probe a full handshake: no session resumption. */
+    return bench_tls_ctx(cacert, cert, key,
+                         CA_TLS_PARTIAL_WRITES | CA_TLS_LENIENT_EOF | CA_TLS_READ_AHEAD |
+                             CA_TLS_NO_RESUMPTION,
+                         NULL, 0);
 }
 
 int hc_parse_url(const char *url, struct sockaddr_in *sa)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        url += 8;
-    char host[64];
-    const char *colon = strrchr(url, ':');
-    if (colon == NULL || (size_t)(colon - url) >= sizeof host)
+    const unsigned flags = NET_URL_BARE | NET_URL_PORT | NET_URL_NO_PATH | NET_URL_IP;
+    struct net_url u;
+    if (net_url_parse(url, flags, &u, NULL) != 0 || u.family != AF_INET)
         return -1;
-    memcpy(host, url, (size_t)(colon - url));
-    host[colon - url] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if ((*end != '\0' && strcmp(end, "/") != 0) || port < 1 || port > 65535)
+    if (u.scheme[0] != '\0' && strcmp(u.scheme, "https") != 0)
         return -1;
     memset(sa, 0, sizeof *sa);
     sa->sin_family = AF_INET;
-    sa->sin_port = htons((uint16_t)port);
-    return inet_pton(AF_INET, host, &sa->sin_addr) == 1 ? 0 : -1;
+    sa->sin_port = htons(u.port);
+    return inet_pton(AF_INET, u.host, &sa->sin_addr) == 1 ? 0 : -1;
 }
 
 static int fail(struct hc *c, const char *fmt, ...) CMN_PRINTF(2, 3);
@@ -132,11 +131,9 @@ static int fail_ssl(struct hc *c, const char *what)
 
 int hc_open(struct hc *c, SSL_CTX *ctx, const struct sockaddr_in *sa, X509 *cert, EVP_PKEY *key)
 {
-    char *in = c->in;
-    size_t cap = c->in_cap;
+    struct cmn_buf body = c->body; /* its capacity serves the next answers too */
     memset(c, 0, sizeof *c);
-    c->in = in;
-    c->in_cap = cap;
+    c->body = body;
     c->fd = -1;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (c->fd < 0) {
@@ -167,8 +164,10 @@ void hc_send(struct hc *c, const char *req, size_t len)
     c->req = req;
     c->req_len = len;
     c->req_off = 0;
-    c->in_len = 0;
-    c->head_len = 0;
+    c->resp.max_head = HC_HEAD_MAX;
+    c->resp.max_body = HC_IN_MAX;
+    c->resp.body = &c->body;
+    net_http_resp_start(&c->resp);
     c->body_len = 0;
     c->status = 0;
     c->close_after = false;
@@ -181,7 +180,7 @@ void hc_send(struct hc *c, const char *req, size_t len)
 
 const char *hc_body(const struct hc *c)
 {
-    return c->in + c->head_len;
+    return c->body.data && c->body_len ? (const char *)c->body.data : "";
 }
 
 void hc_close(struct hc *c)
@@ -194,53 +193,7 @@ void hc_close(struct hc *c)
     c->fd = -1;
     c->st = HC_CLOSED;
     c->want = 0;
-    free(c->in);
-    c->in = NULL;
-    c->in_cap = c->in_len = 0;
-}
-
-/* Parses the status line and headers once they are complete. 0, or -1 when malformed. */
-static int parse_head(struct hc *c)
-{
-    char *end = NULL;
-    for (size_t i = 3; i < c->in_len; i++) {
-        if (c->in[i] == '\n' && c->in[i - 1] == '\r' && c->in[i - 2] == '\n' &&
-            c->in[i - 3] == '\r') {
-            end = c->in + i + 1;
-            break;
-        }
-    }
-    if (end == NULL)
-        return 0;
-    if (c->in_len < 12 || memcmp(c->in, "HTTP/1.", 7) != 0)
-        return -1;
-    c->status = atoi(c->in + 9);
-    bool has_len = false;
-    for (char *p = memchr(c->in, '\n', (size_t)(end - c->in)); p && p + 1 < end;
-         p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
-        char *h = p + 1;
-        if (strncasecmp(h, "Content-Length:", 15) == 0) {
-            c->body_len = strtoul(h + 15, NULL, 10);
-            has_len = true;
-        } else if (strncasecmp(h, "Connection:", 11) == 0) {
-            const char *v = h + 11;
-            while (*v == ' ')
-                v++;
-            c->close_after = strncasecmp(v, "close", 5) == 0;
-        }
-    }
-    if (c->status == 100) { /* an interim answer: drop it, the real one follows */
-        size_t rest = c->in_len - (size_t)(end - c->in);
-        memmove(c->in, end, rest);
-        c->in_len = rest;
-        return parse_head(c);
-    }
-    if (!has_len && c->status != 204 && c->status != 304)
-        return -1;
-    if (!has_len)
-        c->body_len = 0;
-    c->head_len = (size_t)(end - c->in);
-    return 0;
+    cmn_buf_fini(&c->body);
 }
 
 int hc_io(struct hc *c)
@@ -323,17 +276,8 @@ int hc_io(struct hc *c)
         }
         case HC_READING: {
             for (;;) {
-                if (c->in_cap - c->in_len < 16384) {
-                    size_t cap = c->in_cap ? c->in_cap * 2 : 32768;
-                    if (cap > HC_IN_MAX)
-                        return fail(c, "%s", "response too large");
-                    char *p = realloc(c->in, cap);
-                    if (p == NULL)
-                        return fail(c, "%s", "out of memory");
-                    c->in = p;
-                    c->in_cap = cap;
-                }
-                int r = SSL_read(c->ssl, c->in + c->in_len, (int)(c->in_cap - c->in_len - 1));
+                char buf[16384];
+                int r = SSL_read(c->ssl, buf, sizeof buf);
                 if (r <= 0) {
                     int e = SSL_get_error(c->ssl, r);
                     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
@@ -344,18 +288,25 @@ int hc_io(struct hc *c)
                     return c->eof ? fail(c, "%s", "the server closed the connection")
                                   : fail_ssl(c, "read");
                 }
-                c->in_len += (size_t)r;
-                c->in[c->in_len] = '\0';
-                if (c->head_len == 0 && parse_head(c) != 0)
-                    return fail(c, "%s", "malformed HTTP response");
-                if (c->head_len && c->in_len >= c->head_len + c->body_len) {
-                    if (c->in_len > c->head_len + c->body_len)
-                        return fail(c, "%s", "bytes after the response");
-                    c->in[c->in_len] = '\0';
-                    c->st = HC_OPEN;
-                    c->want = POLLIN;
-                    return HC_RESPONSE;
-                }
+                size_t used;
+                char why[CMN_ERRMSG_SIZE];
+                int rv = net_http_resp_feed(&c->resp, buf, (size_t)r, &used, why);
+                if (rv == CMN_ETOOBIG)
+                    return fail(c, "%s", "response too large");
+                if (rv == CMN_ENOMEM)
+                    return fail(c, "%s", "out of memory");
+                if (rv != 0)
+                    return fail(c, "malformed HTTP response: %s", why);
+                if (!c->resp.complete)
+                    continue;
+                if (used < (size_t)r)
+                    return fail(c, "%s", "bytes after the response");
+                c->status = c->resp.status;
+                c->body_len = c->resp.body_len;
+                c->close_after = !c->resp.keep_alive;
+                c->st = HC_OPEN;
+                c->want = POLLIN;
+                return HC_RESPONSE;
             }
         }
         }

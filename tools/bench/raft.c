@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ca/ca.h"
+#include "ca/certfile.h"
 #include "common/env.h"
 #include "tools/bench/bench.h"
 
@@ -88,33 +89,16 @@ static void usage(FILE *out)
 /* The signing CA from a PKCS#12 file: *cert and *key are new references owned by the caller. */
 int bench_load_issuer(const char *path, X509 **cert, EVP_PKEY **key, char *errmsg)
 {
-    struct cmn_buf bytes;
-    cmn_buf_init(&bytes, true);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cmn_fail(errmsg, CMN_EIO, "cannot read %.200s", path);
-    uint8_t chunk[4096];
-    size_t got;
-    int rv = 0;
-    while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        rv = cmn_buf_append(&bytes, chunk, got);
-    fclose(f);
-    struct ca_pfx pfx;
-    if (rv == 0)
-        rv = ca_pfx_parse(bytes.data, bytes.len, NULL, 0, &pfx, errmsg);
-    cmn_buf_fini(&bytes);
+    struct ca_certfile f;
+    int rv =
+        ca_certfile_load(path, NULL, NULL, CA_CERTFILE_PFX | CA_CERTFILE_KEY, &f, NULL, errmsg);
     if (rv != 0)
         return rv;
-    X509 *leaf = ca_pfx_leaf(&pfx);
-    if (pfx.key == NULL || leaf == NULL) {
-        ca_pfx_fini(&pfx);
-        return cmn_fail(errmsg, CMN_EINVALID, "%.200s holds no key and certificate", path);
-    }
-    X509_up_ref(leaf);
-    EVP_PKEY_up_ref(pfx.key);
-    *cert = leaf;
-    *key = pfx.key;
-    ca_pfx_fini(&pfx);
+    X509_up_ref(f.leaf);
+    *cert = f.leaf;
+    *key = f.key;
+    f.key = NULL;
+    ca_certfile_fini(&f);
     return 0;
 }
 

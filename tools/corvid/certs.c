@@ -1310,7 +1310,7 @@ static int cmd_upload(int argc, char **argv)
     cmn_buf_init(&pw, true);
     cmn_buf_init(&text, false);
     cmn_buf_init(&cn, false);
-    struct cli_certfile f;
+    struct ca_certfile f;
     memset(&f, 0, sizeof f);
     struct ca_cert_list send;
     ca_cert_list_init(&send);
@@ -1406,7 +1406,7 @@ out:
     json_decref(thumbs);
     json_decref(perms);
     ca_cert_list_fini(&send);
-    cli_certfile_fini(&f);
+    ca_certfile_fini(&f);
     cmn_buf_fini(&pw);
     cmn_buf_fini(&text);
     cmn_buf_fini(&cn);

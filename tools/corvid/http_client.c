@@ -15,11 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <http_parser.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "ca/tls.h"
+#include "net/http.h"
+#include "net/url.h"
 #include "tools/corvid/http_client.h"
 
 struct hc_conn {
@@ -39,59 +40,20 @@ int hc_url_parse(const char *s, struct hc_url *out, char *errmsg)
             return cmn_fail(errmsg, CMN_EINVALID, "%s: nodes serve HTTPS only (https://…)", s);
         return cmn_fail(errmsg, CMN_EINVALID, "%s: not an https:// URL", s);
     }
-    const char *h = s + 8, *end;
-    const char *rest;
-    size_t hlen;
-    if (*h == '[') {
-        end = strchr(h, ']');
-        if (end == NULL)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: unterminated [IPv6 address]", s);
-        hlen = (size_t)(end - h - 1);
-        if (hlen == 0 || hlen >= sizeof out->host)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad host", s);
-        memcpy(out->host, h + 1, hlen);
-        rest = end + 1;
-        out->host_is_ip = true;
-        struct in6_addr a6;
-        if (inet_pton(AF_INET6, out->host, &a6) != 1)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad IPv6 address", s);
-    } else {
-        hlen = strcspn(h, ":/?#");
-        if (hlen == 0 || hlen >= sizeof out->host)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: no host", s);
-        memcpy(out->host, h, hlen);
-        rest = h + hlen;
-        for (size_t i = 0; i < hlen; i++) {
-            char ch = out->host[i];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_'))
-                return cmn_fail(errmsg, CMN_EINVALID, "%s: bad character in the host", s);
-        }
-        struct in_addr a4;
-        out->host_is_ip = inet_pton(AF_INET, out->host, &a4) == 1;
-    }
-    snprintf(out->port, sizeof out->port, "443");
-    if (*rest == ':') {
-        rest++;
-        size_t plen = strspn(rest, "0123456789");
-        long port = plen > 0 && plen < 6 ? strtol(rest, NULL, 10) : 0;
-        if (port < 1 || port > 65535)
-            return cmn_fail(errmsg, CMN_EINVALID, "%s: bad port", s);
-        snprintf(out->port, sizeof out->port, "%ld", port);
-        rest += plen;
-    }
-    if (*rest == '/')
-        rest++;
-    if (*rest != '\0')
+    struct net_url u;
+    int rv = net_url_parse(s, 0, &u, errmsg);
+    if (rv != 0)
+        return rv;
+    if (u.path[0] != '\0' && strcmp(u.path, "/") != 0)
         return cmn_fail(errmsg, CMN_EINVALID,
                         "%s: give the node's base URL only (https://host:port), no path", s);
-    bool v6 = strchr(out->host, ':') != NULL;
-    bool dflt = strcmp(out->port, "443") == 0;
-    snprintf(out->host_header, sizeof out->host_header, "%s%s%s%s%s", v6 ? "[" : "", out->host,
-             v6 ? "]" : "", dflt ? "" : ":", dflt ? "" : out->port);
-    int n = snprintf(out->base, sizeof out->base, "https://%s", out->host_header);
-    if (n < 0 || (size_t)n >= sizeof out->base)
+    if (strlen(u.origin) >= sizeof out->base)
         return cmn_fail(errmsg, CMN_EINVALID, "%s: URL too long", s);
+    snprintf(out->base, sizeof out->base, "%s", u.origin);
+    snprintf(out->host, sizeof out->host, "%s", u.host);
+    snprintf(out->port, sizeof out->port, "%u", u.port);
+    snprintf(out->host_header, sizeof out->host_header, "%s", u.authority);
+    out->host_is_ip = u.family != AF_UNSPEC;
     return 0;
 }
 
@@ -146,44 +108,17 @@ int hc_client_init(struct hc_client *c, const struct hc_tls_opts *tls, char *err
     c->connect_timeout_ms = 5000;
     c->timeout_ms = 60000;
     c->insecure = tls->insecure;
-    char why[256];
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == NULL)
-        return cmn_fail(errmsg, CMN_ENOMEM, "cannot create a TLS context");
-    if (ca_tls_policy(ctx, errmsg) != 0) {
-        SSL_CTX_free(ctx);
-        return CMN_ECRYPTO;
-    }
     /* Nodes close with or without close_notify: a missing one is not an error here because
      * every answer is framed by Content-Length. */
-    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
-    if (tls->insecure) {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    } else {
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-        int ok = tls->ca_file ? SSL_CTX_load_verify_locations(ctx, tls->ca_file, NULL)
-                              : SSL_CTX_set_default_verify_paths(ctx);
-        if (ok != 1) {
-            openssl_reason(why, sizeof why);
-            SSL_CTX_free(ctx);
-            return cmn_fail(errmsg, CMN_ECRYPTO, "cannot load the CA file %s: %s",
-                            tls->ca_file ? tls->ca_file : "(system default)", why);
-        }
-    }
-    if (tls->cert != NULL) {
-        int ok = SSL_CTX_use_certificate(ctx, tls->cert) == 1 &&
-                 SSL_CTX_use_PrivateKey(ctx, tls->key) == 1 && SSL_CTX_check_private_key(ctx) == 1;
-        for (size_t i = 0; ok && tls->chain && i < tls->chain->n; i++)
-            ok = SSL_CTX_add1_chain_cert(ctx, tls->chain->v[i]) == 1;
-        if (!ok) {
-            openssl_reason(why, sizeof why);
-            SSL_CTX_free(ctx);
-            return cmn_fail(errmsg, CMN_ECRYPTO, "cannot use the client certificate: %s", why);
-        }
-    }
-    c->ctx = ctx;
-    return 0;
+    struct ca_tls_client_opts o = {
+        .trust = tls->insecure  ? CA_TLS_TRUST_NONE
+                 : tls->ca_file ? CA_TLS_TRUST_FILE
+                                : CA_TLS_TRUST_SYSTEM,
+        .ca_file = tls->ca_file,
+        .id = {.cert = tls->cert, .key = tls->key, .chain = tls->chain},
+        .flags = CA_TLS_LENIENT_EOF,
+    };
+    return ca_tls_client_ctx(&o, &c->ctx, errmsg);
 }
 
 static void conn_close(struct hc_conn *k)
@@ -402,113 +337,25 @@ static int send_all(struct hc_conn *k, const void *p, size_t n, const struct wai
 
 /* ---------------------------------------------------------------- responses */
 
-struct parse_state {
-    struct hc_response *out;
-    bool done;
-    bool too_big;
-    bool in_value;
-    char field[32];
-    size_t flen;
-    bool field_overflow;
-    size_t vlen;
-    char *value_dst; /* where the current header's value goes (NULL: not kept) */
-    size_t value_cap;
-    bool value_overflow;
-};
-
-static void header_finish(struct parse_state *s)
-{
-    s->flen = 0;
-    s->field_overflow = false;
-    s->vlen = 0;
-    s->value_dst = NULL;
-    s->in_value = false;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t len)
-{
-    struct parse_state *s = p->data;
-    if (s->in_value)
-        header_finish(s);
-    if (s->flen + len >= sizeof s->field)
-        s->field_overflow = true;
-    else {
-        memcpy(s->field + s->flen, at, len);
-        s->flen += len;
-        s->field[s->flen] = '\0';
-    }
-    return 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t len)
-{
-    struct parse_state *s = p->data;
-    if (!s->in_value) {
-        s->in_value = true;
-        s->vlen = 0;
-        s->value_dst = NULL;
-        s->value_overflow = false;
-        if (!s->field_overflow && strcasecmp(s->field, "Content-Type") == 0) {
-            s->value_dst = s->out->content_type;
-            s->value_cap = sizeof s->out->content_type;
-        } else if (!s->field_overflow && strcasecmp(s->field, "Location") == 0) {
-            s->value_dst = s->out->location;
-            s->value_cap = sizeof s->out->location;
-        }
-    }
-    if (s->value_dst != NULL && !s->value_overflow) {
-        if (s->vlen + len >= s->value_cap) {
-            s->value_overflow = true; /* a cut Location would lead elsewhere: keep none */
-            s->value_dst[0] = '\0';
-            return 0;
-        }
-        memcpy(s->value_dst + s->vlen, at, len);
-        s->vlen += len;
-        s->value_dst[s->vlen] = '\0';
-    }
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct parse_state *s = p->data;
-    if (s->out->body.len + len > HC_MAX_BODY) {
-        s->too_big = true;
-        return 1;
-    }
-    return cmn_buf_append(&s->out->body, at, len) == 0 ? 0 : 1;
-}
-
-static int on_message_complete(http_parser *p)
-{
-    struct parse_state *s = p->data;
-    s->done = true;
-    http_parser_pause(p, 1);
-    return 0;
-}
-
 /* Reads one answer. *got_bytes tells whether anything at all arrived (a kept connection the
  * server had closed gives nothing). */
 static int read_response(struct hc_client *c, struct hc_conn *k, const struct waiter *w,
                          struct hc_response *out, bool *got_bytes, bool *keep_alive, char *errmsg)
 {
-    http_parser_settings settings;
-    http_parser_settings_init(&settings);
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-    http_parser parser;
-    http_parser_init(&parser, HTTP_RESPONSE);
-    struct parse_state st;
-    memset(&st, 0, sizeof st);
-    st.out = out;
-    parser.data = &st;
+    struct net_http_header keep[] = {
+        {"Content-Type", out->content_type, sizeof out->content_type},
+        {"Location", out->location, sizeof out->location},
+    };
+    struct net_http_resp resp = {.max_head = HC_MAX_HEADERS,
+                                 .max_body = HC_MAX_BODY,
+                                 .body = &out->body,
+                                 .headers = keep,
+                                 .n_headers = sizeof keep / sizeof *keep};
+    net_http_resp_start(&resp);
     *got_bytes = false;
-    size_t head_bytes = 0;
     char buf[16384];
-    (void)c;
-    while (!st.done) {
+    char why[CMN_ERRMSG_SIZE];
+    while (!resp.complete) {
         ERR_clear_error();
         int r = SSL_read(k->ssl, buf, sizeof buf);
         if (r <= 0) {
@@ -522,41 +369,28 @@ static int read_response(struct hc_client *c, struct hc_conn *k, const struct wa
             }
             if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
                 /* End of stream: completes an answer framed by the connection's end. */
-                if (*got_bytes) {
-                    http_parser_execute(&parser, &settings, NULL, 0);
-                    if (st.done)
-                        break;
-                }
+                if (*got_bytes && net_http_resp_eof(&resp, why) == 0)
+                    break;
                 return cmn_fail(errmsg, CMN_EIO, "%s: the connection closed %s", k->url.base,
                                 *got_bytes ? "in the middle of the answer" : "before an answer");
             }
-            char why[256];
             openssl_reason(why, sizeof why);
             return cmn_fail(errmsg, CMN_EIO, "%s: reading the answer failed: %s", k->url.base, why);
         }
         *got_bytes = true;
-        size_t used = http_parser_execute(&parser, &settings, buf, (size_t)r);
-        enum http_errno he = HTTP_PARSER_ERRNO(&parser);
-        if (st.too_big)
+        size_t used;
+        int rv = net_http_resp_feed(&resp, buf, (size_t)r, &used, why);
+        if (rv == CMN_ETOOBIG && resp.headers_done)
             return cmn_fail(errmsg, CMN_ETOOBIG, "%s: the answer is larger than %u MiB",
                             k->url.base, HC_MAX_BODY >> 20);
-        if (he != HPE_OK && he != HPE_PAUSED)
-            return cmn_fail(errmsg, CMN_EMALFORMED, "%s: not an HTTP answer (%s)", k->url.base,
-                            http_errno_description(he));
-        if (!st.done && used != (size_t)r)
-            return cmn_fail(errmsg, CMN_EMALFORMED, "%s: not an HTTP answer", k->url.base);
-        if (out->body.len == 0) {
-            head_bytes += (size_t)r;
-            if (head_bytes > HC_MAX_HEADERS)
-                return cmn_fail(errmsg, CMN_EMALFORMED, "%s: the answer's head is too large",
-                                k->url.base);
-        }
+        if (rv == CMN_ETOOBIG)
+            return cmn_fail(errmsg, CMN_EMALFORMED, "%s: the answer's head is too large",
+                            k->url.base);
+        if (rv != 0)
+            return cmn_fail(errmsg, rv, "%s: %s", k->url.base, why);
     }
-    out->status = (int)parser.status_code;
-    *keep_alive = http_should_keep_alive(&parser) != 0;
-    if (cmn_buf_reserve(&out->body, 1) != 0)
-        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    out->body.data[out->body.len] = '\0';
+    out->status = resp.status;
+    *keep_alive = resp.keep_alive;
     return 0;
 }
 
@@ -652,15 +486,13 @@ int hc_call_location(struct hc_client *c, const char *location, const struct hc_
     if (strncasecmp(location, "https://", 8) != 0)
         return cmn_fail(errmsg, CMN_EINVALID, "a redirect to %.200s, which is not https://",
                         location);
-    const char *slash = strchr(location + 8, '/');
-    char base[HC_URL_MAX];
-    size_t blen = slash ? (size_t)(slash - location) : strlen(location);
-    if (blen >= sizeof base)
-        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to a URL too long");
-    memcpy(base, location, blen);
-    base[blen] = '\0';
+    struct net_url u;
+    if (net_url_parse(location, 0, &u, errmsg) != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "a redirect to a URL that is not valid: %.200s",
+                        location);
+    const char *base = u.origin;
     struct hc_request r2 = *req;
-    r2.path = slash ? slash : "/";
+    r2.path = u.path[0] == '/' ? u.path : "/";
     return hc_call_url(c, base, &r2, out, errmsg);
 }
 

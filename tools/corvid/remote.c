@@ -182,7 +182,7 @@ int cli_open(struct cli *c)
         } else if (env_set("CORVID_CERT_PASSWORD")) {
             password = getenv("CORVID_CERT_PASSWORD");
         }
-        struct cli_certfile f;
+        struct ca_certfile f;
         int rv = cli_certfile_load(&f, c->cert_path, c->key_path, password, true, "--cert",
                                    "give --password-file or CORVID_CERT_PASSWORD, or run on a "
                                    "terminal to be asked",
@@ -198,12 +198,12 @@ int cli_open(struct cli *c)
             if (f.certs.v[i] == c->cert)
                 continue;
             if (ca_cert_list_add(&c->chain, f.certs.v[i]) != 0) {
-                cli_certfile_fini(&f);
+                ca_certfile_fini(&f);
                 fprintf(stderr, "corvid: out of memory\n");
                 return CLI_FAILURE;
             }
         }
-        cli_certfile_fini(&f);
+        ca_certfile_fini(&f);
     } else if (c->password_file != NULL) {
         fprintf(stderr, "corvid: --password-file is the password of --cert, and no --cert "
                         "(or CORVID_CERT) is given\n");
@@ -605,19 +605,11 @@ bool cli_prompt_password(const char *prompt, struct cmn_buf *out)
     return n > 0;
 }
 
-void cli_certfile_fini(struct cli_certfile *f)
-{
-    EVP_PKEY_free(f->key);
-    ca_cert_list_fini(&f->certs);
-    memset(f, 0, sizeof *f);
-}
-
-int cli_certfile_load(struct cli_certfile *f, const char *path, const char *key_path,
+int cli_certfile_load(struct ca_certfile *f, const char *path, const char *key_path,
                       const char *password, bool want_key, const char *what, const char *pw_hint,
                       int fail_code)
 {
     memset(f, 0, sizeof *f);
-    ca_cert_list_init(&f->certs);
     char errmsg[CMN_ERRMSG_SIZE] = "";
     struct cmn_buf file, keyfile, asked;
     cmn_buf_init(&file, true);
@@ -626,89 +618,46 @@ int cli_certfile_load(struct cli_certfile *f, const char *path, const char *key_
     int rv = fail_code, e;
     if (cli_read_file(path, CA_INPUT_MAX, &file) != 0)
         goto out;
-    f->pfx = ca_pfx_sniff(file.data, file.len);
-    if (f->pfx) {
-        struct ca_pfx pfx;
-        e = ca_pfx_parse(file.data, file.len, password, 0, &pfx, errmsg);
-        if (e == CMN_EBADPASSWORD) {
-            char prompt[PATH_MAX + 32];
-            snprintf(prompt, sizeof prompt, "Password for %s: ", path);
-            if (cli_prompt_password(prompt, &asked))
-                e = ca_pfx_parse(file.data, file.len, (const char *)asked.data, 0, &pfx, errmsg);
-        }
-        if (e != 0) {
-            fprintf(stderr, "corvid: %s %s: %s%s%s\n", what, path,
-                    errmsg[0] ? errmsg : cmn_strerror(e),
-                    e == CMN_EBADPASSWORD && password == NULL && asked.len == 0 ? "; " : "",
-                    e == CMN_EBADPASSWORD && password == NULL && asked.len == 0 ? pw_hint : "");
-            goto out;
-        }
-        f->key = pfx.key;
-        pfx.key = NULL;
-        f->certs = pfx.certs;
-        ca_cert_list_init(&pfx.certs);
-        f->leaf = pfx.leaf >= 0 ? f->certs.v[pfx.leaf] : f->certs.v[0];
-        ca_pfx_fini(&pfx);
-    } else {
-        e = ca_certs_from_bytes(file.data, file.len, &f->certs, errmsg);
-        if (e != 0) {
-            fprintf(stderr, "corvid: %s %s: not a certificate (.pfx, .pem, .crt or .cer): %s\n",
-                    what, path, errmsg[0] ? errmsg : cmn_strerror(e));
-            goto out;
-        }
-        f->leaf = f->certs.v[0];
-        const struct cmn_buf *kb = &file;
-        const char *kpath = path;
-        if (key_path != NULL) {
-            if (cli_read_file(key_path, CA_INPUT_MAX, &keyfile) != 0)
-                goto out;
-            kb = &keyfile;
-            kpath = key_path;
-        }
-        if (want_key || key_path != NULL) {
-            e = ca_key_from_pem(kb->data, kb->len, password, &f->key, errmsg);
-            if (e == CMN_EBADPASSWORD) {
-                char prompt[PATH_MAX + 32];
-                snprintf(prompt, sizeof prompt, "Password for %s: ", kpath);
-                if (cli_prompt_password(prompt, &asked))
-                    e = ca_key_from_pem(kb->data, kb->len, (const char *)asked.data, &f->key,
-                                        errmsg);
-            }
-            if (e == CMN_ENOTFOUND) {
-                fprintf(stderr, "corvid: %s %s holds no private key%s\n", what, kpath,
-                        key_path ? "" : " (give it with --key, or use the .pfx)");
-                goto out;
-            }
-            if (e != 0) {
-                bool hint = e == CMN_EBADPASSWORD && password == NULL && asked.len == 0;
-                fprintf(stderr, "corvid: %s %s: the private key cannot be read: %s%s%s\n", what,
-                        kpath, errmsg[0] ? errmsg : cmn_strerror(e), hint ? "; " : "",
-                        hint ? pw_hint : "");
-                goto out;
-            }
-            for (size_t i = 0; i < f->certs.n; i++)
-                if (X509_check_private_key(f->certs.v[i], f->key) == 1) {
-                    f->leaf = f->certs.v[i];
-                    break;
-                }
-            if (X509_check_private_key(f->leaf, f->key) != 1) {
-                ERR_clear_error();
-                fprintf(stderr,
-                        "corvid: %s %s: the private key matches none of the "
-                        "certificates\n",
-                        what, kpath);
-                goto out;
-            }
-        }
-    }
-    if (want_key && f->key == NULL) {
-        fprintf(stderr, "corvid: %s %s holds no private key\n", what, path);
+    /* A separate key file only goes with certificates in PEM, DER or base64. */
+    bool pfx = ca_pfx_sniff(file.data, file.len);
+    if (!pfx && key_path != NULL && cli_read_file(key_path, CA_INPUT_MAX, &keyfile) != 0)
         goto out;
+    const void *kp = !pfx && key_path ? keyfile.data : NULL;
+    const char *kpath = !pfx && key_path ? key_path : path;
+    unsigned flags = want_key ? CA_CERTFILE_KEY : 0;
+    enum ca_certfile_step step = CA_CERTFILE_READ;
+    const char *pw = password;
+    for (;;) {
+        e = ca_certfile_parse(file.data, file.len, kp, keyfile.len, pw, flags, f, &step, errmsg);
+        if (e != CMN_EBADPASSWORD || pw != password)
+            break;
+        char prompt[PATH_MAX + 32];
+        snprintf(prompt, sizeof prompt,
+                 "Password for %s: ", step == CA_CERTFILE_PKCS12 ? path : kpath);
+        if (!cli_prompt_password(prompt, &asked))
+            break;
+        pw = (const char *)asked.data;
     }
-    rv = CLI_OK;
+    bool hint = e == CMN_EBADPASSWORD && password == NULL && asked.len == 0;
+    const char *why = errmsg[0] ? errmsg : cmn_strerror(e);
+    if (e == 0)
+        rv = CLI_OK;
+    else if (step == CA_CERTFILE_PKCS12)
+        fprintf(stderr, "corvid: %s %s: %s%s%s\n", what, path, why, hint ? "; " : "",
+                hint ? pw_hint : "");
+    else if (step == CA_CERTFILE_CERTS)
+        fprintf(stderr, "corvid: %s %s: not a certificate (.pfx, .pem, .crt or .cer): %s\n", what,
+                path, why);
+    else if (step == CA_CERTFILE_NOKEY)
+        fprintf(stderr, "corvid: %s %s holds no private key%s\n", what, kpath,
+                pfx || key_path ? "" : " (give it with --key, or use the .pfx)");
+    else if (step == CA_CERTFILE_MISMATCH)
+        fprintf(stderr, "corvid: %s %s: the private key matches none of the certificates\n", what,
+                kpath);
+    else
+        fprintf(stderr, "corvid: %s %s: the private key cannot be read: %s%s%s\n", what, kpath, why,
+                hint ? "; " : "", hint ? pw_hint : "");
 out:
-    if (rv != CLI_OK)
-        cli_certfile_fini(f);
     cmn_buf_fini(&file);
     cmn_buf_fini(&keyfile);
     cmn_buf_fini(&asked);

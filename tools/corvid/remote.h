@@ -11,6 +11,7 @@
 
 #include <jansson.h>
 
+#include "ca/certfile.h"
 #include "ca/ca.h"
 #include "tools/corvid/http_client.h"
 
@@ -161,21 +162,15 @@ int cli_read_password_file(const char *path, struct cmn_buf *out);
 bool cli_prompt_password(const char *prompt, struct cmn_buf *out);
 
 /* Certificates read from a .pfx, .pem, .crt or .cer file. */
-struct cli_certfile {
-    X509 *leaf;                /* borrowed from certs: the one matching key, else the first */
-    EVP_PKEY *key;             /* owned; NULL when the file holds none */
-    struct ca_cert_list certs; /* every certificate, in file order */
-    bool pfx;
-};
-/* Loads path (PKCS#12 recognised by content). password may be NULL; when the file needs a
+/* Loads path with ca_certfile_parse (PKCS#12 recognised by content) into f (the caller's;
+ * release with ca_certfile_fini). password may be NULL; when the file needs a
  * password and the one given (or none) does not open it, the user is asked on a terminal.
  * key_path, when not NULL, names a separate PEM key file. With want_key a private key is
  * required. Failures are printed with `what` ("--cert", "FILE"), with pw_hint when a password
  * was missing, and return fail_code. */
-int cli_certfile_load(struct cli_certfile *f, const char *path, const char *key_path,
+int cli_certfile_load(struct ca_certfile *f, const char *path, const char *key_path,
                       const char *password, bool want_key, const char *what, const char *pw_hint,
                       int fail_code);
-void cli_certfile_fini(struct cli_certfile *f);
 
 /* Writes a file created with mode from the start; refuses to replace an existing file unless
  * force. "-" writes to stdout. Prints why and returns -1 on failure. */
