@@ -54,8 +54,11 @@ static struct node_auth *conn_auth(struct node *n, struct http_request *req)
     }
     int64_t now_s = cmn_now_ms(&cmn_clock_system) / 1000;
     if (a->gen != node_trust_gen(n) ||
-        (a->status != AUTH_NO_CERT && (now_s > a->not_after || now_s < a->not_before)))
-        node_auth_compute(n, req->peer, a);
+        (a->status != AUTH_NO_CERT && (now_s > a->not_after || now_s < a->not_before))) {
+        node_auth_compute(n, req->peer, now_s, a);
+        if (a->renewal)
+            node_auth_register_renewal(n, a);
+    }
     return a;
 }
 

@@ -110,10 +110,9 @@ static int renewal_record(struct node *n, X509 *peer, const struct kv_cert *like
     return rv;
 }
 
-/* Registers a renewed certificate (same key pair) like the one it replaces, in the
- * background; the current connection is allowed at once. */
-static void register_renewal(struct node *n, const struct kv_cert *rec)
+void node_auth_register_renewal(struct node *n, const struct node_auth *a)
 {
+    const struct kv_cert *rec = &a->def;
     char errmsg[CMN_ERRMSG_SIZE];
     struct kv_cmd cmd;
     kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
@@ -134,7 +133,7 @@ static void register_renewal(struct node *n, const struct kv_cert *rec)
 
 /* The pinning-hash fallback: an unregistered certificate with the key pair of a registration
  * that is current (not expired, not revoked) and issued under the same issuer key is that
- * registration renewed. Fills a->def with the renewal's registration and proposes it. */
+ * registration renewed. Fills a->def with the renewal's registration (a->renewal). */
 static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, int64_t now,
                        struct node_auth *a)
 {
@@ -154,9 +153,8 @@ static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, in
             a->status = AUTH_UNFAMILIAR; /* fail closed */
             break;
         }
-        register_renewal(n, &a->def);
-        CMN_INFO("HTTP-AUTH",
-                 "allowing %s as a renewal of %s (the same key pair and issuer): registering it",
+        a->renewal = true;
+        CMN_INFO("HTTP-AUTH", "allowing %s as a renewal of %s (the same key pair and issuer)",
                  a->thumb_upper, same[i].thumbprint);
         adopted = true;
     }
@@ -164,7 +162,7 @@ static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, in
     return adopted;
 }
 
-void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
+void node_auth_compute(struct node *n, X509 *peer, int64_t now, struct node_auth *a)
 {
     uint64_t last_used = a->last_used_ms;
     kv_cert_fini(&a->def);
@@ -191,7 +189,6 @@ void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a)
     snprintf(a->label, sizeof a->label, "%s (Thumbprint: %s)",
              subj.data ? (const char *)subj.data : "?", id.thumbprint);
     cmn_buf_fini(&subj);
-    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
     if (id.not_after < now) {
         a->status = AUTH_EXPIRED;
         return;

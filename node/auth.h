@@ -40,14 +40,20 @@ struct node_auth {
     char label[300];    /* "CN=… (Thumbprint: …)" for messages */
     char source[128];   /* how it authenticated, for whoami */
     bool registered;    /* found in the trust state (directly or by pinning hash) */
+    bool renewal;       /* allowed as a renewal not registered yet: def is its registration */
     struct kv_cert def; /* the registration when registered */
     int64_t not_before, not_after;
     int64_t revoked_ms;
     uint64_t last_used_ms; /* throttles the "last used" map */
 };
 
-/* Computes (or refreshes) a's status for the peer certificate. */
-void node_auth_compute(struct node *n, X509 *peer, struct node_auth *a);
+/* Computes (or refreshes) a's status for the peer certificate at time now (seconds), from the
+ * node's configuration and trust state only: it changes nothing. A certificate allowed as the
+ * renewal of a registration (the same key pair and issuer) has a->renewal set and a->def
+ * holding the registration to make: node_auth_register_renewal proposes it. */
+void node_auth_compute(struct node *n, X509 *peer, int64_t now, struct node_auth *a);
+/* Proposes a->def (a renewal) in the background; failures are logged. */
+void node_auth_register_renewal(struct node *n, const struct node_auth *a);
 void node_auth_free(struct node_auth *a);
 
 /* Checks the caller against a route; on refusal answers the request (403 or 428) and returns
