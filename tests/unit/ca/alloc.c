@@ -64,6 +64,60 @@ static void sweep_key_generate(void **state)
     assert_true(n > 1);
 }
 
+/* ---- certificate issue ---- */
+
+struct issue {
+    struct t_pki *pki;
+    EVP_PKEY *subject;
+    enum ca_profile profile;
+    X509 *out;
+    char errmsg[CMN_ERRMSG_SIZE];
+};
+
+static int issue_op(void *ctx)
+{
+    struct issue *s = ctx;
+    struct ca_cert_req req = {.profile = s->profile,
+                              .cn = "node one",
+                              .host = "127.0.0.1",
+                              .node_tag = "A",
+                              .not_before = T_NOW - CA_DAY_SECS,
+                              .not_after = T_NOW + T_YEAR,
+                              .subject_key = s->subject};
+    s->errmsg[0] = '\0';
+    s->out = NULL;
+    return ca_cert_issue(&req, &s->pki->iss_signer, &t_rng, &s->out, s->errmsg);
+}
+
+static void issue_check(void *ctx, unsigned long n, int rv, bool fired)
+{
+    struct issue *s = ctx;
+    if (rv != 0) {
+        assert_true(fired);
+        check_error("ca_cert_issue", n, rv, s->errmsg);
+        assert_null(s->out);
+        return;
+    }
+    assert_non_null(s->out);
+    int purpose = s->profile == CA_PROFILE_CLIENT ? X509_PURPOSE_SSL_CLIENT : 0;
+    assert_int_equal(t_verify(s->out, s->pki->root, &s->pki->chain, purpose, NULL), X509_V_OK);
+    X509_free(s->out);
+}
+
+static void sweep_cert_issue(void **state)
+{
+    (void)state;
+    struct t_pki pki;
+    t_pki_init(&pki);
+    struct issue s = {.pki = &pki, .subject = t_key(CA_KEY_EC_P256)};
+    s.profile = CA_PROFILE_NODE;
+    assert_true(fa_sweep(issue_op, issue_check, &s, SWEEP_MAX) > 1);
+    s.profile = CA_PROFILE_CLIENT;
+    assert_true(fa_sweep(issue_op, issue_check, &s, SWEEP_MAX) > 1);
+    EVP_PKEY_free(s.subject);
+    t_pki_fini(&pki);
+}
+
 /* ---- CRL ---- */
 
 struct crl {
@@ -203,6 +257,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sweep_key_generate),
+        cmocka_unit_test(sweep_cert_issue),
         cmocka_unit_test(sweep_crl_build),
         cmocka_unit_test(sweep_seal_open),
     };
