@@ -318,7 +318,10 @@ static int apply_put(struct apply *a)
     TRY(need_cert_clearance(a));
     for (size_t i = 0; i < n; i++) {
         char why[CMN_ERRMSG_SIZE];
-        if (kv_cert_validate(&certs[i], why) != 0)
+        int vrv = kv_cert_validate(&certs[i], why);
+        if (vrv == CMN_ECRYPTO || vrv == CMN_ENOMEM) /* this node's trouble, not the entry's */
+            return cmn_fail(a->errmsg, vrv, "%s", why);
+        if (vrv != 0)
             return reject(a, KV_REJ_INVALID, "%s", why);
         if (strcmp(certs[i].thumbprint, certs[0].thumbprint) != 0 &&
             certs[i].clearance != certs[0].clearance)
