@@ -1058,6 +1058,13 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
 
     char why[CMN_ERRMSG_SIZE] = "";
     int drv = kv_cmd_decode(entry, len, &cmd, why);
+    if (drv == CMN_ENOMEM) {
+        /* Not the entry's fault: recording it as malformed would make this node's state
+         * differ from every other's. Nothing is written; the same index may be applied again. */
+        rv = drv;
+        snprintf(a.errmsg, sizeof a.errmsg, "%s", why);
+        goto fail;
+    }
     if (drv != 0) {
         /* A malformed entry must not stall every node: record it as rejected and move on. */
         rejected = true;
