@@ -269,7 +269,10 @@ static int check_request(const struct ca_cert_req *req, const struct ca_signer *
 {
     if (req->subject_key == NULL)
         return cmn_fail(errmsg, CMN_EINVALID, "no subject key");
-    if (!ca_key_acceptable(req->subject_key)) {
+    int krv = ca_key_check(req->subject_key, errmsg);
+    if (krv != 0 && krv != CMN_EUNSUPPORTED)
+        return krv;
+    if (krv != 0) {
         char desc[32];
         ca_key_describe(req->subject_key, desc, sizeof desc);
         return cmn_fail(errmsg, CMN_EUNSUPPORTED,

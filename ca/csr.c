@@ -68,7 +68,10 @@ int ca_csr_issue_client(const X509_REQ *req, const struct ca_signer *signer,
     EVP_PKEY *pub = X509_REQ_get0_pubkey((X509_REQ *)req);
     if (pub == NULL)
         return ca__ossl_fail(errmsg, CMN_EMALFORMED, "CSR public key does not decode");
-    if (!ca_key_acceptable(pub)) {
+    int rv = ca_key_check(pub, errmsg);
+    if (rv != 0 && rv != CMN_EUNSUPPORTED)
+        return rv;
+    if (rv != 0) {
         char desc[32];
         ca_key_describe(pub, desc, sizeof desc);
         return cmn_fail(errmsg, CMN_EUNSUPPORTED,

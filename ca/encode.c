@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,20 @@
 
 /* ---- shared helpers (internal.h) ---- */
 
+/* Whether OpenSSL's error queue holds an allocation failure (the queue is left as it is): at
+ * its start, where the cause is, or its end, where the outermost report of it is. */
+static bool queue_has_oom(void)
+{
+    unsigned long first = ERR_peek_error(), last = ERR_peek_last_error();
+    return (first != 0 && ERR_GET_REASON(first) == ERR_R_MALLOC_FAILURE) ||
+           (last != 0 && ERR_GET_REASON(last) == ERR_R_MALLOC_FAILURE);
+}
+
 int ca__ossl_fail(char *errmsg, int code, const char *fmt, ...)
 {
     unsigned long e = ERR_peek_last_error();
+    if (queue_has_oom())
+        code = CMN_ENOMEM; /* not the input's fault, whatever failed with it */
     if (errmsg != NULL) {
         va_list ap;
         va_start(ap, fmt);
@@ -32,6 +44,14 @@ int ca__ossl_fail(char *errmsg, int code, const char *fmt, ...)
     }
     ERR_clear_error();
     return code;
+}
+
+int ca__ossl_oom(char *errmsg, const char *what)
+{
+    if (!queue_has_oom())
+        return 0;
+    ERR_clear_error();
+    return cmn_fail(errmsg, CMN_ENOMEM, "%s: out of memory", what);
 }
 
 int ca__bio_to_buf(BIO *bio, struct cmn_buf *out)

@@ -11,6 +11,10 @@
 /* Like cmn_fail, but appends the most recent OpenSSL reason (if any) and clears OpenSSL's
  * per-thread error queue so that no stale error leaks into the caller's next operation. */
 int ca__ossl_fail(char *errmsg, int code, const char *fmt, ...) CMN_PRINTF(3, 4);
+/* Where OpenSSL failing on hostile input reads as "malformed": CMN_ENOMEM with "what: out of
+ * memory" (the queue cleared) when the failure was an allocation, 0 otherwise (the queue kept).
+ * ca__ossl_fail makes the same distinction itself. */
+int ca__ossl_oom(char *errmsg, const char *what) CMN_MUST_CHECK;
 
 /* Copies the contents of a memory BIO to the end of out. */
 int ca__bio_to_buf(BIO *bio, struct cmn_buf *out) CMN_MUST_CHECK;

@@ -70,19 +70,21 @@ int ca_key_generate(enum ca_key_type t, EVP_PKEY **out, char *errmsg)
     return cmn_fail(errmsg, CMN_EINVALID, "unknown key type %d", (int)t);
 }
 
-/* The NID of an EC key's named curve, or NID_undef. */
-static int ec_curve_nid(const EVP_PKEY *key)
+/* The NID of an EC key's named curve (NID_undef for one OpenSSL does not know), or
+ * CMN_ECRYPTO when the key's group could not be read (an allocation failed): that must not read
+ * as an unsupported curve. */
+static int ec_curve_nid(const EVP_PKEY *key, int *nid)
 {
     char group[64];
     size_t len = 0;
     if (!EVP_PKEY_get_group_name(key, group, sizeof group, &len)) {
         ERR_clear_error();
-        return NID_undef;
+        return CMN_ECRYPTO;
     }
-    int nid = OBJ_sn2nid(group);
-    if (nid == NID_undef)
-        nid = EC_curve_nist2nid(group);
-    return nid;
+    *nid = OBJ_sn2nid(group);
+    if (*nid == NID_undef)
+        *nid = EC_curve_nist2nid(group);
+    return 0;
 }
 
 int ca_key_type_of(const EVP_PKEY *key, enum ca_key_type *out)
@@ -101,8 +103,11 @@ int ca_key_type_of(const EVP_PKEY *key, enum ca_key_type *out)
             return 0;
         }
         return CMN_EUNSUPPORTED;
-    case EVP_PKEY_EC:
-        switch (ec_curve_nid(key)) {
+    case EVP_PKEY_EC: {
+        int nid = NID_undef;
+        if (ec_curve_nid(key, &nid) != 0)
+            return CMN_ECRYPTO;
+        switch (nid) {
         case NID_X9_62_prime256v1:
             *out = CA_KEY_EC_P256;
             return 0;
@@ -111,6 +116,7 @@ int ca_key_type_of(const EVP_PKEY *key, enum ca_key_type *out)
             return 0;
         }
         return CMN_EUNSUPPORTED;
+    }
     }
     return CMN_EUNSUPPORTED;
 }
@@ -128,7 +134,8 @@ void ca_key_describe(const EVP_PKEY *key, char *out, size_t n)
         snprintf(out, n, "RSA-%d", EVP_PKEY_get_bits(key));
         return;
     case EVP_PKEY_EC: {
-        int nid = ec_curve_nid(key);
+        int nid = NID_undef;
+        CMN_IGNORE(ec_curve_nid(key, &nid));
         const char *nist = nid == NID_undef ? NULL : EC_curve_nid2nist(nid);
         if (nist != NULL && strncmp(nist, "P-", 2) == 0)
             snprintf(out, n, "EC-P%s", nist + 2);
@@ -144,19 +151,28 @@ void ca_key_describe(const EVP_PKEY *key, char *out, size_t n)
             *p = (char)(*p - 'a' + 'A');
 }
 
-bool ca_key_acceptable(const EVP_PKEY *key)
+int ca_key_check(const EVP_PKEY *key, char *errmsg)
 {
     switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA: {
         int bits = EVP_PKEY_get_bits(key);
-        return bits >= 2048 && bits <= 16384;
+        return bits >= 2048 && bits <= 16384 ? 0 : CMN_EUNSUPPORTED;
     }
     case EVP_PKEY_EC: {
-        int nid = ec_curve_nid(key);
-        return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1 || nid == NID_secp521r1;
+        int nid = NID_undef;
+        if (ec_curve_nid(key, &nid) != 0)
+            return cmn_fail(errmsg, CMN_ECRYPTO, "cannot read the EC key's curve");
+        return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1 || nid == NID_secp521r1
+                   ? 0
+                   : CMN_EUNSUPPORTED;
     }
     }
-    return false;
+    return CMN_EUNSUPPORTED;
+}
+
+bool ca_key_acceptable(const EVP_PKEY *key)
+{
+    return ca_key_check(key, NULL) == 0;
 }
 
 bool ca_key_is_rsa(const EVP_PKEY *key)

@@ -30,7 +30,8 @@ int ca_key_type_parse(const char *s, enum ca_key_type *out, char *errmsg) CMN_MU
 int ca_key_generate(enum ca_key_type t, EVP_PKEY **out, char *errmsg) CMN_MUST_CHECK;
 
 /* Which of the types above key is (public or private; borrowed). CMN_EUNSUPPORTED for any
- * other key (e.g. RSA-1024, P-521, Ed25519). */
+ * other key (e.g. RSA-1024, P-521, Ed25519), CMN_ECRYPTO when OpenSSL could not tell (out of
+ * memory). */
 int ca_key_type_of(const EVP_PKEY *key, enum ca_key_type *out) CMN_MUST_CHECK;
 
 /* Human description of any key: "EC-P256", "EC-P521", "RSA-1024", "ED25519", ... Writes a
@@ -40,6 +41,10 @@ void ca_key_describe(const EVP_PKEY *key, char *out, size_t n);
 /* True when key is strong enough to be certified by Corvid: RSA 2048..16384 bits or EC on
  * P-256, P-384 or P-521. Used for keys that come from outside (CSRs). */
 bool ca_key_acceptable(const EVP_PKEY *key);
+/* The same as a code: 0, CMN_EUNSUPPORTED (no message: the caller names the key), or
+ * CMN_ECRYPTO with a message when OpenSSL could not read the key (out of memory), which must
+ * not be reported as an unsupported key. */
+int ca_key_check(const EVP_PKEY *key, char *errmsg) CMN_MUST_CHECK;
 
 /* True when key is RSA (its certificates then also carry keyEncipherment). */
 bool ca_key_is_rsa(const EVP_PKEY *key);

@@ -60,9 +60,12 @@ int ca_pfx_build(EVP_PKEY *key, X509 *cert, const struct ca_cert_list *chain, co
         return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     out->secret = true;
     int rv = 0;
+    /* OpenSSL 3.0's PKCS12_create leaves a bag out when adding it fails (out of memory) and
+     * still returns a PFX, without the leaf: only its error queue tells. */
+    ERR_clear_error();
     PKCS12 *p12 = PKCS12_create_ex(pass, opts->friendly_name, key, cert, ca, nid_key, nid_cert,
                                    iter, -1, 0, NULL, NULL);
-    if (p12 == NULL) {
+    if (p12 == NULL || ERR_peek_error() != 0) {
         rv = ca__ossl_fail(errmsg, CMN_ECRYPTO, "building the PFX failed");
         goto out;
     }
@@ -85,8 +88,9 @@ int ca_pfx_build_collection(const struct ca_cert_list *certs, struct cmn_buf *ou
     if (ca == NULL)
         return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     int rv = 0;
+    ERR_clear_error(); /* see ca_pfx_build */
     PKCS12 *p12 = PKCS12_create_ex("", NULL, NULL, NULL, ca, -1, -1, 1, -1, 0, NULL, NULL);
-    if (p12 == NULL) {
+    if (p12 == NULL || ERR_peek_error() != 0) {
         rv = ca__ossl_fail(errmsg, CMN_ECRYPTO, "building the PFX collection failed");
         goto out;
     }
@@ -134,12 +138,18 @@ struct pstate {
 
 /* True when OpenSSL's error queue says an algorithm is missing rather than data being bad.
  * Empties the queue. */
+/* Set when a failure this thread's parse looked at was an allocation: the input is then not to
+ * blame, whatever the failing step would say of it (ca_pfx_parse answers CMN_ENOMEM). */
+static _Thread_local bool parse_oom;
+
 static bool err_unsupported(void)
 {
     bool unsupported = false;
     unsigned long e;
     while ((e = ERR_get_error()) != 0) {
         int lib = ERR_GET_LIB(e), reason = ERR_GET_REASON(e);
+        if (reason == ERR_R_MALLOC_FAILURE)
+            parse_oom = true;
         if (reason == ERR_R_UNSUPPORTED || reason == ERR_R_FETCH_FAILED ||
             (lib == ERR_LIB_EVP &&
              (reason == EVP_R_UNSUPPORTED_CIPHER || reason == EVP_R_UNSUPPORTED_ALGORITHM ||
@@ -476,7 +486,8 @@ static PKCS12 *decode(const void *p, size_t n)
         PKCS12_free(p12);
         p12 = NULL;
     }
-    ERR_clear_error();
+    if (p12 != NULL)
+        ERR_clear_error(); /* on failure the caller looks at why first */
     return p12;
 }
 
@@ -484,6 +495,7 @@ bool ca_pfx_sniff(const void *p, size_t n)
 {
     PKCS12 *p12 = decode(p, n);
     PKCS12_free(p12);
+    ERR_clear_error();
     return p12 != NULL;
 }
 
@@ -495,12 +507,18 @@ int ca_pfx_parse(const void *p, size_t n, const char *password, unsigned flags, 
     if (n > CA_INPUT_MAX)
         return cmn_fail(errmsg, CMN_ETOOBIG, "PFX larger than %u bytes", CA_INPUT_MAX);
     PKCS12 *p12 = decode(p, n);
-    if (p12 == NULL)
+    if (p12 == NULL) {
+        int rv = ca__ossl_oom(errmsg, "reading the PFX");
+        if (rv != 0)
+            return rv;
+        ERR_clear_error();
         return cmn_fail(errmsg, CMN_EMALFORMED, "not a PKCS#12 file (corrupt or truncated)");
+    }
 
     struct ca_pfx res;
     memset(&res, 0, sizeof res);
     res.leaf = -1;
+    parse_oom = false;
     struct pstate st = {.out = &res, .errmsg = errmsg};
     if (!(flags & CA_PFX_NO_LEGACY)) {
         if (!CRYPTO_THREAD_run_once(&legacy_once, legacy_init))
@@ -539,6 +557,8 @@ int ca_pfx_parse(const void *p, size_t n, const char *password, unsigned flags, 
         for (size_t i = 0; i < res.certs.n && res.leaf < 0; i++)
             if (X509_check_private_key(res.certs.v[i], res.key) == 1)
                 res.leaf = (long)i;
+        if (res.leaf < 0 && (rv = ca__ossl_oom(errmsg, "PFX: matching the key")) != 0)
+            goto out;
         ERR_clear_error();
         if (res.leaf < 0) {
             rv = cmn_fail(errmsg, CMN_EINVALID,
@@ -549,6 +569,12 @@ int ca_pfx_parse(const void *p, size_t n, const char *password, unsigned flags, 
     *out = res;
     memset(&res, 0, sizeof res);
 out:
+    if (rv != 0 && rv != CMN_ENOMEM) {
+        int oom = ca__ossl_oom(errmsg, "PFX");
+        if (oom == 0 && parse_oom)
+            oom = cmn_fail(errmsg, CMN_ENOMEM, "PFX: out of memory");
+        rv = oom ? oom : rv;
+    }
     ca_pfx_fini(&res);
     sk_PKCS7_pop_free(safes, PKCS7_free);
     PKCS12_free(p12);

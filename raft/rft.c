@@ -1719,15 +1719,19 @@ static int change_begin(struct rft *r, char *errmsg)
 
 static int change_error(struct rft *r, int rv, char *errmsg)
 {
+    /* 0.15 sets no message for some refusals (an unknown id): its code's text then */
+    const char *m = raft_errmsg(&r->raft);
+    if (m == NULL || m[0] == '\0')
+        m = rft_strerror(rv);
     if (rv == RAFT_CANTCHANGE)
         return cmn_fail(errmsg, CMN_EBUSY, "another membership change is in progress");
     if (rv == RAFT_NOTLEADER)
         return cmn_fail(errmsg, CMN_EDENIED, "only the leader changes the membership");
     if (rv == RAFT_DUPLICATEID || rv == RAFT_DUPLICATEADDRESS)
-        return cmn_fail(errmsg, CMN_EEXISTS, "%s", raft_errmsg(&r->raft));
+        return cmn_fail(errmsg, CMN_EEXISTS, "%s", m);
     if (rv == RAFT_BADID)
-        return cmn_fail(errmsg, CMN_ENOTFOUND, "%s", raft_errmsg(&r->raft));
-    return cmn_fail(errmsg, CMN_EINVALID, "%s", raft_errmsg(&r->raft));
+        return cmn_fail(errmsg, CMN_ENOTFOUND, "%s", m);
+    return cmn_fail(errmsg, CMN_EINVALID, "%s", m);
 }
 
 int rft_add_node(struct rft *r, const char *tag, const char *address, rft_change_cb cb, void *ctx,

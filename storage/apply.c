@@ -354,7 +354,10 @@ static int apply_put(struct apply *a)
     TRY(need_cert_clearance(a));
     for (size_t i = 0; i < n; i++) {
         char why[CMN_ERRMSG_SIZE];
-        if (kv_cert_validate(&certs[i], why) != 0)
+        int vrv = kv_cert_validate(&certs[i], why);
+        if (vrv == CMN_ECRYPTO || vrv == CMN_ENOMEM) /* this node's trouble, not the entry's */
+            return cmn_fail(a->errmsg, vrv, "%s", why);
+        if (vrv != 0)
             return reject(a, KV_REJ_INVALID, "%s", why);
         if (strcmp(certs[i].thumbprint, certs[0].thumbprint) != 0 &&
             certs[i].clearance != certs[0].clearance)
@@ -1096,6 +1099,13 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
 
     char why[CMN_ERRMSG_SIZE] = "";
     int drv = kv_cmd_decode(entry, len, &cmd, why);
+    if (drv == CMN_ENOMEM) {
+        /* Not the entry's fault: recording it as malformed would make this node's state
+         * differ from every other's. Nothing is written; the same index may be applied again. */
+        rv = drv;
+        snprintf(a.errmsg, sizeof a.errmsg, "%s", why);
+        goto fail;
+    }
     if (drv != 0) {
         /* A malformed entry must not stall every node: record it as rejected and move on. */
         rejected = true;

@@ -393,6 +393,8 @@ out:
     msgpack_unpacked_destroy(&u);
     if (rv != 0)
         kv_cmd_fini(out);
+    if (rv == CMN_ENOMEM)
+        cmn_fail(errmsg, rv, "command: out of memory");
     return rv;
 }
 

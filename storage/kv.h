@@ -60,7 +60,8 @@ uint64_t kv_applied_index(const struct kv *kv);
 
 /* Applies the committed entry at `index`. Returns 0 whenever the entry was dealt with, including
  * a malformed or rejected command (see res); an error only when the store could not be written
- * (CMN_EIO), in which case nothing changed and the same index may be applied again. After
+ * (CMN_EIO) or memory ran out (CMN_ENOMEM), in which case nothing changed and the same index
+ * may be applied again. After
  * RocksDB itself failed a write (a full disk), every later write fails at once without reaching
  * it, until the store is opened again (kv_close then skips its flush). A write that could make
  * RocksDB meet ENOSPC is not tried (CMN_ENOSPACE): less free space on the store's filesystem

@@ -167,7 +167,7 @@ int kv_restore(struct kv *kv, const void *p, size_t len, char *errmsg)
     uint8_t md[32];
     unsigned mdlen = 0;
     if (!EVP_Digest(b, len - 32, md, &mdlen, EVP_sha256(), NULL))
-        return CMN_ECRYPTO;
+        return cmn_fail(errmsg, CMN_ECRYPTO, "storage: snapshot checksum: SHA-256 failed");
     if (memcmp(md, b + len - 32, 32) != 0)
         return cmn_fail(errmsg, CMN_EMALFORMED, "storage: snapshot checksum mismatch");
     uint64_t index = cmn_be64_get(b + 8);
@@ -242,7 +242,7 @@ static int hash_families(struct kv *kv, const rocksdb_snapshot_t *snap, bool tru
     struct hasher h = {.md = EVP_MD_CTX_new()};
     if (h.md == NULL || !EVP_DigestInit_ex(h.md, EVP_sha256(), NULL)) {
         EVP_MD_CTX_free(h.md);
-        return CMN_ECRYPTO;
+        return cmn_fail(errmsg, CMN_ECRYPTO, "storage: state hash: SHA-256 failed");
     }
     int rv = 0;
     for (int cf = 1; cf < CF_COUNT && rv == 0; cf++) {
@@ -253,7 +253,7 @@ static int hash_families(struct kv *kv, const rocksdb_snapshot_t *snap, bool tru
     }
     unsigned n = 0;
     if (rv == 0 && !EVP_DigestFinal_ex(h.md, out, &n))
-        rv = CMN_ECRYPTO;
+        rv = cmn_fail(errmsg, CMN_ECRYPTO, "storage: state hash: SHA-256 failed");
     EVP_MD_CTX_free(h.md);
     return rv;
 }
