@@ -878,6 +878,58 @@ static void crl_state_from_commits(void **state)
     assert_true(crl.time_ms == 1750003600000);
 }
 
+/* A write that fails at each step of a restore: an error, and a store that either is as it
+ * was (the first write) or reports index 0 on reopen, so that Raft sends the snapshot again;
+ * the next restore then gives the source's state. */
+static void restore_write_failures(void **state)
+{
+    struct env *e = *state;
+    workload(e->kv, 13, 50);
+    struct kv_snap *s;
+    struct cmn_buf snap;
+    cmn_buf_init(&snap, true);
+    assert_int_equal(kv_snap_begin(e->kv, &s, NULL), 0);
+    assert_int_equal(kv_snap_serialize(s, &snap, NULL), 0);
+    kv_snap_end(s);
+    uint8_t source[32], before[32], got[32];
+    hash(e->kv, source);
+    for (unsigned nth = 1;; nth++) {
+        void *p = NULL;
+        assert_int_equal(setup(&p), 0);
+        struct env *other = p;
+        struct kv_result res;
+        put(other->kv, 1, 777, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, NULL, &res);
+        hash(other->kv, before);
+        char err[CMN_ERRMSG_SIZE] = "";
+        kv_fail_write_at(other->kv, nth);
+        int rv = kv_restore(other->kv, snap.data, snap.len, err);
+        kv_fail_write_at(other->kv, 0);
+        if (rv == 0) { /* past the last write: the sweep is over */
+            assert_true(nth > 2);
+            assert_int_equal(kv_applied_index(other->kv), 50);
+            assert_int_equal(teardown(&p), 0);
+            break;
+        }
+        assert_int_equal(rv, CMN_EIO);
+        assert_non_null(strstr(err, "injected"));
+        kv_close(other->kv);
+        assert_int_equal(kv_open(other->dir, &other->kv, err), 0);
+        if (nth == 1) { /* nothing was written */
+            assert_int_equal(kv_applied_index(other->kv), 1);
+            hash(other->kv, got);
+            assert_memory_equal(got, before, 32);
+        } else { /* half restored: it says so, and asks for the snapshot again */
+            assert_int_equal(kv_applied_index(other->kv), 0);
+        }
+        assert_int_equal(kv_restore(other->kv, snap.data, snap.len, err), 0);
+        assert_int_equal(kv_applied_index(other->kv), 50);
+        hash(other->kv, got);
+        assert_memory_equal(got, source, 32);
+        assert_int_equal(teardown(&p), 0);
+    }
+    cmn_buf_fini(&snap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -890,6 +942,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(write_failure_leaves_state, setup, teardown),
         cmocka_unit_test_setup_teardown(same_commands_same_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(restore_write_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_view_hash, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(same_pinning_hash_keeps_five, setup, teardown),
