@@ -87,8 +87,9 @@ int main(int argc, char **argv)
      * in jansson's own copies too (its lexer's buffer, string values): every block it frees is
      * wiped first. Blocks stay plain malloc blocks, so free() of a json_dumps result is right. */
     json_set_alloc_funcs(malloc, cmn_free_wiped);
-    /* The core first, then its rooms: the admin channel and the HTTPS API. */
-    struct node *n = NULL;
+    /* The core first, then its rooms: the admin channel and the HTTPS API. Static: after a
+     * failed start the node is left as it is (see below), and stays reachable. */
+    static struct node *n;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rv = node_new(config, &n, errmsg);
     if (rv == 0)
