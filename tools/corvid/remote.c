@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include <http_parser.h>
 #include <openssl/err.h>
 
 #include "common/env.h"
@@ -281,32 +282,11 @@ static void spin(void *ctx, int64_t waited_ms)
     s->shown = true;
 }
 
+/* http_parser's reason phrase for a status, "" for one it does not name. */
 static const char *reason_phrase(int status)
 {
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 428:
-        return "Precondition Required";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    default:
-        return "";
-    }
+    const char *s = http_status_str((enum http_status)status);
+    return strcmp(s, "<unknown>") == 0 ? "" : s;
 }
 
 /* Prints a non-2xx answer: status, the server's Type and Message, and the node. */
