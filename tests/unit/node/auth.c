@@ -1,0 +1,277 @@
+/* The authentication verdict (node/auth.c, node_auth_compute) against a real core: node A of a
+ * cluster made by `corvid pki init-cluster`, started with node_new (its store on disk, Raft
+ * started but its loop never run), its trust state set by applying commands to the store the
+ * way Raft would, and the clock passed in. The verdict reads; it never changes the state. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ca/ca.h"
+#include "common/file.h"
+#include "node/auth.h"
+#include "node/node.h"
+#include "storage/cmd.h"
+
+#define NOW 1800000000 /* 2027-01-15: inside every certificate's validity below */
+
+struct fx {
+    char dir[64];
+    struct node *n;
+    struct ca_pfx issuing; /* the cluster CA, to issue client certificates */
+    uint8_t hash[32];
+};
+
+static struct fx F;
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(s, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (s >= 0)
+        close(s);
+    return port;
+}
+
+static int setup(void **state)
+{
+    snprintf(F.dir, sizeof F.dir, "/tmp/corvid-auth-XXXXXX");
+    if (mkdtemp(F.dir) == NULL)
+        return -1;
+    const char *bin = getenv("CORVID_BUILD_DIR");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "'%s/corvid' pki init-cluster --out '%s/pki' --nodes A=127.0.0.1 >/dev/null",
+             bin ? bin : ".", F.dir);
+    if (system(cmd) != 0)
+        return -1;
+    int hp = free_port(), rp = free_port();
+    char path[256];
+    snprintf(path, sizeof path, "%s/A.json", F.dir);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "{\"ServerUrl\": \"https://127.0.0.1:%d\", \"ServerUrl.Tcp\": \"tls://127.0.0.1:%d\",\n"
+            " \"DataDir\": \"data\", \"Security.Certificate.Path\": \"pki/A.pfx\",\n"
+            " \"Security.ClusterCA.Path\": \"pki/issuing.pfx\",\n"
+            " \"Security.MasterKey.Path\": \"pki/master.key\", \"Cluster.NodeTag\": \"A\",\n"
+            " \"Cluster.Bootstrap\": [{\"Tag\": \"A\", \"ServerUrl\": \"https://127.0.0.1:%d\",\n"
+            "   \"TcpUrl\": \"tls://127.0.0.1:%d\"}], \"Logs.Level\": \"Warning\"}\n",
+            hp, rp, hp, rp);
+    fclose(f);
+    char err[CMN_ERRMSG_SIZE] = "";
+    if (node_new(path, &F.n, err) != 0) {
+        fprintf(stderr, "node_new: %s\n", err);
+        return -1;
+    }
+    struct cmn_buf pfx;
+    cmn_buf_init(&pfx, true);
+    snprintf(path, sizeof path, "%s/pki/issuing.pfx", F.dir);
+    if (cmn_read_file(path, CA_INPUT_MAX, &pfx, err) != 0 ||
+        ca_pfx_parse(pfx.data, pfx.len, NULL, 0, &F.issuing, err) != 0) {
+        fprintf(stderr, "issuing.pfx: %s\n", err);
+        return -1;
+    }
+    cmn_buf_fini(&pfx);
+    *state = &F;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ca_pfx_fini(&F.issuing);
+    /* The loop never ran: the node is not freed (its handles are on the loop), as after a
+     * failed start; the process ends with the test. */
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", F.dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* A client certificate for key (a new EC key when *key is NULL), signed by the cluster CA or,
+ * with self_signed, by nobody. */
+static X509 *client_cert(EVP_PKEY **key, const char *cn, int64_t nb, int64_t na, bool self_signed)
+{
+    if (*key == NULL)
+        assert_int_equal(ca_key_generate(CA_KEY_EC_P256, key, NULL), 0);
+    struct ca_cert_req req = {.profile = self_signed ? CA_PROFILE_ROOT : CA_PROFILE_CLIENT,
+                              .cn = cn,
+                              .not_before = nb,
+                              .not_after = na,
+                              .subject_key = *key};
+    struct ca_signer signer = {.cert = ca_pfx_leaf(&F.issuing), .key = F.issuing.key};
+    X509 *x = NULL;
+    char err[CMN_ERRMSG_SIZE] = "";
+    if (ca_cert_issue(&req, self_signed ? NULL : &signer, &cmn_rng_system, &x, err) != 0)
+        fail_msg("issue %s: %s", cn, err);
+    return x;
+}
+
+static void apply(struct kv_cmd *c)
+{
+    c->time_ms = (int64_t)NOW * 1000;
+    memcpy(c->actor, node_thumb(F.n), sizeof c->actor);
+    c->actor_clearance = KV_CL_CLUSTER_NODE;
+    struct cmn_buf b;
+    cmn_buf_init(&b, false);
+    char err[CMN_ERRMSG_SIZE] = "";
+    assert_int_equal(kv_cmd_encode(c, &b, err), 0);
+    kv_cmd_fini(c);
+    struct kv_result res;
+    struct kv *kv = node_kv(F.n);
+    assert_int_equal(kv_apply(kv, kv_applied_index(kv) + 1, b.data, b.len, &res, err), 0);
+    if (res.rejected)
+        fail_msg("refused: %s", res.reason);
+    kv_result_fini(&res);
+    cmn_buf_fini(&b);
+}
+
+static void register_cert(X509 *x, const char *name, enum kv_clearance cl, const char *totp)
+{
+    struct kv_cmd c;
+    kv_cmd_init(&c, KV_CMD_PUT_CERTS);
+    c.u.put.certs = calloc(1, sizeof *c.u.put.certs);
+    assert_non_null(c.u.put.certs);
+    char err[CMN_ERRMSG_SIZE] = "";
+    assert_int_equal(node_cert_record(F.n, x, name, cl, &c.u.put.certs[0], err), 0);
+    c.u.put.n = 1;
+    if (totp)
+        c.u.put.certs[0].twofa_key = strdup(totp);
+    apply(&c);
+}
+
+static void revoke_cert(X509 *x)
+{
+    struct kv_cmd c;
+    kv_cmd_init(&c, KV_CMD_DELETE_CERTS);
+    c.u.del.thumbprints = calloc(1, sizeof *c.u.del.thumbprints);
+    assert_non_null(c.u.del.thumbprints);
+    char tp[CA_THUMBPRINT_SIZE];
+    assert_int_equal(ca_thumbprint(x, tp), 0);
+    assert_int_equal(kv_thumb_norm(tp, c.u.del.thumbprints[0]), 0);
+    c.u.del.n = 1;
+    apply(&c);
+}
+
+/* The verdict at now; the trust state is the same afterwards. */
+static enum auth_status verdict(X509 *x, int64_t now, struct node_auth *a)
+{
+    uint8_t before[32], after[32];
+    assert_int_equal(kv_state_hash(node_kv(F.n), before, NULL), 0);
+    node_auth_compute(F.n, x, now, a);
+    assert_int_equal(kv_state_hash(node_kv(F.n), after, NULL), 0);
+    assert_memory_equal(before, after, 32);
+    return a->status;
+}
+
+static void without_or_with_the_nodes_own(void **state)
+{
+    struct node_auth a = {0};
+    assert_int_equal(verdict(NULL, NOW, &a), AUTH_NO_CERT);
+    assert_int_equal(verdict(node_cert(F.n), NOW, &a), AUTH_CLUSTER_ADMIN);
+    assert_string_equal(a.source, "Server Certificate");
+    assert_false(a.registered);
+    kv_cert_fini(&a.def);
+}
+
+static void registered_by_clearance(void **state)
+{
+    static const struct {
+        enum kv_clearance cl;
+        enum auth_status status;
+    } cases[] = {{KV_CL_VALID_USER, AUTH_ALLOWED},
+                 {KV_CL_OPERATOR, AUTH_OPERATOR},
+                 {KV_CL_CLUSTER_ADMIN, AUTH_CLUSTER_ADMIN}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        EVP_PKEY *key = NULL;
+        X509 *x = client_cert(&key, "user", NOW - 86400, NOW + 86400 * 30, false);
+        struct node_auth a = {0};
+        assert_int_equal(verdict(x, NOW, &a), AUTH_UNFAMILIAR); /* not registered yet */
+        register_cert(x, "user", cases[i].cl, NULL);
+        assert_int_equal(verdict(x, NOW, &a), cases[i].status);
+        assert_true(a.registered);
+        assert_false(a.renewal);
+        assert_int_equal(node_auth_clearance(&a), cases[i].cl);
+        /* the clock decides validity: before NotBefore, after NotAfter */
+        assert_int_equal(verdict(x, NOW - 2 * 86400, &a), AUTH_NOT_YET_VALID);
+        assert_int_equal(verdict(x, NOW + 86400 * 31, &a), AUTH_EXPIRED);
+        kv_cert_fini(&a.def);
+        X509_free(x);
+        EVP_PKEY_free(key);
+    }
+}
+
+static void revoked_and_two_factor(void **state)
+{
+    EVP_PKEY *k1 = NULL, *k2 = NULL;
+    X509 *x = client_cert(&k1, "gone", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(x, "gone", KV_CL_OPERATOR, NULL);
+    struct node_auth a = {0};
+    assert_int_equal(verdict(x, NOW, &a), AUTH_OPERATOR);
+    revoke_cert(x);
+    assert_int_equal(verdict(x, NOW, &a), AUTH_REVOKED);
+    assert_false(a.registered);
+    X509 *t = client_cert(&k2, "2fa", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(t, "2fa", KV_CL_CLUSTER_ADMIN, "JBSWY3DPEHPK3PXP");
+    assert_int_equal(verdict(t, NOW, &a), AUTH_TWO_FACTOR); /* no session */
+    kv_cert_fini(&a.def);
+    X509_free(x);
+    X509_free(t);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
+/* A new certificate for the key of a current registration, from the same CA, is its renewal:
+ * allowed with the old one's settings, and to be registered by the caller (a->renewal); the
+ * same key in a certificate anyone could make (self-signed) is not. */
+static void renewal_by_pinning_hash(void **state)
+{
+    EVP_PKEY *key = NULL;
+    X509 *old = client_cert(&key, "app", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(old, "app", KV_CL_OPERATOR, NULL);
+    X509 *renewed = client_cert(&key, "app", NOW - 3600, NOW + 86400 * 400, false);
+    struct node_auth a = {0};
+    assert_int_equal(verdict(renewed, NOW, &a), AUTH_OPERATOR);
+    assert_true(a.renewal);
+    assert_string_equal(a.def.name, "app");
+    char tp[CA_THUMBPRINT_SIZE];
+    assert_int_equal(ca_thumbprint(renewed, tp), 0);
+    assert_int_equal(strcasecmp(a.def.thumbprint, tp), 0);
+    X509 *forged = client_cert(&key, "app", NOW - 3600, NOW + 86400 * 400, true);
+    assert_int_equal(verdict(forged, NOW, &a), AUTH_UNFAMILIAR_ISSUER);
+    assert_false(a.renewal);
+    /* once the old registration is revoked, its key is: no renewal of it either */
+    revoke_cert(old);
+    assert_int_equal(verdict(renewed, NOW, &a), AUTH_UNFAMILIAR);
+    kv_cert_fini(&a.def);
+    X509_free(old);
+    X509_free(renewed);
+    X509_free(forged);
+    EVP_PKEY_free(key);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(without_or_with_the_nodes_own),
+        cmocka_unit_test(registered_by_clearance),
+        cmocka_unit_test(revoked_and_two_factor),
+        cmocka_unit_test(renewal_by_pinning_hash),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
