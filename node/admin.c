@@ -148,9 +148,10 @@ static void cmd_info(struct client *c)
         return;
     }
     j->c = c;
-    if (kv_snap_begin(node_kv(n), &j->snap, NULL) != 0) {
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_snap_begin(node_kv(n), &j->snap, errmsg) != 0) {
         free(j);
-        answer(c, 1, "error: cannot read the state");
+        answer(c, 1, "error: cannot read the state: %s", errmsg);
         return;
     }
     rft_status(node_rft(n), &j->st);

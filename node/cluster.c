@@ -19,7 +19,12 @@ static void h_topology(struct api *api, struct http_request *req, struct node_au
     rft_status(node_rft(n), &st);
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
+        CMN_ERROR("HTTP-API", "topology: %s", errmsg);
+        http_respond_error(req, 500, "InternalError", "cannot read the node records");
+        return;
+    }
     json_t *members = json_object(), *promotables = json_object(), *watchers = json_object(),
            *all = json_object();
     for (size_t i = 0; i < st.n_members; i++) {
