@@ -417,3 +417,26 @@ err:
     X509_free(x);
     return rv;
 }
+
+int ca_client_issue(enum ca_key_type t, const char *name, int64_t not_before, int64_t not_after,
+                    const struct ca_signer *signer, const struct cmn_rng *rng, EVP_PKEY **key,
+                    X509 **cert, char *errmsg)
+{
+    *cert = NULL;
+    int rv = ca_key_generate(t, key, errmsg);
+    if (rv != 0)
+        return rv;
+    struct ca_cert_req req = {
+        .profile = CA_PROFILE_CLIENT,
+        .cn = name,
+        .not_before = not_before,
+        .not_after = not_after,
+        .subject_key = *key,
+    };
+    rv = ca_cert_issue(&req, signer, rng, cert, errmsg);
+    if (rv != 0) {
+        EVP_PKEY_free(*key);
+        *key = NULL;
+    }
+    return rv;
+}

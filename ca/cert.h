@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "ca/key.h"
 #include "common/env.h"
 #include "common/err.h"
 
@@ -70,6 +71,12 @@ struct ca_cert_req {
  * weak or of an unknown kind), an rng error, CMN_ECRYPTO. */
 int ca_cert_issue(const struct ca_cert_req *req, const struct ca_signer *signer,
                   const struct cmn_rng *rng, X509 **out, char *errmsg) CMN_MUST_CHECK;
+/* A new key of type t and a client certificate for it (CN name, valid [not_before,
+ * not_after]) signed by signer: what RavenDB's "generate client certificate" makes. *key and
+ * *cert are the caller's; on failure both are NULL. */
+int ca_client_issue(enum ca_key_type t, const char *name, int64_t not_before, int64_t not_after,
+                    const struct ca_signer *signer, const struct cmn_rng *rng, EVP_PKEY **key,
+                    X509 **cert, char *errmsg) CMN_MUST_CHECK;
 
 /* Validity helpers (all unix seconds, UTC). */
 #define CA_DAY_SECS 86400

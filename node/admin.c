@@ -336,17 +336,9 @@ static void gen_work(uv_work_t *w)
     if (j->months > 0)
         na = ca_day_start(now) + (int64_t)j->months * 30 * CA_DAY_SECS;
     EVP_PKEY *key = NULL;
-    j->rv = ca_key_generate(CA_KEY_EC_P256, &key, j->errmsg);
-    struct ca_cert_req req = {
-        .profile = CA_PROFILE_CLIENT,
-        .cn = j->name,
-        .not_before = nb,
-        .not_after = na,
-        .subject_key = key,
-    };
     struct ca_signer signer = {.cert = j->issuer.cert, .key = j->issuer.key};
-    if (j->rv == 0)
-        j->rv = ca_cert_issue(&req, &signer, &cmn_rng_system, &j->cert, j->errmsg);
+    j->rv = ca_client_issue(CA_KEY_EC_P256, j->name, nb, na, &signer, &cmn_rng_system, &key,
+                            &j->cert, j->errmsg);
     const char *pw = j->password[0] ? j->password : NULL;
     struct ca_pfx_opts opts = {.scheme = CA_PFX_MODERN, .friendly_name = j->name};
     if (j->rv == 0)

@@ -550,17 +550,9 @@ static void gen_work(uv_work_t *w)
     if (g->not_after)
         na = g->not_after;
     EVP_PKEY *key = NULL;
-    g->rv = ca_key_generate(g->key_type, &key, g->errmsg);
-    struct ca_cert_req creq = {
-        .profile = CA_PROFILE_CLIENT,
-        .cn = g->name,
-        .not_before = nb,
-        .not_after = na,
-        .subject_key = key,
-    };
     struct ca_signer signer = {.cert = g->issuer.cert, .key = g->issuer.key};
-    if (g->rv == 0)
-        g->rv = ca_cert_issue(&creq, &signer, &cmn_rng_system, &g->cert, g->errmsg);
+    g->rv = ca_client_issue(g->key_type, g->name, nb, na, &signer, &cmn_rng_system, &key, &g->cert,
+                            g->errmsg);
     struct ca_bundle_in in = {
         .name = g->name,
         .cert = g->cert,

@@ -240,6 +240,27 @@ static void test_issue_client(void **state)
     cmn_buf_fini(&b);
     X509_free(x);
     EVP_PKEY_free(k);
+    /* a key and its client certificate in one call (RavenDB's generate) */
+    EVP_PKEY *gk = NULL;
+    X509 *gx = NULL;
+    int64_t now = T_NOW;
+    assert_int_equal(ca_client_issue(CA_KEY_EC_P384, "gen", now - 60, now + 86400, &p.iss_signer,
+                                     &t_rng, &gk, &gx, NULL),
+                     0);
+    assert_int_equal(ca_eku(gx), CA_EKU_CLIENT);
+    assert_int_equal(X509_check_private_key(gx, gk), 1);
+    enum ca_key_type kt;
+    assert_int_equal(ca_key_type_of(gk, &kt), 0);
+    assert_int_equal(kt, CA_KEY_EC_P384);
+    assert_int_equal(t_verify(gx, p.root, &p.chain, X509_PURPOSE_SSL_CLIENT, NULL), X509_V_OK);
+    X509_free(gx);
+    EVP_PKEY_free(gk);
+    char err[CMN_ERRMSG_SIZE] = "";
+    assert_int_equal(ca_client_issue(CA_KEY_EC_P256, "", now - 60, now + 86400, &p.iss_signer,
+                                     &t_rng, &gk, &gx, err),
+                     CMN_EINVALID); /* an empty name: nothing handed out */
+    assert_null(gk);
+    assert_null(gx);
     t_pki_fini(&p);
 }
 
