@@ -147,6 +147,21 @@ void kv_fail_write_at(struct kv *kv, unsigned nth)
     kv->fail_write_at = nth;
 }
 
+unsigned kv_fail_read_at(struct kv *kv, unsigned nth)
+{
+    unsigned left = kv->fail_read_at;
+    kv->fail_read_at = nth;
+    return left;
+}
+
+/* CMN_EIO when kv_fail_read_at's countdown reaches this read. */
+static int read_fault(struct kv *kv, char *errmsg)
+{
+    if (kv->fail_read_at && --kv->fail_read_at == 0)
+        return cmn_fail(errmsg, CMN_EIO, "storage: read: injected failure");
+    return 0;
+}
+
 uint64_t kv_memtable_bytes(struct kv *kv)
 {
     uint64_t mem = 0;
@@ -211,6 +226,9 @@ int kv__write(struct kv *kv, rocksdb_writebatch_t *b, char *errmsg)
 int kv__get_record(struct kv *kv, int cf, const char *key, size_t klen, kv__unpack_fn fn, void *out,
                    char *errmsg)
 {
+    int rv = read_fault(kv, errmsg);
+    if (rv != 0)
+        return rv;
     char *err = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get_cf(kv->db, kv->ropts, kv->cf[cf], key, klen, &vlen, &err);
@@ -219,7 +237,7 @@ int kv__get_record(struct kv *kv, int cf, const char *key, size_t klen, kv__unpa
     if (v == NULL)
         return CMN_ENOTFOUND;
     msgpack_unpacked u;
-    int rv = kv_mp_unpack(v, vlen, &u, errmsg);
+    rv = kv_mp_unpack(v, vlen, &u, errmsg);
     if (rv == 0) {
         rv = fn(&u.data, out, errmsg);
         msgpack_unpacked_destroy(&u);
@@ -269,6 +287,9 @@ int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out, ch
         return CMN_ENOTFOUND;
     for (size_t i = 0; i <= n; i++)
         key[i] = (char)(serial[i] >= 'a' && serial[i] <= 'f' ? serial[i] - 32 : serial[i]);
+    int rv = read_fault(kv, errmsg);
+    if (rv != 0)
+        return rv;
     char *err = NULL;
     size_t vlen = 0;
     char *v = rocksdb_get_cf(kv->db, kv->ropts, kv->cf[CF_BY_SERIAL], key, n, &vlen, &err);
@@ -286,11 +307,13 @@ int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out, ch
 int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *prefix, size_t plen,
              kv__scan_fn fn, void *ctx, char *errmsg)
 {
+    int rv = read_fault(kv, errmsg);
+    if (rv != 0)
+        return rv;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     if (snap)
         rocksdb_readoptions_set_snapshot(ro, snap);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(kv->db, ro, kv->cf[cf]);
-    int rv = 0;
     if (plen)
         rocksdb_iter_seek(it, prefix, plen);
     else

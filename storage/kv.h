@@ -143,5 +143,8 @@ int kv_restore(struct kv *kv, const void *p, size_t len, char *errmsg) CMN_MUST_
 
 /* Fault injection for tests: the nth write to RocksDB from now on fails (0 turns it off). */
 void kv_fail_write_at(struct kv *kv, unsigned nth);
+/* The same for reads (a record, a scan): the nth from now on fails with CMN_EIO. Returns the
+ * countdown it replaces: 0 once the failure happened (or when none was set). */
+unsigned kv_fail_read_at(struct kv *kv, unsigned nth);
 
 #endif

@@ -37,6 +37,7 @@ struct kv {
     rocksdb_writeoptions_t *wopts;
     uint64_t applied;
     unsigned fail_write_at; /* fault injection: countdown to a failing write */
+    unsigned fail_read_at;  /* fault injection: countdown to a failing read */
     char write_failed[256]; /* RocksDB's error of a failed write ("" if none): no more writes */
     char *dir;              /* the store's folder, for its free space */
 };

@@ -168,15 +168,25 @@ static void revoke_cert(X509 *x)
     apply(&c);
 }
 
-/* The verdict at now; the trust state is the same afterwards. */
-static enum auth_status verdict(X509 *x, int64_t now, struct node_auth *a)
+/* The verdict at now, with the nth read of the trust state failing (0: none; *fired says
+ * whether it did); the trust state is the same afterwards. */
+static enum auth_status verdict_failing(X509 *x, int64_t now, struct node_auth *a, unsigned nth,
+                                        bool *fired)
 {
     uint8_t before[32], after[32];
     assert_int_equal(kv_state_hash(node_kv(F.n), before, NULL), 0);
+    kv_fail_read_at(node_kv(F.n), nth);
     node_auth_compute(F.n, x, now, a);
+    *fired = nth > 0 && kv_fail_read_at(node_kv(F.n), 0) == 0;
     assert_int_equal(kv_state_hash(node_kv(F.n), after, NULL), 0);
     assert_memory_equal(before, after, 32);
     return a->status;
+}
+
+static enum auth_status verdict(X509 *x, int64_t now, struct node_auth *a)
+{
+    bool fired;
+    return verdict_failing(x, now, a, 0, &fired);
 }
 
 static void without_or_with_the_nodes_own(void **state)
@@ -265,13 +275,59 @@ static void renewal_by_pinning_hash(void **state)
     EVP_PKEY_free(key);
 }
 
+/* Fail closed: whichever read of the trust state fails during a verdict (the N-th, for
+ * N = 1, 2, … until none is left to fail), the verdict grants no more than the clean one, and
+ * refuses when the certificate's own registration or revocation cannot be read; once no read
+ * fails, it is the clean one. */
+static void read_failures_refuse(void **state)
+{
+    EVP_PKEY *ku = NULL, *kr = NULL, *kn = NULL;
+    X509 *user = client_cert(&ku, "reader", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(user, "reader", KV_CL_CLUSTER_ADMIN, NULL);
+    X509 *rev = client_cert(&kr, "revoked", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(rev, "revoked", KV_CL_OPERATOR, NULL);
+    revoke_cert(rev);
+    X509 *old = client_cert(&kn, "old", NOW - 86400, NOW + 86400 * 30, false);
+    register_cert(old, "old", KV_CL_OPERATOR, NULL);
+    X509 *renewed = client_cert(&kn, "old", NOW - 60, NOW + 86400 * 60, false);
+    X509 *certs[] = {user, rev, renewed};
+    static const enum auth_status clean[] = {AUTH_CLUSTER_ADMIN, AUTH_REVOKED, AUTH_OPERATOR};
+    for (size_t c = 0; c < 3; c++) {
+        for (unsigned nth = 1;; nth++) {
+            struct node_auth a = {0};
+            bool fired;
+            enum auth_status got = verdict_failing(certs[c], NOW, &a, nth, &fired);
+            kv_cert_fini(&a.def);
+            if (!fired) { /* past the last read: the clean verdict */
+                assert_int_equal(got, clean[c]);
+                assert_true(nth > 1);
+                break;
+            }
+            /* never more than the clean verdict (a read that fails can only take trust away:
+             * the renewal above may still be allowed by Security.ClusterCA when the trust
+             * state's copy of the CA cannot be read), and the registration or revocation
+             * lookup failing (the first read) refuses */
+            bool more = got >= AUTH_ALLOWED && (clean[c] < AUTH_ALLOWED || got > clean[c]);
+            if (more || (nth == 1 && got >= AUTH_ALLOWED))
+                fail_msg("certificate %zu: with read %u failing, status %d (clean: %d)", c, nth,
+                         got, clean[c]);
+        }
+    }
+    X509_free(user);
+    X509_free(rev);
+    X509_free(old);
+    X509_free(renewed);
+    EVP_PKEY_free(ku);
+    EVP_PKEY_free(kr);
+    EVP_PKEY_free(kn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(without_or_with_the_nodes_own),
-        cmocka_unit_test(registered_by_clearance),
-        cmocka_unit_test(revoked_and_two_factor),
-        cmocka_unit_test(renewal_by_pinning_hash),
+        cmocka_unit_test(without_or_with_the_nodes_own), cmocka_unit_test(registered_by_clearance),
+        cmocka_unit_test(revoked_and_two_factor),        cmocka_unit_test(renewal_by_pinning_hash),
+        cmocka_unit_test(read_failures_refuse),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
