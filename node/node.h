@@ -55,8 +55,9 @@ struct node_issuer {
 };
 
 /* Loads the configuration, the identity and the keys, opens the trust state and starts Raft.
- * *out (the caller's, freed with node_free, also after a failure) is NULL only when out of
- * memory. After a failure handles may live on the loop: end the process without node_run. */
+ * *out is the caller's, freed with node_free after node_run. After a failure (here or in
+ * starting a room) handles may live on the loop: the process ends without node_run or
+ * node_free. */
 int node_new(const char *config_path, struct node **out, char *errmsg) CMN_MUST_CHECK;
 /* Runs the loop until SIGTERM/SIGINT (or a fatal error); returns the process exit code. */
 int node_run(struct node *n);
@@ -106,8 +107,8 @@ struct node_room_ops {
     /* After the loop ended (or when the node is freed without running). */
     void (*free)(void *room);
 };
-/* Adds a room (ops static, room owned by the core from now on: freed with node_free even when
- * this fails). CMN_ETOOBIG beyond NODE_ROOMS_MAX. */
+/* Adds a room (ops static; room owned by the core from now on, freed with node_free).
+ * CMN_ETOOBIG beyond NODE_ROOMS_MAX, and the room is freed at once (ops->free). */
 int node_room_add(struct node *n, const struct node_room_ops *ops, void *room) CMN_MUST_CHECK;
 
 /* Whether this node may answer from its trust state now: it caught up since it started
