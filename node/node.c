@@ -299,10 +299,8 @@ bool node_issued_by_cluster_ca(struct node *n, X509 *cert)
     return ok;
 }
 
-/* Who may take part in Raft as node `tag` (the certificate names that tag). */
-static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
+int node_peer_trust(struct node *n, X509 *cert, const char *tag, char *errmsg)
 {
-    struct node *n = ctx;
     struct ca_ident id;
     if (ca_ident_get(cert, &id, errmsg) != 0)
         return CMN_EDENIED;
@@ -352,6 +350,11 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
         return 0;
     return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not a trusted cluster node certificate",
                     id.thumbprint);
+}
+
+static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
+{
+    return node_peer_trust(ctx, cert, tag, errmsg);
 }
 
 /* ---- proposals ---- */

@@ -124,6 +124,13 @@ size_t node_revocations_pending(const struct node *n);
 /* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert);
 
+/* Whether cert may take part in Raft as node tag (its certificate names that tag): 0, or
+ * CMN_EDENIED with the reason. Expired, revoked, or registered with another clearance than
+ * ClusterNode: refused; this node's own certificate and ClusterNode registrations: taken; a
+ * passive node also takes Cluster.TrustedNodeCertificates, and before the bootstrap members
+ * registered themselves, a bootstrap member's certificate from the cluster CA is enough. A
+ * trust state that cannot be read refuses. */
+int node_peer_trust(struct node *n, X509 *cert, const char *tag, char *errmsg) CMN_MUST_CHECK;
 /* Whether thumbprint (any case) is in Cluster.TrustedNodeCertificates. */
 bool node_trusts_thumbprint(struct node *n, const char *thumbprint);
 

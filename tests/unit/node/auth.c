@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "ca/ca.h"
+#include "common/env.h"
 #include "common/file.h"
 #include "node/auth.h"
 #include "node/node.h"
@@ -55,9 +56,10 @@ static int setup(void **state)
         return -1;
     const char *bin = getenv("CORVID_BUILD_DIR");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "'%s/corvid' pki init-cluster --out '%s/pki' --nodes A=127.0.0.1 >/dev/null",
-             bin ? bin : ".", F.dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "'%s/corvid' pki init-cluster --out '%s/pki' --nodes A=127.0.0.1,B=127.0.0.1 >/dev/null",
+        bin ? bin : ".", F.dir);
     if (system(cmd) != 0)
         return -1;
     int hp = free_port(), rp = free_port();
@@ -322,12 +324,61 @@ static void read_failures_refuse(void **state)
     EVP_PKEY_free(kn);
 }
 
+/* Who may take part in Raft (node_peer_trust): the node itself, a ClusterNode registration,
+ * nothing else; and whichever read of the trust state fails, the peer is refused. */
+static void peer_trust_fails_closed(void **state)
+{
+    char path[256], err[CMN_ERRMSG_SIZE] = "";
+    snprintf(path, sizeof path, "%s/pki/B.pfx", F.dir);
+    struct cmn_buf raw;
+    cmn_buf_init(&raw, true);
+    struct ca_pfx b;
+    assert_int_equal(cmn_read_file(path, CA_INPUT_MAX, &raw, err), 0);
+    assert_int_equal(ca_pfx_parse(raw.data, raw.len, NULL, 0, &b, err), 0);
+    cmn_buf_fini(&raw);
+    X509 *bcert = ca_pfx_leaf(&b);
+    assert_int_equal(node_peer_trust(F.n, node_cert(F.n), "A", err), 0);
+    /* B is no bootstrap member of this cluster and not registered */
+    assert_int_equal(node_peer_trust(F.n, bcert, "B", err), CMN_EDENIED);
+    assert_non_null(strstr(err, "not a trusted cluster node certificate"));
+    register_cert(bcert, "B", KV_CL_CLUSTER_NODE, NULL);
+    assert_int_equal(node_peer_trust(F.n, bcert, "B", err), 0);
+    /* a client certificate, registered, is no node */
+    EVP_PKEY *k = NULL;
+    int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
+    X509 *user = client_cert(&k, "user", now - 86400, now + 86400, false);
+    register_cert(user, "user", KV_CL_CLUSTER_ADMIN, NULL);
+    assert_int_equal(node_peer_trust(F.n, user, "C", err), CMN_EDENIED);
+    assert_non_null(strstr(err, "not ClusterNode"));
+    X509 *peers[] = {node_cert(F.n), bcert};
+    const char *tags[] = {"A", "B"};
+    for (size_t p = 0; p < 2; p++) {
+        for (unsigned nth = 1;; nth++) {
+            err[0] = '\0';
+            kv_fail_read_at(node_kv(F.n), nth);
+            int rv = node_peer_trust(F.n, peers[p], tags[p], err);
+            bool fired = kv_fail_read_at(node_kv(F.n), 0) == 0;
+            if (!fired) {
+                assert_int_equal(rv, 0);
+                assert_true(nth > 1);
+                break;
+            }
+            if (rv != CMN_EDENIED)
+                fail_msg("node %s: with read %u failing, trusted (%d)", tags[p], nth, rv);
+            assert_non_null(strstr(err, "cannot read"));
+        }
+    }
+    X509_free(user);
+    EVP_PKEY_free(k);
+    ca_pfx_fini(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(without_or_with_the_nodes_own), cmocka_unit_test(registered_by_clearance),
         cmocka_unit_test(revoked_and_two_factor),        cmocka_unit_test(renewal_by_pinning_hash),
-        cmocka_unit_test(read_failures_refuse),
+        cmocka_unit_test(read_failures_refuse),          cmocka_unit_test(peer_trust_fails_closed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
