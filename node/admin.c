@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/file.h"
 #include "common/log.h"
 #include "node/lineconn.h"
 #include "node/admin.h"
@@ -239,7 +240,7 @@ static void cmd_trust(struct client *c, int argc, char **argv, bool server)
     cmn_buf_init(&bytes, true);
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
-    int rv = node_read_file(argv[2], &bytes, errmsg);
+    int rv = cmn_read_file(argv[2], CA_INPUT_MAX, &bytes, errmsg);
     if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
         struct ca_pfx pfx;
         rv = ca_pfx_parse(bytes.data, bytes.len, argc == 4 ? argv[3] : NULL, 0, &pfx, errmsg);
@@ -546,7 +547,7 @@ static void cmd_add_node(struct client *c, int argc, char **argv)
     cmn_buf_init(&bytes, false);
     struct ca_cert_list certs;
     ca_cert_list_init(&certs);
-    int rv = node_read_file(argv[4], &bytes, errmsg);
+    int rv = cmn_read_file(argv[4], CA_INPUT_MAX, &bytes, errmsg);
     if (rv == 0 && ca_pfx_sniff(bytes.data, bytes.len)) {
         struct ca_pfx pfx;
         rv = ca_pfx_parse(bytes.data, bytes.len, NULL, 0, &pfx, errmsg);

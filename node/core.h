@@ -4,14 +4,13 @@
 #ifndef CORVID_NODE_CORE_H
 #define CORVID_NODE_CORE_H
 
+#include "ca/certfile.h"
 #include "node/node.h"
 
 struct node_early_revocation;
 
 /* ---- the core's own functions, across its files ---- */
 
-/* The client side of node_fetch's TLS: this node's certificate, any server (checked after). */
-SSL_CTX *node_fetch_ctx(struct node *n);
 /* Makes a node that has known no leader for two election timeouts catch up again (through the
  * next leader) before it serves. What keeps a cut-off node from answering with a state that
  * misses a revocation is its read lease (node_serves), which runs out within one election
@@ -63,7 +62,7 @@ struct node {
     struct ca_cert_list chain;      /* issuers sent after the certificate */
     char thumb[CA_THUMBPRINT_SIZE]; /* lower-case */
     /* from the configuration */
-    struct ca_pfx cluster_ca; /* Security.ClusterCA: the issuing CA to commit at bootstrap */
+    struct ca_certfile cluster_ca; /* Security.ClusterCA: the issuing CA to commit at bootstrap */
     bool have_cluster_ca;
     /* Cluster.TrustedNodeCertificates thumbprints, lower-case */
     char (*trusted)[CA_THUMBPRINT_SIZE];

@@ -30,20 +30,11 @@
 
 /* ---- files ---- */
 
-int node_read_file(const char *path, struct cmn_buf *out, char *errmsg)
+/* A PKCS#12 file named by configuration key `key`. */
+static int load_pfx(const char *key, const char *path, const char *password,
+                    struct ca_certfile *out, char *errmsg)
 {
-    return cmn_read_file(path, CA_INPUT_MAX, out, errmsg);
-}
-
-static int load_pfx(const char *key, const char *path, const char *password, struct ca_pfx *out,
-                    char *errmsg)
-{
-    struct cmn_buf b;
-    cmn_buf_init(&b, true);
-    int rv = node_read_file(path, &b, errmsg);
-    if (rv == 0)
-        rv = ca_pfx_parse(b.data, b.len, password, 0, out, errmsg);
-    cmn_buf_fini(&b);
+    int rv = ca_certfile_load(path, NULL, password, CA_CERTFILE_PFX, out, NULL, errmsg);
     if (rv != 0)
         cmn_errctx(errmsg, "%s", key);
     return rv;
@@ -139,18 +130,10 @@ static int load_admin_issuers(struct node *n, char *errmsg)
         const char *v = n->cfg.admin_issuers[i];
         struct cmn_buf b;
         cmn_buf_init(&b, true);
-        int rv;
-        FILE *f = fopen(v, "rb");
-        if (f) {
-            uint8_t chunk[4096];
-            size_t got;
-            rv = 0;
-            while (rv == 0 && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
-                rv = cmn_buf_append(&b, chunk, got);
-            fclose(f);
-        } else {
-            rv = cmn_buf_append_str(&b, v);
-        }
+        /* a path (config.c resolved the values that name a file), or base64 */
+        struct stat st;
+        int rv = stat(v, &st) == 0 ? cmn_read_file(v, CA_INPUT_MAX, &b, errmsg)
+                                   : cmn_buf_append_str(&b, v);
         if (rv == 0 && b.data && strstr((const char *)b.data, "PRIVATE KEY") != NULL)
             rv = cmn_fail(errmsg, CMN_EINVALID,
                           "Security.WellKnownIssuers.Admin[%zu] includes the PRIVATE KEY, that is "
@@ -188,14 +171,14 @@ static int load_trusted_nodes(struct node *n, char *errmsg)
 {
     if (n->cfg.trusted_nodes_path == NULL)
         return 0;
-    struct ca_pfx pfx;
+    struct ca_certfile pfx;
     int rv = load_pfx("Cluster.TrustedNodeCertificates.Path", n->cfg.trusted_nodes_path, NULL, &pfx,
                       errmsg);
     if (rv != 0)
         return rv;
     n->trusted = calloc(pfx.certs.n + 1, sizeof *n->trusted);
     if (n->trusted == NULL) {
-        ca_pfx_fini(&pfx);
+        ca_certfile_fini(&pfx);
         return CMN_ENOMEM;
     }
     for (size_t i = 0; i < pfx.certs.n; i++) {
@@ -205,7 +188,7 @@ static int load_trusted_nodes(struct node *n, char *errmsg)
             memcpy(n->trusted[n->n_trusted++], t, CA_THUMBPRINT_SIZE);
         }
     }
-    ca_pfx_fini(&pfx);
+    ca_certfile_fini(&pfx);
     CMN_INFO("NODE-TRUST", "trusting %zu node certificates from %s", n->n_trusted,
              n->cfg.trusted_nodes_path);
     return 0;
@@ -268,7 +251,7 @@ void node_issuing_forget(struct node *n)
 void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out)
 {
     memset(out, 0, sizeof *out);
-    X509 *v[2] = {n->have_cluster_ca ? ca_pfx_leaf(&n->cluster_ca) : NULL, node_issuing_cert(n)};
+    X509 *v[2] = {n->have_cluster_ca ? n->cluster_ca.leaf : NULL, node_issuing_cert(n)};
     for (size_t i = 0; i < 2; i++)
         if (v[i] && X509_up_ref(v[i]) == 1)
             out->cert[i] = v[i];
@@ -595,16 +578,14 @@ static int issuing_ca_cmd(struct node *n, struct kv_cmd *cmd, char *errmsg)
     ca_cert_list_init(&chain);
     int rv = 0;
     if (n->have_cluster_ca) {
-        cert = ca_pfx_leaf(&n->cluster_ca);
+        cert = n->cluster_ca.leaf;
         key = n->cluster_ca.key;
         if (cert == NULL || key == NULL)
             return cmn_fail(errmsg, CMN_EINVALID,
                             "Security.ClusterCA.Path holds no certificate with its key");
         X509_up_ref(cert);
         EVP_PKEY_up_ref(key);
-        for (size_t i = 0; i < n->cluster_ca.certs.n && rv == 0; i++)
-            if (n->cluster_ca.certs.v[i] != cert)
-                rv = ca_cert_list_add(&chain, n->cluster_ca.certs.v[i]);
+        rv = ca_certfile_chain(&n->cluster_ca, &chain);
     } else {
         int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
         rv = ca_key_generate(CA_KEY_EC_P256, &key, errmsg);
@@ -1256,7 +1237,7 @@ void node_free(struct node *n)
     X509_free(n->cert);
     ca_cert_list_fini(&n->chain);
     if (n->have_cluster_ca)
-        ca_pfx_fini(&n->cluster_ca);
+        ca_certfile_fini(&n->cluster_ca);
     free(n->trusted);
     free(n->early);
     node_keys_fini(n);
@@ -1311,11 +1292,6 @@ const char *node_thumb(const struct node *n)
 const struct ca_cert_list *node_admin_issuers(const struct node *n)
 {
     return &n->issuers;
-}
-
-SSL_CTX *node_fetch_ctx(struct node *n)
-{
-    return n->fetch_ctx;
 }
 
 const char *node_data_dir(const struct node *n)

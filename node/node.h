@@ -134,9 +134,6 @@ int node_peer_trust(struct node *n, X509 *cert, const char *tag, char *errmsg) C
 /* Whether thumbprint (any case) is in Cluster.TrustedNodeCertificates. */
 bool node_trusts_thumbprint(struct node *n, const char *thumbprint);
 
-/* Reads a whole file (at most CA_INPUT_MAX bytes) into out. */
-int node_read_file(const char *path, struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
-
 /* Proposes cmd (consumed): fills the request id when absent, the time and the actor. Fails
  * with CMN_ENOSPACE (and node_disk_describe's message) while DataDir is below its reserve. */
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx,
