@@ -196,7 +196,6 @@ static void api_trust_changed(void *room, const struct node_trust_change *ch)
 static void api_close(void *room)
 {
     struct api *api = room;
-    api_crl_forget(api);
     if (api->http)
         http_server_close(api->http, NULL, NULL);
 }
