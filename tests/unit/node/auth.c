@@ -2,8 +2,6 @@
  * cluster made by `corvid pki init-cluster`, started with node_new (its store on disk, Raft
  * started but its loop never run), its trust state set by applying commands to the store the
  * way Raft would, and the clock passed in. The verdict reads; it never changes the state. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,42 +10,27 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ca/ca.h"
+#include "ca/certfile.h"
 #include "common/env.h"
-#include "common/file.h"
 #include "node/auth.h"
 #include "node/node.h"
 #include "storage/cmd.h"
+#include "tests/unit/support/port.h"
 
 #define NOW 1800000000 /* 2027-01-15: inside every certificate's validity below */
 
 struct fx {
     char dir[64];
     struct node *n;
-    struct ca_pfx issuing; /* the cluster CA, to issue client certificates */
+    struct ca_certfile issuing; /* the cluster CA, to issue client certificates */
     uint8_t hash[32];
 };
 
 static struct fx F;
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (s >= 0)
-        close(s);
-    return port;
-}
 
 static int setup(void **state)
 {
@@ -62,7 +45,7 @@ static int setup(void **state)
         bin ? bin : ".", F.dir);
     if (system(cmd) != 0)
         return -1;
-    int hp = free_port(), rp = free_port();
+    int hp = ts_free_port(), rp = ts_free_port();
     char path[256];
     snprintf(path, sizeof path, "%s/A.json", F.dir);
     FILE *f = fopen(path, "w");
@@ -82,22 +65,18 @@ static int setup(void **state)
         fprintf(stderr, "node_new: %s\n", err);
         return -1;
     }
-    struct cmn_buf pfx;
-    cmn_buf_init(&pfx, true);
     snprintf(path, sizeof path, "%s/pki/issuing.pfx", F.dir);
-    if (cmn_read_file(path, CA_INPUT_MAX, &pfx, err) != 0 ||
-        ca_pfx_parse(pfx.data, pfx.len, NULL, 0, &F.issuing, err) != 0) {
+    if (ca_certfile_load(path, NULL, NULL, CA_CERTFILE_KEY, &F.issuing, NULL, err) != 0) {
         fprintf(stderr, "issuing.pfx: %s\n", err);
         return -1;
     }
-    cmn_buf_fini(&pfx);
     *state = &F;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    ca_pfx_fini(&F.issuing);
+    ca_certfile_fini(&F.issuing);
     /* The loop never ran: the node is not freed (its handles are on the loop), as after a
      * failed start; the process ends with the test. */
     char cmd[128];
@@ -116,7 +95,7 @@ static X509 *client_cert(EVP_PKEY **key, const char *cn, int64_t nb, int64_t na,
                               .not_before = nb,
                               .not_after = na,
                               .subject_key = *key};
-    struct ca_signer signer = {.cert = ca_pfx_leaf(&F.issuing), .key = F.issuing.key};
+    struct ca_signer signer = {.cert = F.issuing.leaf, .key = F.issuing.key};
     X509 *x = NULL;
     char err[CMN_ERRMSG_SIZE] = "";
     if (ca_cert_issue(&req, self_signed ? NULL : &signer, &cmn_rng_system, &x, err) != 0)
@@ -330,13 +309,9 @@ static void peer_trust_fails_closed(void **state)
 {
     char path[256], err[CMN_ERRMSG_SIZE] = "";
     snprintf(path, sizeof path, "%s/pki/B.pfx", F.dir);
-    struct cmn_buf raw;
-    cmn_buf_init(&raw, true);
-    struct ca_pfx b;
-    assert_int_equal(cmn_read_file(path, CA_INPUT_MAX, &raw, err), 0);
-    assert_int_equal(ca_pfx_parse(raw.data, raw.len, NULL, 0, &b, err), 0);
-    cmn_buf_fini(&raw);
-    X509 *bcert = ca_pfx_leaf(&b);
+    struct ca_certfile b;
+    assert_int_equal(ca_certfile_load(path, NULL, NULL, 0, &b, NULL, err), 0);
+    X509 *bcert = b.leaf;
     assert_int_equal(node_peer_trust(F.n, node_cert(F.n), "A", err), 0);
     /* B is no bootstrap member of this cluster and not registered */
     assert_int_equal(node_peer_trust(F.n, bcert, "B", err), CMN_EDENIED);
@@ -370,7 +345,7 @@ static void peer_trust_fails_closed(void **state)
     }
     X509_free(user);
     EVP_PKEY_free(k);
-    ca_pfx_fini(&b);
+    ca_certfile_fini(&b);
 }
 
 int main(void)

@@ -34,6 +34,7 @@
 #include "raft/rft.h"
 #include "storage/cmd.h"
 #include "storage/kv.h"
+#include "tests/unit/support/port.h"
 
 #define TC_MAX       5
 #define TC_ELECTION  400
@@ -139,14 +140,9 @@ static inline int tc_committed(void *ctx, uint64_t index, const void *entry, siz
 
 static inline int tc_free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-    close(s);
-    return ntohs(a.sin_port);
+    int port = ts_free_port();
+    assert_true(port > 0);
+    return port;
 }
 
 static int tc_verify_any(int ok, X509_STORE_CTX *x)
