@@ -85,28 +85,6 @@ static const char *parse_perms(json_t *v, struct kv_perm **out, size_t *n)
     return NULL;
 }
 
-/* Copies n permissions into a new array (*out, owned by the caller, never NULL on success). */
-static int copy_perms(const struct kv_perm *src, size_t n, struct kv_perm **out, size_t *n_out)
-{
-    *n_out = 0;
-    if ((*out = calloc(n ? n : 1, sizeof **out)) == NULL)
-        return CMN_ENOMEM;
-    for (size_t k = 0; k < n; k++) {
-        if (((*out)[k].db = strdup(src[k].db)) == NULL)
-            return CMN_ENOMEM; /* the caller frees what was copied (*n_out of them) */
-        (*out)[k].access = src[k].access;
-        *n_out = k + 1;
-    }
-    return 0;
-}
-
-static void free_perms(struct kv_perm *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(p[i].db);
-    free(p);
-}
-
 static const char *parse_clearance(json_t *v, enum kv_clearance *out)
 {
     /* RavenDB defaults an omitted clearance to UnauthenticatedClients, which can do nothing;
@@ -368,7 +346,7 @@ static void put_job_free(struct put_job *j)
     if (j->totp)
         cmn_cleanse(j->totp, strlen(j->totp));
     free(j->totp);
-    free_perms(j->perms, j->n_perms);
+    kv_perms_free(j->perms, j->n_perms);
     node_cluster_cas_fini(&j->cas);
     kv_cmd_fini(&j->cmd);
     free(j);
@@ -405,7 +383,7 @@ static void put_work(uv_work_t *w)
         /* Out of memory fails the request: never a registration without its 2FA key or with
          * fewer permissions than asked for. */
         if ((j->totp && (rec->twofa_key = strdup(j->totp)) == NULL) ||
-            copy_perms(j->perms, j->n_perms, &rec->perms, &rec->n_perms) != 0) {
+            kv_perms_copy(j->perms, j->n_perms, &rec->perms, &rec->n_perms) != 0) {
             j->status = 500;
             snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
             goto out;
@@ -532,7 +510,7 @@ struct gen_job {
 
 static void gen_job_free(struct gen_job *g)
 {
-    free_perms(g->perms, g->n_perms);
+    kv_perms_free(g->perms, g->n_perms);
     free(g->totp);
     node_issuer_fini(&g->issuer);
     X509_free(g->cert);

@@ -48,7 +48,7 @@ void kv_cmd_fini(struct kv_cmd *c)
         break;
     case KV_CMD_EDIT_CERT:
         free(c->u.edit.name);
-        kv__perms_free(c->u.edit.perms, c->u.edit.n_perms);
+        kv_perms_free(c->u.edit.perms, c->u.edit.n_perms);
         if (c->u.edit.twofa_key) {
             cmn_cleanse(c->u.edit.twofa_key, strlen(c->u.edit.twofa_key));
             free(c->u.edit.twofa_key);

@@ -57,7 +57,7 @@ int kv_thumb_norm(const char *in, char out[KV_THUMB_LEN + 1])
 void kv_cert_fini(struct kv_cert *c)
 {
     free(c->name);
-    kv__perms_free(c->perms, c->n_perms);
+    kv_perms_free(c->perms, c->n_perms);
     free(c->der);
     free(c->secondaries);
     if (c->twofa_key != NULL) {
@@ -142,18 +142,8 @@ int kv_cert_copy(struct kv_cert *dst, const struct kv_cert *src)
             memcpy(dst->secondaries, src->secondaries,
                    src->n_secondaries * sizeof *src->secondaries);
     }
-    if (src->n_perms) {
-        dst->perms = calloc(src->n_perms, sizeof *dst->perms);
-        if (dst->perms == NULL) {
-            rv = CMN_ENOMEM;
-        } else {
-            dst->n_perms = src->n_perms;
-            for (size_t i = 0; i < src->n_perms; i++) {
-                dst->perms[i].access = src->perms[i].access;
-                dst->perms[i].db = dup_or_null(src->perms[i].db, &rv);
-            }
-        }
-    }
+    if (rv == 0)
+        rv = kv_perms_copy(src->perms, src->n_perms, &dst->perms, &dst->n_perms);
     if (rv != 0)
         kv_cert_fini(dst);
     return rv;
@@ -270,11 +260,32 @@ int kv__perms_pack(msgpack_packer *pk, const struct kv_perm *perms, size_t n)
     return 0;
 }
 
-void kv__perms_free(struct kv_perm *perms, size_t n)
+void kv_perms_free(struct kv_perm *perms, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(perms[i].db);
     free(perms);
+}
+
+int kv_perms_copy(const struct kv_perm *src, size_t n, struct kv_perm **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (n == 0)
+        return 0;
+    struct kv_perm *v = calloc(n, sizeof *v);
+    if (v == NULL)
+        return CMN_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        v[i].access = src[i].access;
+        if (src[i].db && (v[i].db = strdup(src[i].db)) == NULL) {
+            kv_perms_free(v, i);
+            return CMN_ENOMEM;
+        }
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
 }
 
 static int cert_field(void *ctx, int f, const msgpack_object *v, char *errmsg)

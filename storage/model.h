@@ -132,6 +132,11 @@ void kv_replacement_fini(struct kv_replacement *r);
 void kv_audit_fini(struct kv_audit *a);
 /* Deep copy; dst must be uninitialised. */
 int kv_cert_copy(struct kv_cert *dst, const struct kv_cert *src) CMN_MUST_CHECK;
+/* A copy of n permissions in a new array (*out and *n_out, the caller's: kv_perms_free; NULL
+ * and 0 for none). CMN_ENOMEM leaves nothing to free. */
+int kv_perms_copy(const struct kv_perm *src, size_t n, struct kv_perm **out,
+                  size_t *n_out) CMN_MUST_CHECK;
+void kv_perms_free(struct kv_perm *perms, size_t n);
 
 /* Validates a certificate record as the state machine requires (RavenDB's Raft-side checks:
  * Certificate, Thumbprint, PublicKeyPinningHash, Name and NotAfter are mandatory; the thumbprint

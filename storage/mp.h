@@ -62,6 +62,5 @@ struct kv_perm;
 int kv__perms_pack(msgpack_packer *pk, const struct kv_perm *perms, size_t n) CMN_MUST_CHECK;
 int kv__perms_unpack(const msgpack_object *v, struct kv_perm **perms, size_t *n,
                      char *errmsg) CMN_MUST_CHECK;
-void kv__perms_free(struct kv_perm *perms, size_t n);
 
 #endif
