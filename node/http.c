@@ -237,6 +237,10 @@ void http_respond(struct http_request *req, int status, const char *content_type
                   size_t len, const char *extra_headers)
 {
     struct http_conn *c = req->conn;
+    if (c == NULL) {
+        req->sink->fn(req->sink->ctx, req, status, content_type, body, len, extra_headers);
+        return;
+    }
     if (c->at_head && c->rp.has_body)
         c->close_after = true; /* its body is never read: the connection cannot go on */
     send_raw(c, status, content_type, body, len, extra_headers);
@@ -261,7 +265,8 @@ void http_respond_error(struct http_request *req, int status, const char *type, 
 
 void http_close_after(struct http_request *req)
 {
-    req->conn->close_after = true;
+    if (req->conn)
+        req->conn->close_after = true;
 }
 
 /* A request the connection itself refuses (bad input, too big, no room): answer and close. */

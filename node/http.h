@@ -46,11 +46,21 @@
 
 struct http_server;
 struct http_conn;
+struct http_request;
+
+/* Where the answer goes for a request that came from no connection (conn NULL): a unit test
+ * driving a handler. */
+struct http_sink {
+    void (*fn)(void *ctx, struct http_request *req, int status, const char *content_type,
+               const void *body, size_t len, const char *extra_headers);
+    void *ctx;
+};
 
 /* One request; valid until the response is sent. */
 struct http_request {
     struct http_conn *conn;
-    int method; /* http_parser's enum http_method */
+    const struct http_sink *sink; /* when conn is NULL */
+    int method;                   /* http_parser's enum http_method */
     const char *method_name;
     char path[1024];  /* percent-decoded, without the query */
     char query[4096]; /* raw query string */
