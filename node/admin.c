@@ -102,8 +102,8 @@ struct info_job {
     char why[160]; /* "no (...)" when not serving */
     bool issuing_ca;
     char records[256]; /* tags with a committed node record */
-    char state_hash[65], trust_hash[65];
-    size_t certs;
+    char state_hash[CMN_ERRMSG_SIZE], trust_hash[CMN_ERRMSG_SIZE]; /* or why not */
+    char certs[CMN_ERRMSG_SIZE];                                   /* the count, or why not */
     char master_key[96], ca_key[96]; /* key identifiers only (node_keys_describe) */
 };
 
@@ -111,11 +111,20 @@ static void info_work(uv_work_t *w)
 {
     struct info_job *j = w->data;
     uint8_t h[32];
-    if (kv_snap_hash(j->snap, false, h, NULL) == 0)
+    char err[CMN_ERRMSG_SIZE] = "";
+    if (kv_snap_hash(j->snap, false, h, err) == 0)
         cmn_hex_lower(h, 32, j->state_hash);
-    if (kv_snap_hash(j->snap, true, h, NULL) == 0)
+    else
+        snprintf(j->state_hash, sizeof j->state_hash, "? (%s)", err);
+    if (kv_snap_hash(j->snap, true, h, err) == 0)
         cmn_hex_lower(h, 32, j->trust_hash);
-    CMN_IGNORE(kv_snap_cert_count(j->snap, &j->certs, NULL));
+    else
+        snprintf(j->trust_hash, sizeof j->trust_hash, "? (%s)", err);
+    size_t certs;
+    if (kv_snap_cert_count(j->snap, &certs, err) == 0)
+        snprintf(j->certs, sizeof j->certs, "%zu", certs);
+    else
+        snprintf(j->certs, sizeof j->certs, "? (%s)", err);
 }
 
 static void info_after(uv_work_t *w, int status)
@@ -126,7 +135,7 @@ static void info_after(uv_work_t *w, int status)
     (void)status;
     answer(j->c, 0,
            "Tag: %s\nState: %s\nLeader: %s\nTerm: %llu\nCommitIndex: %llu\nLastIndex: %llu\n"
-           "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %zu\n"
+           "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %s\n"
            "Thumbprint: %s\n"
            "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nIssuingCA: %s\n"
            "NodeRecords: %s\nPid: %ld\nMasterKey: %s\nIssuingCAKey: %s\n",
@@ -161,14 +170,17 @@ static void cmd_info(struct client *c)
     snprintf(j->why, sizeof j->why, "no (%s)", why);
     j->issuing_ca = node_issuing_cert(n) != NULL;
     struct kv_issuing_ca ca;
-    bool have_ca = kv_issuing_ca_get(node_kv(n), &ca, NULL) == 0;
-    node_keys_describe(n, have_ca ? &ca.key_der : NULL, j->master_key, sizeof j->master_key,
+    int rv = kv_issuing_ca_get(node_kv(n), &ca, errmsg);
+    node_keys_describe(n, rv == 0 ? &ca.key_der : NULL, j->master_key, sizeof j->master_key,
                        j->ca_key, sizeof j->ca_key);
-    if (have_ca)
+    if (rv == 0)
         kv_issuing_ca_fini(&ca);
+    else if (rv != CMN_ENOTFOUND)
+        snprintf(j->ca_key, sizeof j->ca_key, "? (%.80s)", errmsg);
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
+    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0)
+        snprintf(j->records, sizeof j->records, "? (%s)", errmsg);
     size_t used = 0;
     for (size_t i = 0; i < count && used < sizeof j->records; i++)
         used += (size_t)snprintf(j->records + used, sizeof j->records - used, "%s%s", i ? " " : "",
@@ -195,7 +207,12 @@ static void cmd_cluster_status(struct client *c)
                               (unsigned long long)st.term));
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
+        cmn_buf_fini(&out);
+        answer(c, 1, "error: cannot read the node records: %s", errmsg);
+        return;
+    }
     for (size_t i = 0; i < st.n_members; i++) {
         const char *url = "";
         for (size_t j = 0; j < count; j++)

@@ -51,8 +51,11 @@ static bool issued_by_well_known(struct node *n, X509 *peer, char *label, size_t
 static bool same_issuer_key(struct node *n, X509 *peer, const struct kv_cert *stored)
 {
     X509 *old = NULL;
-    if (ca_cert_from_der(stored->der, stored->der_len, &old, NULL) != 0)
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (ca_cert_from_der(stored->der, stored->der_len, &old, errmsg) != 0) {
+        CMN_WARN("HTTP-AUTH", "registration %s: %s", stored->thumbprint, errmsg);
         return false;
+    }
     struct node_cluster_cas cas;
     node_cluster_cas_get(n, &cas);
     bool ok = false;
@@ -113,22 +116,26 @@ static int renewal_record(struct node *n, X509 *peer, const struct kv_cert *like
 void node_auth_register_renewal(struct node *n, const struct node_auth *a)
 {
     const struct kv_cert *rec = &a->def;
-    char errmsg[CMN_ERRMSG_SIZE];
+    char errmsg[CMN_ERRMSG_SIZE] = "out of memory";
     struct kv_cmd cmd;
     kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
     cmd.u.put.certs = malloc(sizeof *rec);
-    if (cmd.u.put.certs == NULL)
+    if (cmd.u.put.certs == NULL) {
+        renew_done(NULL, CMN_ENOMEM, NULL, errmsg);
         return;
+    }
     if (kv_cert_copy(cmd.u.put.certs, rec) != 0) {
         kv_cert_fini(cmd.u.put.certs);
         free(cmd.u.put.certs);
+        renew_done(NULL, CMN_ENOMEM, NULL, errmsg);
         return;
     }
     cmd.u.put.n = 1;
     cmd.u.put.same_pkph = true;
     memcpy(cmd.actor, node_thumb(n), sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_NODE;
-    CMN_IGNORE(node_propose(n, &cmd, renew_done, NULL, errmsg));
+    if (node_propose(n, &cmd, renew_done, NULL, errmsg) != 0)
+        renew_done(NULL, CMN_EIO, NULL, errmsg);
 }
 
 /* The pinning-hash fallback: an unregistered certificate with the key pair of a registration
@@ -139,7 +146,12 @@ static bool renewal_of(struct node *n, X509 *peer, const struct ca_ident *id, in
 {
     struct kv_cert *same = NULL;
     size_t n_same = 0;
-    if (kv_cert_by_pkph(node_kv(n), id->pkph, &same, &n_same, NULL) != 0 || n_same == 0)
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_cert_by_pkph(node_kv(n), id->pkph, &same, &n_same, errmsg) != 0) {
+        CMN_WARN("HTTP-AUTH", "%s refused: %s", a->label, errmsg); /* fail closed */
+        return false;
+    }
+    if (n_same == 0)
         return false;
     a->status = AUTH_UNFAMILIAR_ISSUER;
     bool adopted = false;
@@ -174,7 +186,9 @@ void node_auth_compute(struct node *n, X509 *peer, int64_t now, struct node_auth
         return;
     }
     struct ca_ident id;
-    if (ca_ident_get(peer, &id, NULL) != 0) {
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (ca_ident_get(peer, &id, errmsg) != 0) {
+        CMN_DEBUG("HTTP-AUTH", "a client certificate refused: %s", errmsg);
         a->status = AUTH_UNFAMILIAR;
         return;
     }

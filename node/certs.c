@@ -158,7 +158,7 @@ static bool parse_size(struct http_request *req, const char *name, size_t dflt, 
 static void h_get_certs(struct api *api, struct http_request *req, struct node_auth *a)
 {
     struct node *n = api->n;
-    char thumb[64] = "", name[KV_NAME_MAX + 1] = "", days[32] = "";
+    char thumb[64] = "", name[KV_NAME_MAX + 1] = "", days[32] = "", errmsg[CMN_ERRMSG_SIZE] = "";
     bool metadata_only = http_query_bool(req, "metadataOnly", false);
     bool secondary = http_query_bool(req, "secondary", false);
     size_t start, page;
@@ -186,7 +186,7 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
     json_t *results = json_array();
     if (has_thumb == 1) {
         struct kv_cert c;
-        int rv = kv_cert_get(node_kv(n), thumb, &c, NULL);
+        int rv = kv_cert_get(node_kv(n), thumb, &c, errmsg);
         if (rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0) {
             json_array_append_new(results, server_cert_entry(n, metadata_only));
         } else if (rv != 0) {
@@ -194,18 +194,20 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
             if (rv == CMN_ENOTFOUND)
                 http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
             else
-                http_respond_error(req, 500, "InternalError", "cannot read the trust state");
+                http_respond_error(req, 500, "InternalError", "cannot read the trust state: %s",
+                                   errmsg);
             return;
         } else {
             if (c.primary[0]) { /* a secondary answers with its primary */
                 struct kv_cert p;
-                if ((rv = kv_cert_get(node_kv(n), c.primary, &p, NULL)) == 0) {
+                if ((rv = kv_cert_get(node_kv(n), c.primary, &p, errmsg)) == 0) {
                     kv_cert_fini(&c);
                     c = p;
                 } else if (rv != CMN_ENOTFOUND) {
                     kv_cert_fini(&c);
                     json_decref(results);
-                    http_respond_error(req, 500, "InternalError", "cannot read the trust state");
+                    http_respond_error(req, 500, "InternalError", "cannot read the trust state: %s",
+                                       errmsg);
                     return;
                 }
             }
@@ -219,10 +221,11 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
         int rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
-                              filtered ? SIZE_MAX : page, &list, &count, NULL);
+                              filtered ? SIZE_MAX : page, &list, &count, errmsg);
         if (rv != 0) {
             json_decref(results);
-            http_respond_error(req, 500, "InternalError", "cannot read the trust state");
+            http_respond_error(req, 500, "InternalError", "cannot read the trust state: %s",
+                               errmsg);
             return;
         }
         size_t skipped = 0, taken = 0;
@@ -302,9 +305,11 @@ static int load_certificate_field(const char *value, const char *password, struc
     } else if (rv == 0) {
         struct ca_cert_list all;
         ca_cert_list_init(&all);
-        rv = ca_certs_from_bytes(raw.data, raw.len, &all, NULL);
+        char why[CMN_ERRMSG_SIZE] = "";
+        rv = ca_certs_from_bytes(raw.data, raw.len, &all, why);
         if (rv != 0)
-            rv = cmn_fail(errmsg, CMN_EMALFORMED, "Unable to load the provided certificate.");
+            rv = cmn_fail(errmsg, CMN_EMALFORMED, "Unable to load the provided certificate. (%s)",
+                          why);
         for (size_t i = 0; rv == 0 && i < all.n; i++)
             if (!ca_is_ca(all.v[i]) || all.n == 1)
                 rv = ca_cert_list_add(out, all.v[i]);
@@ -687,7 +692,8 @@ static void h_delete_cert(struct api *api, struct http_request *req, struct node
         return;
     }
     struct kv_cert c;
-    int rv = kv_cert_get(node_kv(n), thumb, &c, NULL);
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    int rv = kv_cert_get(node_kv(n), thumb, &c, errmsg);
     char rid[KV_RID_MAX + 1], norm[KV_THUMB_LEN + 1];
     if (rv == CMN_ENOTFOUND && http_query(req, "raft-request-id", rid, sizeof rid, NULL) != 0 &&
         kv_thumb_norm(thumb, norm) == 0) {
@@ -706,11 +712,12 @@ static void h_delete_cert(struct api *api, struct http_request *req, struct node
         return;
     }
     if (rv != 0) {
-        http_respond_error(req, rv == CMN_ENOTFOUND ? 404 : 500,
-                           rv == CMN_ENOTFOUND ? "NotFound" : "InternalError",
-                           rv == CMN_ENOTFOUND ? "Certificate %s doesn't exist in the cluster"
-                                               : "Cannot read certificate %s",
-                           thumb);
+        if (rv == CMN_ENOTFOUND)
+            http_respond_error(req, 404, "NotFound", "Certificate %s doesn't exist in the cluster",
+                               thumb);
+        else
+            http_respond_error(req, 500, "InternalError", "Cannot read certificate %s: %s", thumb,
+                               errmsg);
         return;
     }
     bool ok = strcmp(c.thumbprint, a->thumb) != 0;

@@ -21,8 +21,7 @@ static void h_topology(struct api *api, struct http_request *req, struct node_au
     size_t count = 0;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
-        CMN_ERROR("HTTP-API", "topology: %s", errmsg);
-        http_respond_error(req, 500, "InternalError", "cannot read the node records");
+        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
         return;
     }
     json_t *members = json_object(), *promotables = json_object(), *watchers = json_object(),
@@ -80,7 +79,11 @@ static bool redirect_to_leader(struct node *n, struct http_request *req)
     const char *url = NULL;
     struct kv_node *nodes = NULL;
     size_t count = 0;
-    CMN_IGNORE(kv_node_list(node_kv(n), &nodes, &count, NULL));
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
+        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
+        return true;
+    }
     for (size_t i = 0; st.leader[0] && i < count; i++)
         if (strcmp(nodes[i].tag, st.leader) == 0)
             url = nodes[i].server_url;
@@ -154,11 +157,12 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
     struct ca_ident id;
     int64_t now = cmn_now_ms(&cmn_clock_system) / 1000;
     const char *tag, *tcp, *state;
+    char why[CMN_ERRMSG_SIZE] = "none sent";
     if (status != 0) {
         snprintf(errmsg, sizeof errmsg, "Cannot add node %s at %s: %s", j->tag, j->url, msg);
-    } else if (peer == NULL || ca_ident_get(peer, &id, NULL) != 0) {
-        snprintf(errmsg, sizeof errmsg, "Node %s at %s presented no usable certificate", j->tag,
-                 j->url);
+    } else if (peer == NULL || ca_ident_get(peer, &id, why) != 0) {
+        snprintf(errmsg, sizeof errmsg, "Node %s at %s presented no usable certificate (%s)",
+                 j->tag, j->url, why);
     } else if (http_status != 200 || (info = json_loadb(body ? body : "", len, 0, NULL)) == NULL ||
                (tag = json_string_value(json_object_get(info, "NodeTag"))) == NULL ||
                (tcp = json_string_value(json_object_get(info, "TcpUrl"))) == NULL) {

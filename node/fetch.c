@@ -96,8 +96,10 @@ int node_fetch(struct node *n, const char *url, const char *path, node_fetch_cb 
 {
     struct net_url u;
     struct sockaddr_storage addr;
-    if (strncmp(url, "https://", 8) != 0 || net_url_parse(url, NET_URL_PORT, &u, NULL) != 0)
-        return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not an https://HOST:PORT URL", url);
+    char why[CMN_ERRMSG_SIZE] = "not https";
+    if (strncmp(url, "https://", 8) != 0 || net_url_parse(url, NET_URL_PORT, &u, why) != 0)
+        return cmn_fail(errmsg, CMN_EINVALID, "'%s' is not an https://HOST:PORT URL (%s)", url,
+                        why);
     int rv = tls_parse_addr(u.hostport, &addr, errmsg);
     if (rv != 0)
         return rv;

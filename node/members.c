@@ -299,12 +299,15 @@ int node_member_remove(struct node *n, const char *tag, node_member_cb cb, void 
     snprintf(j->tag, sizeof j->tag, "%.4s", tag);
     struct kv_node *nodes;
     size_t count;
-    if (kv_node_list(n->kv, &nodes, &count, NULL) == 0) {
-        for (size_t i = 0; i < count; i++)
-            if (strcmp(nodes[i].tag, tag) == 0)
-                memcpy(j->thumb, nodes[i].thumbprint, sizeof j->thumb);
-        kv_node_free_array(nodes, count);
+    int rv = kv_node_list(n->kv, &nodes, &count, errmsg);
+    if (rv != 0) { /* fail closed: the certificate to revoke with the node is in its record */
+        free(j);
+        return rv;
     }
+    for (size_t i = 0; i < count; i++)
+        if (strcmp(nodes[i].tag, tag) == 0)
+            memcpy(j->thumb, nodes[i].thumbprint, sizeof j->thumb);
+    kv_node_free_array(nodes, count);
     step(j);
     return 0;
 }

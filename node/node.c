@@ -209,8 +209,11 @@ static bool node_record_exists(struct node *n, const char *tag)
     struct kv_node *nodes;
     size_t count;
     bool found = false;
-    if (kv_node_list(n->kv, &nodes, &count, NULL) != 0)
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_node_list(n->kv, &nodes, &count, errmsg) != 0) {
+        CMN_WARN("NODE-TRUST", "node %s: %s", tag, errmsg);
         return true; /* fail closed: then only a registration lets the node in */
+    }
     for (size_t i = 0; i < count; i++)
         found |= strcmp(nodes[i].tag, tag) == 0;
     kv_node_free_array(nodes, count);
@@ -229,10 +232,17 @@ X509 *node_issuing_cert(struct node *n)
 {
     if (n->issuing_cert == NULL) {
         struct kv_issuing_ca ca;
-        if (kv_issuing_ca_get(n->kv, &ca, NULL) != 0)
+        char errmsg[CMN_ERRMSG_SIZE] = "";
+        int rv = kv_issuing_ca_get(n->kv, &ca, errmsg);
+        if (rv != 0) {
+            if (rv != CMN_ENOTFOUND)
+                CMN_WARN("NODE-CA", "the issuing CA: %s", errmsg);
             return NULL;
-        if (ca_cert_from_der(ca.cert_der, ca.cert_len, &n->issuing_cert, NULL) != 0)
+        }
+        if (ca_cert_from_der(ca.cert_der, ca.cert_len, &n->issuing_cert, errmsg) != 0) {
+            CMN_WARN("NODE-CA", "the issuing CA's certificate: %s", errmsg);
             n->issuing_cert = NULL;
+        }
         kv_issuing_ca_fini(&ca);
     }
     return n->issuing_cert;
@@ -521,11 +531,15 @@ static void crl_refreshed(void *ctx, int status, const struct kv_result *res, co
 static void maybe_refresh_crl(struct node *n)
 {
     struct kv_crl_state crl;
-    if (n->crl_refreshing || kv_crl_state_get(n->kv, &crl, NULL) != 0 ||
-        crl.time_ms + NODE_CRL_REFRESH_MS > cmn_now_ms(&cmn_clock_system))
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (n->crl_refreshing)
+        return;
+    int rv = kv_crl_state_get(n->kv, &crl, errmsg);
+    if (rv != 0 && rv != CMN_ENOTFOUND)
+        CMN_WARN("NODE-CRL", "cannot read the CRL's state: %s", errmsg);
+    if (rv != 0 || crl.time_ms + NODE_CRL_REFRESH_MS > cmn_now_ms(&cmn_clock_system))
         return;
     struct kv_cmd cmd;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
     kv_cmd_init(&cmd, KV_CMD_REFRESH_CRL);
     memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_NODE;
@@ -695,7 +709,12 @@ static void self_register(struct node *n)
     char errmsg[CMN_ERRMSG_SIZE] = "";
     struct kv_cmd cmd;
     struct kv_cert reg;
-    bool have_cert = kv_cert_get(n->kv, n->thumb, &reg, NULL) == 0;
+    int rv = kv_cert_get(n->kv, n->thumb, &reg, errmsg);
+    if (rv != 0 && rv != CMN_ENOTFOUND) {
+        CMN_WARN("NODE-BOOT", "self-registration: %s", errmsg);
+        return; /* the next tick tries again */
+    }
+    bool have_cert = rv == 0;
     if (have_cert)
         kv_cert_fini(&reg);
     if (!have_cert) {
@@ -716,8 +735,10 @@ static void self_register(struct node *n)
         struct kv_node *nodes;
         size_t count;
         bool current = false;
-        if (kv_node_list(n->kv, &nodes, &count, NULL) != 0)
+        if (kv_node_list(n->kv, &nodes, &count, errmsg) != 0) {
+            CMN_WARN("NODE-BOOT", "self-registration: %s", errmsg);
             return;
+        }
         for (size_t i = 0; i < count; i++)
             if (strcmp(nodes[i].tag, n->cfg.tag) == 0)
                 current = strcmp(nodes[i].thumbprint, n->thumb) == 0 &&
@@ -856,11 +877,14 @@ static void duty_cb(uv_timer_t *t)
     }
     if (st.ready && !n->ca_proposing) {
         struct kv_issuing_ca ca;
-        int rv = kv_issuing_ca_get(n->kv, &ca, NULL);
+        char err[CMN_ERRMSG_SIZE] = "";
+        int rv = kv_issuing_ca_get(n->kv, &ca, err);
         if (rv == 0) {
             reseal(n, &ca);
             kv_issuing_ca_fini(&ca);
-        } else if (rv == CMN_ENOTFOUND) {
+        } else if (rv != CMN_ENOTFOUND) {
+            CMN_WARN("NODE-CA", "the issuing CA: %s", err);
+        } else {
             struct kv_cmd cmd;
             char errmsg[CMN_ERRMSG_SIZE] = "";
             if (issuing_ca_cmd(n, &cmd, errmsg) != 0) {
@@ -892,14 +916,14 @@ struct node_early_revocation {
     int64_t time_ms;
 };
 
-static int revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd)
+static int revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd, char *errmsg)
 {
     if (cmd->type != KV_CMD_DELETE_CERTS || cmd->u.del.n == 0)
         return 0;
     struct node_early_revocation *v =
         realloc(n->early, (n->n_early + cmd->u.del.n) * sizeof *n->early);
     if (v == NULL)
-        return CMN_ENOMEM;
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory for the revocation");
     n->early = v;
     for (size_t i = 0; i < cmd->u.del.n; i++) {
         struct node_early_revocation *e = &n->early[n->n_early];
@@ -977,8 +1001,13 @@ static void audit_line(struct node *n, uint64_t index)
         return;
     struct kv_audit *a = NULL;
     size_t count = 0;
-    if (kv_audit_page(n->kv, index - 1, 1, &a, &count, NULL) != 0 || count == 0 ||
-        a[0].index != index) {
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (kv_audit_page(n->kv, index - 1, 1, &a, &count, errmsg) != 0) {
+        CMN_ERROR("NODE-AUDIT", "entry %llu is not in %s: %s", (unsigned long long)index,
+                  n->cfg.audit_path, errmsg);
+        return;
+    }
+    if (count == 0 || a[0].index != index) {
         kv_audit_free_array(a, count);
         return;
     }
@@ -1029,13 +1058,14 @@ static bool announce_entry(void *ctx, const struct kv_result *res)
     return res->type == KV_CMD_DELETE_CERTS;
 }
 
-static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len)
+static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len, char *errmsg)
 {
     struct node *n = ctx;
     struct kv_cmd cmd;
-    if (kv_cmd_decode(entry, len, &cmd, NULL) != 0)
-        return CMN_EMALFORMED;
-    int rv = revoke_early(n, index, &cmd);
+    int rv = kv_cmd_decode(entry, len, &cmd, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = revoke_early(n, index, &cmd, errmsg);
     if (rv == 0 && cmd.type == KV_CMD_DELETE_CERTS) {
         /* The thumbprints named; the rest of what the entry revokes (a collection's
          * secondaries, registrations of the same key) is refused here once it is applied. */
@@ -1120,9 +1150,11 @@ static int node_init(struct node *n, const char *config_path, char *errmsg)
     if ((rv = kv_open(dir, &n->kv, errmsg)) != 0)
         return rv;
     struct kv_issuing_ca ca;
-    if (kv_issuing_ca_get(n->kv, &ca, NULL) == 0) { /* say at start what will fail at use */
+    if ((rv = kv_issuing_ca_get(n->kv, &ca, errmsg)) == 0) { /* say now what fails at use */
         CMN_IGNORE(check_issuing_key(n, &ca));
         kv_issuing_ca_fini(&ca);
+    } else if (rv != CMN_ENOTFOUND) {
+        return rv;
     }
     if (uv_loop_init(&n->loop) != 0)
         return cmn_fail(errmsg, CMN_EIO, "cannot create the event loop");

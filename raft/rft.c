@@ -879,13 +879,14 @@ static void fwd_committed(struct rft *r, const uint8_t *f, size_t n)
     if (n < 1 + 8 + 1)
         return;
     uint64_t index = cmn_be64_get(f + 1);
+    char err[CMN_ERRMSG_SIZE] = "";
     if (index > kv_applied_index(r->cfg.kv) && r->cfg.committed &&
-        r->cfg.committed(r->cfg.cb_ctx, index, f + 9, n - 9) != 0) {
+        r->cfg.committed(r->cfg.cb_ctx, index, f + 9, n - 9, err) != 0) {
         /* Not in force here: no acknowledgement, no lease until it is applied (a new channel
          * grants only then), and the leader waits for the lease we had to run out. */
         rlog(r, CMN_LOG_WARN, "RFT-LEASE",
-             "cannot take announced entry %llu: dropping the read lease until it is applied",
-             (unsigned long long)index);
+             "cannot take announced entry %llu (%s): dropping the read lease until it is applied",
+             (unsigned long long)index, err);
         r->lease_until = 0;
         r->fwd_bad = true;
         return;

@@ -47,8 +47,10 @@ typedef void (*rft_leader_cb)(void *ctx, bool leader);
 typedef bool (*rft_announce_fn)(void *ctx, const struct kv_result *res);
 /* On a node other than the leader: entry `index` is committed and not applied here yet. 0 when
  * it is in force here (then acknowledged); otherwise this node drops its read lease and its
- * channel to the leader, and is granted a lease again only once it has applied the entry. */
-typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len);
+ * channel to the leader, and is granted a lease again only once it has applied the entry;
+ * errmsg then says why. */
+typedef int (*rft_committed_cb)(void *ctx, uint64_t index, const void *entry, size_t len,
+                                char *errmsg);
 /* Whether this node's disk has room for the entry forwarded to it: 0, or CMN_ENOSPACE with the
  * reason. A leader refuses such a proposal then, and the follower that forwarded it asks again
  * (wherever the leader is by then) until its proposal times out. */

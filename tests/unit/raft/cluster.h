@@ -125,7 +125,8 @@ static inline bool tc_announce(void *ctx, const struct kv_result *res)
     return me->c->announce_audit && res->type == KV_CMD_AUDIT;
 }
 
-static inline int tc_committed(void *ctx, uint64_t index, const void *entry, size_t len)
+static inline int tc_committed(void *ctx, uint64_t index, const void *entry, size_t len,
+                               char *errmsg)
 {
     struct tc_node *me = ctx;
     me->committed_calls++;
@@ -133,6 +134,7 @@ static inline int tc_committed(void *ctx, uint64_t index, const void *entry, siz
         me->committed_index = index;
     (void)entry;
     (void)len;
+    (void)errmsg;
     return 0;
 }
 
