@@ -193,6 +193,13 @@ static void serial_key(const char *serial, char *key)
 }
 
 /* Removes a registration and its index entries. */
+/* Ends tp's two-factor session and forgets its state when its registration or its key
+ * changes (which KV_FX_CERTS reports). */
+static void twofa_forget(struct apply *a, const char *tp)
+{
+    rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_TWOFA], tp, KV_THUMB_LEN);
+}
+
 static int cert_remove(struct apply *a, const struct kv_cert *c)
 {
     char key[KV_PKPH_MAX + 2 + KV_THUMB_LEN];
@@ -200,6 +207,7 @@ static int cert_remove(struct apply *a, const struct kv_cert *c)
     a->fx |= KV_FX_CERTS;
     TRY(note_removed(a, c->thumbprint, true));
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_CERTS], c->thumbprint, KV_THUMB_LEN);
+    twofa_forget(a, c->thumbprint);
     pkph_key(c, key, &klen);
     rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_BY_PKPH], key, klen);
     if (c->serial[0]) {
@@ -500,6 +508,8 @@ static int apply_edit(struct apply *a)
             upd.twofa_key = NULL;
         else if (c->u.edit.twofa_key)
             upd.twofa_key = c->u.edit.twofa_key;
+        if (c->u.edit.delete_twofa || c->u.edit.twofa_key)
+            twofa_forget(a, upd.thumbprint); /* a new key or none: its sessions end */
         rv = put_packed(a, CF_CERTS, upd.thumbprint, KV_THUMB_LEN, pack_cert, &upd);
         a->fx |= KV_FX_CERTS;
         if (i > 0)
@@ -872,6 +882,96 @@ static int apply_replace_confirm(struct apply *a, bool replaced)
     return rv;
 }
 
+/* ---- two-factor authentication ---- */
+
+static int pack_twofa(msgpack_packer *pk, const void *r)
+{
+    return kv_twofa_pack(pk, r);
+}
+
+/* The wrong codes of t within the window before now, and when the oldest of them leaves it. */
+static size_t recent_fails(const struct kv_twofa *t, int64_t now, int64_t *frees_ms)
+{
+    size_t k = 0;
+    *frees_ms = now;
+    for (size_t i = 0; i < KV_2FA_FAILS_MAX; i++) {
+        if (t->fails_ms[i] > now - KV_2FA_FAIL_WINDOW_MS) {
+            k++;
+            *frees_ms = t->fails_ms[i] + KV_2FA_FAIL_WINDOW_MS; /* newest first: the oldest last */
+        }
+    }
+    return k;
+}
+
+static int apply_twofa(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    char tp[KV_THUMB_LEN + 1];
+    if (kv_thumb_norm(c->u.twofa.thumbprint, tp) != 0)
+        return reject(a, KV_REJ_INVALID, "'%s' is not a thumbprint", c->u.twofa.thumbprint);
+    /* A certificate opens and closes its own session only (resolve_actor checked that it is
+     * still registered). */
+    if (!c->actor_registered || strcmp(c->actor, tp) != 0)
+        return reject(a, KV_REJ_FORBIDDEN, "a two-factor session is its own certificate's");
+    struct kv_cert cert;
+    int rv = load_cert(a, tp, &cert);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
+    if (rv != 0)
+        return rv;
+    char name[128];
+    snprintf(name, sizeof name, "%s", cert.name ? cert.name : "");
+    bool has_key = cert.twofa_key != NULL;
+    kv_cert_fini(&cert);
+    if (!has_key)
+        return reject(a, KV_REJ_INVALID,
+                      "The certificate '%s' has no two-factor authentication key", name);
+    struct kv_twofa t;
+    rv = kv__get_record(a->kv, CF_TWOFA, tp, KV_THUMB_LEN, kv__unpack_twofa, &t, a->errmsg);
+    if (rv == CMN_ENOTFOUND) {
+        memset(&t, 0, sizeof t);
+        memcpy(t.thumbprint, tp, sizeof t.thumbprint);
+    } else if (rv != 0) {
+        return rv;
+    }
+    int64_t now = c->time_ms, frees_ms;
+    switch (c->type) {
+    case KV_CMD_TWOFA_LOGIN:
+        if (recent_fails(&t, now, &frees_ms) >= KV_2FA_FAILS_MAX)
+            return reject(a, KV_REJ_LIMIT,
+                          "Too many wrong codes for the certificate '%s': try again in %lld "
+                          "seconds",
+                          name, (long long)((frees_ms - now + 999) / 1000));
+        if (c->u.twofa.step <= t.last_step)
+            return reject(a, KV_REJ_CONFLICT,
+                          "This code was used already: wait for the next code of '%s'", name);
+        if (c->u.twofa.expires_ms <= now)
+            return reject(a, KV_REJ_INVALID, "the session must end after it begins");
+        t.last_step = c->u.twofa.step;
+        t.expires_ms = c->u.twofa.expires_ms;
+        t.has_limits = c->u.twofa.has_limits;
+        memcpy(t.cookie_hash, c->u.twofa.cookie_hash, sizeof t.cookie_hash);
+        memset(t.fails_ms, 0, sizeof t.fails_ms);
+        a->fx |= KV_FX_2FA;
+        summarize(a, "two-factor session for '%s' (%s) until %lld%s", name, tp,
+                  (long long)t.expires_ms, t.has_limits ? ", this browser only" : "");
+        break;
+    case KV_CMD_TWOFA_FAIL:
+        memmove(t.fails_ms + 1, t.fails_ms, (KV_2FA_FAILS_MAX - 1) * sizeof *t.fails_ms);
+        t.fails_ms[0] = now;
+        summarize(a, "wrong two-factor code for '%s' (%s)", name, tp);
+        break;
+    default:
+        t.expires_ms = 0;
+        t.has_limits = false;
+        memset(t.cookie_hash, 0, sizeof t.cookie_hash);
+        a->fx |= KV_FX_2FA;
+        summarize(a, "two-factor session of '%s' (%s) ended", name, tp);
+        break;
+    }
+    return put_packed(a, CF_TWOFA, tp, KV_THUMB_LEN, pack_twofa, &t);
+}
+
 /* ---- the entry point ---- */
 
 static int execute(struct apply *a, struct doomed *d)
@@ -901,6 +1001,10 @@ static int execute(struct apply *a, struct doomed *d)
         TRY(need_admin(a));
         summarize(a, "%s", a->cmd->u.audit.event);
         return 0;
+    case KV_CMD_TWOFA_LOGIN:
+    case KV_CMD_TWOFA_FAIL:
+    case KV_CMD_TWOFA_LOGOUT:
+        return apply_twofa(a);
     case KV_CMD_REFRESH_CRL:
         TRY(need_admin(a));
         crl_changed(a);

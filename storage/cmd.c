@@ -22,6 +22,9 @@ static const char *const type_names[KV_CMD_TYPE_MAX + 1] = {
     "ConfirmServerCertificateReplaced",
     "RecordAudit",
     "RefreshCRL",
+    "TwoFactorLogin",
+    "TwoFactorWrongCode",
+    "TwoFactorLogout",
 };
 
 const char *kv_cmd_type_name(int type)
@@ -124,6 +127,15 @@ static int pack_body(msgpack_packer *pk, const struct kv_cmd *c)
     case KV_CMD_AUDIT:
         PKM(msgpack_pack_map(pk, 1));
         return kv__pk_str(pk, "ev", c->u.audit.event ? c->u.audit.event : "");
+    case KV_CMD_TWOFA_LOGIN:
+    case KV_CMD_TWOFA_FAIL:
+    case KV_CMD_TWOFA_LOGOUT:
+        PKM(msgpack_pack_map(pk, 5));
+        TRY(kv__pk_str(pk, "tp", c->u.twofa.thumbprint));
+        TRY(kv__pk_u64(pk, "step", c->u.twofa.step));
+        TRY(kv__pk_i64(pk, "exp", c->u.twofa.expires_ms));
+        TRY(kv__pk_bool(pk, "lim", c->u.twofa.has_limits));
+        return kv__pk_bin(pk, "ck", c->u.twofa.cookie_hash, sizeof c->u.twofa.cookie_hash);
     }
     return CMN_EINVALID;
 }
@@ -254,6 +266,28 @@ static int audit_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     return kv__get_str(v, "ev", 4096, &c->u.audit.event, errmsg);
 }
 
+static int twofa_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
+{
+    struct kv_cmd *c = ctx;
+    switch (f) {
+    case 0:
+        return kv__get_strbuf(v, "tp", c->u.twofa.thumbprint, sizeof c->u.twofa.thumbprint, errmsg);
+    case 1:
+        return kv__get_u64(v, "step", &c->u.twofa.step, errmsg);
+    case 2:
+        return kv__get_i64(v, "exp", &c->u.twofa.expires_ms, errmsg);
+    case 3:
+        return kv__get_bool(v, "lim", &c->u.twofa.has_limits, errmsg);
+    case 4:
+        if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != KV_2FA_COOKIE_HASH)
+            return cmn_fail(errmsg, CMN_EMALFORMED, "field 'ck': expected %d bytes",
+                            KV_2FA_COOKIE_HASH);
+        memcpy(c->u.twofa.cookie_hash, v->via.bin.ptr, KV_2FA_COOKIE_HASH);
+        return 0;
+    }
+    return CMN_EMALFORMED;
+}
+
 static int none_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
 {
     return CMN_EMALFORMED;
@@ -267,6 +301,7 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
     static const char *const tag_f[] = {"tag"};
     static const char *const confirm_f[] = {"tp", "tag"};
     static const char *const audit_f[] = {"ev"};
+    static const char *const twofa_f[] = {"tp", "step", "exp", "lim", "ck"};
     switch (c->type) {
     case KV_CMD_PUT_CERTS:
         return kv__walk_map(b, "put", put_f, 2, 3, put_field, c, errmsg);
@@ -294,6 +329,10 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
         return kv__walk_map(b, "confirm", confirm_f, 2, 3, confirm_field, c, errmsg);
     case KV_CMD_AUDIT:
         return kv__walk_map(b, "audit", audit_f, 1, 1, audit_field, c, errmsg);
+    case KV_CMD_TWOFA_LOGIN:
+    case KV_CMD_TWOFA_FAIL:
+    case KV_CMD_TWOFA_LOGOUT:
+        return kv__walk_map(b, "two-factor", twofa_f, 5, 0x1f, twofa_field, c, errmsg);
     }
     return CMN_EUNSUPPORTED;
 }

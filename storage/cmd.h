@@ -30,8 +30,13 @@ enum kv_cmd_type {
     KV_CMD_REPLACE_REPLACED = 10,
     KV_CMD_AUDIT = 11,       /* an event for the replicated audit trail */
     KV_CMD_REFRESH_CRL = 12, /* the leader re-issues the CRL (a new number and thisUpdate) */
+    /* Two-factor authentication (POST and DELETE /authentication/2fa): the proposer checked
+     * the code against the certificate's key; apply decides replay and the rate limit. */
+    KV_CMD_TWOFA_LOGIN = 13,  /* a right code: a session, unless replayed or rate-limited */
+    KV_CMD_TWOFA_FAIL = 14,   /* a wrong code, counted against the limit */
+    KV_CMD_TWOFA_LOGOUT = 15, /* ends the session everywhere */
 };
-#define KV_CMD_TYPE_MAX 12
+#define KV_CMD_TYPE_MAX 15
 
 const char *kv_cmd_type_name(int type);
 
@@ -79,6 +84,13 @@ struct kv_cmd {
         struct {
             char *event;
         } audit;
+        struct {
+            char thumbprint[KV_THUMB_LEN + 1]; /* the caller's own: a certificate logs itself in */
+            uint64_t step;                     /* LOGIN: the TOTP step of the code */
+            int64_t expires_ms;                /* LOGIN: the session's end */
+            bool has_limits;
+            uint8_t cookie_hash[KV_2FA_COOKIE_HASH];
+        } twofa;
     } u;
 };
 

@@ -14,8 +14,9 @@
 #include "storage/kv_impl.h"
 #include "storage/mp.h"
 
-const char *const kv__cf_names[CF_COUNT] = {"default", "certs", "by_pkph", "by_serial", "nodes",
-                                            "revoked", "ca",    "audit",   "meta",      "requests"};
+const char *const kv__cf_names[CF_COUNT] = {"default", "certs",    "by_pkph", "by_serial",
+                                            "nodes",   "revoked",  "ca",      "audit",
+                                            "meta",    "requests", "twofa"};
 
 int kv__rdb_fail(char *errmsg, char *err, const char *what)
 {
@@ -268,6 +269,10 @@ int kv__unpack_replacement(const msgpack_object *o, void *out, char *errmsg)
 {
     return kv_replacement_unpack(o, out, errmsg);
 }
+int kv__unpack_twofa(const msgpack_object *o, void *out, char *errmsg)
+{
+    return kv_twofa_unpack(o, out, errmsg);
+}
 
 /* ---- queries ---- */
 
@@ -277,6 +282,15 @@ int kv_cert_get(struct kv *kv, const char *thumbprint, struct kv_cert *out, char
     if (kv_thumb_norm(thumbprint, key) != 0)
         return cmn_fail(errmsg, CMN_ENOTFOUND, "not a thumbprint");
     return kv__get_record(kv, CF_CERTS, key, KV_THUMB_LEN, kv__unpack_cert, out, errmsg);
+}
+
+int kv_twofa_get(struct kv *kv, const char *thumbprint, struct kv_twofa *out, char *errmsg)
+{
+    char key[KV_THUMB_LEN + 1];
+    memset(out, 0, sizeof *out);
+    if (kv_thumb_norm(thumbprint, key) != 0)
+        return cmn_fail(errmsg, CMN_ENOTFOUND, "not a thumbprint");
+    return kv__get_record(kv, CF_TWOFA, key, KV_THUMB_LEN, kv__unpack_twofa, out, errmsg);
 }
 
 int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out, char *errmsg)

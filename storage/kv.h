@@ -23,6 +23,7 @@ enum kv_reject {
     KV_REJ_NOTFOUND = 2,  /* the target does not exist */
     KV_REJ_FORBIDDEN = 3, /* the actor's clearance does not allow it */
     KV_REJ_CONFLICT = 4,  /* the current state forbids it (revoked, already set, in use) */
+    KV_REJ_LIMIT = 5,     /* too many attempts: reason says how long to wait */
 };
 
 /* What an applied entry changed (kv_result.effects), so that no layer decodes it again. */
@@ -32,8 +33,9 @@ enum kv_effect {
     KV_FX_CRL = 1u << 2,     /* the CRL's content or number changed */
     KV_FX_CA = 1u << 3,      /* the issuing CA (or the seal of its key) changed */
     KV_FX_NODES = 1u << 4,   /* node records changed */
+    KV_FX_2FA = 1u << 5,     /* a two-factor session began or ended */
 };
-#define KV_FX_TRUST (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL | KV_FX_CA)
+#define KV_FX_TRUST (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL | KV_FX_CA | KV_FX_2FA)
 
 /* The outcome of applying one entry, handed back to the proposer. */
 struct kv_result {
@@ -86,6 +88,10 @@ int kv_cert_by_pkph(struct kv *kv, const char *pkph, struct kv_cert **out, size_
 /* By serial (hex, any case). CMN_ENOTFOUND when none. */
 int kv_cert_by_serial(struct kv *kv, const char *serial, struct kv_cert *out,
                       char *errmsg) CMN_MUST_CHECK;
+/* The two-factor state of a certificate (thumbprint in any case). CMN_ENOTFOUND when it has
+ * none (out zeroed). */
+int kv_twofa_get(struct kv *kv, const char *thumbprint, struct kv_twofa *out,
+                 char *errmsg) CMN_MUST_CHECK;
 /* A page of registrations ordered by thumbprint: primaries only unless with_secondaries. */
 int kv_cert_list(struct kv *kv, bool with_secondaries, size_t start, size_t page_size,
                  struct kv_cert **out, size_t *n, char *errmsg) CMN_MUST_CHECK;

@@ -18,6 +18,7 @@ enum {
     CF_AUDIT,     /* be64 index -> audit entry */
     CF_META,      /* "applied" -> be64; "replacement" -> replacement; "restoring" */
     CF_REQUESTS,  /* request id -> outcome */
+    CF_TWOFA,     /* lower-case thumbprint -> two-factor state */
     CF_COUNT
 };
 extern const char *const kv__cf_names[CF_COUNT];
@@ -66,5 +67,6 @@ int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *
 int kv__unpack_cert(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_ca(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_replacement(const msgpack_object *o, void *out, char *errmsg);
+int kv__unpack_twofa(const msgpack_object *o, void *out, char *errmsg);
 
 #endif

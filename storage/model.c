@@ -535,6 +535,64 @@ int kv_replacement_unpack(const msgpack_object *o, struct kv_replacement *out, c
     return rv;
 }
 
+/* ---- two-factor state ---- */
+
+enum { T_TP, T_EXP, T_LIM, T_CK, T_STEP, T_FAIL, T_N };
+static const char *const twofa_fields[T_N] = {"tp", "exp", "lim", "ck", "step", "fail"};
+
+int kv_twofa_pack(msgpack_packer *pk, const struct kv_twofa *t)
+{
+    TRY(msgpack_pack_map(pk, T_N) ? CMN_ENOMEM : 0);
+    TRY(kv__pk_str(pk, "tp", t->thumbprint));
+    TRY(kv__pk_i64(pk, "exp", t->expires_ms));
+    TRY(kv__pk_bool(pk, "lim", t->has_limits));
+    TRY(kv__pk_bin(pk, "ck", t->cookie_hash, sizeof t->cookie_hash));
+    TRY(kv__pk_u64(pk, "step", t->last_step));
+    TRY(kv__pk_key(pk, "fail"));
+    TRY(msgpack_pack_array(pk, KV_2FA_FAILS_MAX) ? CMN_ENOMEM : 0);
+    for (size_t i = 0; i < KV_2FA_FAILS_MAX; i++)
+        TRY(msgpack_pack_int64(pk, t->fails_ms[i]) ? CMN_ENOMEM : 0);
+    return 0;
+}
+
+static int twofa_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
+{
+    struct kv_twofa *t = ctx;
+    const msgpack_object_array *a = NULL;
+    switch (f) {
+    case T_TP:
+        return kv__get_strbuf(v, "tp", t->thumbprint, sizeof t->thumbprint, errmsg);
+    case T_EXP:
+        return kv__get_i64(v, "exp", &t->expires_ms, errmsg);
+    case T_LIM:
+        return kv__get_bool(v, "lim", &t->has_limits, errmsg);
+    case T_CK:
+        if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != sizeof t->cookie_hash)
+            return cmn_fail(errmsg, CMN_EMALFORMED, "field 'ck': expected %zu bytes",
+                            sizeof t->cookie_hash);
+        memcpy(t->cookie_hash, v->via.bin.ptr, sizeof t->cookie_hash);
+        return 0;
+    case T_STEP:
+        return kv__get_u64(v, "step", &t->last_step, errmsg);
+    case T_FAIL:
+        TRY(kv__get_array(v, "fail", KV_2FA_FAILS_MAX, &a, errmsg));
+        for (uint32_t i = 0; i < a->size; i++)
+            TRY(kv__get_i64(&a->ptr[i], "fail", &t->fails_ms[i], errmsg));
+        return 0;
+    }
+    return CMN_EMALFORMED;
+}
+
+int kv_twofa_unpack(const msgpack_object *o, struct kv_twofa *out, char *errmsg)
+{
+    memset(out, 0, sizeof *out);
+    int rv = kv__walk_map(o, "two-factor state", twofa_fields, T_N, (1ull << T_N) - 1, twofa_field,
+                          out, errmsg);
+    if (rv != 0)
+        memset(out, 0, sizeof *out);
+    return rv;
+}
+
 /* ---- audit ---- */
 
 enum { A_IDX, A_TS, A_TYPE, A_ACTOR, A_RID, A_REJ, A_SUM, A_N };

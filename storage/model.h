@@ -113,6 +113,21 @@ struct kv_replacement {
     size_t n_replaced;
 };
 
+/* A certificate's two-factor state, replicated so that one login holds on every node and
+ * across restarts (RavenDB keeps it in one node's memory). Keyed by the certificate's
+ * thumbprint; gone with its registration, or when its TOTP key changes. */
+#define KV_2FA_FAILS_MAX      5 /* wrong codes per certificate within KV_2FA_FAIL_WINDOW_MS */
+#define KV_2FA_FAIL_WINDOW_MS 60000
+#define KV_2FA_COOKIE_HASH    32 /* SHA-256 */
+struct kv_twofa {
+    char thumbprint[KV_THUMB_LEN + 1];
+    int64_t expires_ms; /* the session's end, fixed by the node that checked the code; 0: none */
+    bool has_limits;    /* only requests with the cookie (a browser's "only this browser") */
+    uint8_t cookie_hash[KV_2FA_COOKIE_HASH]; /* SHA-256 of the cookie: never the cookie */
+    uint64_t last_step;                      /* the newest TOTP step used: none twice */
+    int64_t fails_ms[KV_2FA_FAILS_MAX];      /* the latest wrong codes, newest first; 0: none */
+};
+
 /* One entry of the replicated audit trail: every command, applied or rejected. */
 struct kv_audit {
     uint64_t index;
@@ -160,6 +175,8 @@ int kv_revoked_unpack(const msgpack_object *o, struct kv_revoked *out, char *err
 int kv_replacement_pack(msgpack_packer *pk, const struct kv_replacement *r) CMN_MUST_CHECK;
 int kv_replacement_unpack(const msgpack_object *o, struct kv_replacement *out,
                           char *errmsg) CMN_MUST_CHECK;
+int kv_twofa_pack(msgpack_packer *pk, const struct kv_twofa *t) CMN_MUST_CHECK;
+int kv_twofa_unpack(const msgpack_object *o, struct kv_twofa *out, char *errmsg) CMN_MUST_CHECK;
 int kv_audit_pack(msgpack_packer *pk, const struct kv_audit *a) CMN_MUST_CHECK;
 int kv_audit_unpack(const msgpack_object *o, struct kv_audit *out, char *errmsg) CMN_MUST_CHECK;
 

@@ -791,6 +791,106 @@ static void registered_actor_clearance_from_state(void **state)
     assert_false(res.rejected);
 }
 
+/* A two-factor command of the caller tp about itself, at time t. */
+static void twofa_cmd(struct kv_cmd *c, int type, const char *tp, int64_t t, uint64_t step)
+{
+    kv_cmd_init(c, type);
+    fx_actor(c, tp, KV_CL_VALID_USER);
+    c->actor_registered = true;
+    c->time_ms = t;
+    snprintf(c->u.twofa.thumbprint, sizeof c->u.twofa.thumbprint, "%s", tp);
+    c->u.twofa.step = step;
+    c->u.twofa.expires_ms = t + 60000;
+    c->u.twofa.has_limits = true;
+    memset(c->u.twofa.cookie_hash, 0xab, sizeof c->u.twofa.cookie_hash);
+}
+
+/* Sessions: one per certificate with a key, a code used once, five wrong codes a minute, and
+ * gone with the key or the registration. */
+static void two_factor_sessions(void **state)
+{
+    struct env *e = *state;
+    struct kv_result res;
+    struct kv_cmd c;
+    struct kv_cert cert;
+    char tp[KV_THUMB_LEN + 1], plain[KV_THUMB_LEN + 1];
+    const int64_t t0 = 1750000000000;
+    fx_cert(&cert, 90, "alice", KV_CL_VALID_USER);
+    cert.twofa_key = strdup("sealed-key");
+    memcpy(tp, cert.thumbprint, sizeof tp);
+    fx_put(&c, &cert, KV_CL_CLUSTER_ADMIN);
+    assert_int_equal(fx_apply(e->kv, 1, &c, &res), 0);
+    put(e->kv, 2, 91, KV_CL_VALID_USER, KV_CL_CLUSTER_ADMIN, plain, &res);
+    uint64_t idx = 3;
+
+    /* a certificate without a key, or another certificate's session: refused */
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, plain, t0, 100);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_true(res.rejected);
+    assert_non_null(strstr(res.reason, "has no two-factor authentication key"));
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0, 100);
+    snprintf(c.actor, sizeof c.actor, "%s", plain);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_int_equal(res.code, KV_REJ_FORBIDDEN);
+
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0, 100);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    if (res.rejected)
+        fail_msg("%s", res.reason);
+    assert_true(res.effects & KV_FX_2FA);
+    struct kv_twofa t;
+    assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), 0);
+    assert_int_equal(t.expires_ms, t0 + 60000);
+    assert_true(t.has_limits);
+    assert_int_equal(t.last_step, 100);
+
+    /* the same code again, or an older one: a replay */
+    for (uint64_t step = 99; step <= 100; step++) {
+        twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 1000, step);
+        assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+        assert_int_equal(res.code, KV_REJ_CONFLICT);
+        assert_non_null(strstr(res.reason, "This code was used already"));
+    }
+
+    /* five wrong codes within a minute: a right one is refused until the first is a minute old */
+    for (int i = 0; i < KV_2FA_FAILS_MAX; i++) {
+        twofa_cmd(&c, KV_CMD_TWOFA_FAIL, tp, t0 + 2000 + i * 1000, 0);
+        assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+        assert_false(res.rejected);
+    }
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 10000, 101);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_int_equal(res.code, KV_REJ_LIMIT);
+    assert_non_null(strstr(res.reason, "try again in 52 seconds"));
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 2000 + KV_2FA_FAIL_WINDOW_MS, 102);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_false(res.rejected);
+
+    /* logout ends the session and keeps the replay guard */
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGOUT, tp, t0 + 70000, 0);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_true(res.effects & KV_FX_2FA);
+    assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), 0);
+    assert_int_equal(t.expires_ms, 0);
+    assert_int_equal(t.last_step, 102);
+
+    /* a new key, or the registration's end, forgets it all */
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 80000, 103);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_false(res.rejected);
+    edit_cmd(&c, tp, "alice", KV_CL_VALID_USER);
+    c.u.edit.twofa_key = strdup("another");
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_false(res.rejected);
+    assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), CMN_ENOTFOUND);
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 90000, 104);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    fx_delete(&c, tp, NULL, KV_CL_CLUSTER_ADMIN);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_false(res.rejected);
+    assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), CMN_ENOTFOUND);
+}
+
 /* Security review 3: request ids are per caller, tied to one command, and expire. */
 static void request_ids_per_caller_and_command(void **state)
 {
@@ -955,6 +1055,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(registered_actor_clearance_from_state, setup, teardown),
         cmocka_unit_test_setup_teardown(request_ids_per_caller_and_command, setup, teardown),
         cmocka_unit_test_setup_teardown(crl_state_from_commits, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_factor_sessions, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
