@@ -20,7 +20,7 @@
 
 /* Every resource's routes; a new resource adds its table here. */
 static const struct api_routes *const tables[] = {&api_cert_routes, &api_cluster_routes,
-                                                  &api_pki_routes};
+                                                  &api_pki_routes, &api_twofa_routes};
 
 const struct api_route *api_route_find(int method, const char *path, bool *path_known)
 {

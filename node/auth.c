@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
@@ -263,10 +265,19 @@ void node_auth_compute(struct node *n, X509 *peer, int64_t now, struct node_auth
     a->registered = true;
     snprintf(a->source, sizeof a->source, "Registered");
     if (a->def.twofa_key != NULL) {
-        /* Registered with a TOTP key: refused with 428 until a two-factor session exists;
-         * sessions (POST /authentication/2fa) arrive with the two-factor work. */
-        a->status = AUTH_TWO_FACTOR;
-        return;
+        /* Registered with a TOTP key: 428 until a session (POST /authentication/2fa) holds. */
+        struct kv_twofa t;
+        rv = kv_twofa_get(node_kv(n), a->thumb, &t, why);
+        if (rv != 0 && rv != CMN_ENOTFOUND) /* fail closed */
+            CMN_ERROR("HTTP-AUTH", "refusing %s: cannot read its two-factor session: %s",
+                      a->thumb_upper, why);
+        if (rv != 0 || t.expires_ms <= now * 1000) {
+            a->status = AUTH_TWO_FACTOR;
+            return;
+        }
+        a->twofa_expires_ms = t.expires_ms;
+        a->twofa_limits = t.has_limits;
+        memcpy(a->twofa_cookie, t.cookie_hash, sizeof a->twofa_cookie);
     }
     switch (a->def.clearance) {
     case KV_CL_CLUSTER_ADMIN:
@@ -314,11 +325,42 @@ static const char *suffix(enum route_need need)
                                       : "";
 }
 
+/* The request's part of a two-factor session: not expired, and the cookie when it has limits
+ * (compared by digest, in constant time). */
+static bool twofa_request_ok(struct http_request *req, const struct node_auth *a)
+{
+    const char *why = NULL;
+    char cookie[128];
+    if (cmn_now_ms(&cmn_clock_system) >= a->twofa_expires_ms) {
+        why = "Its two-factor session has expired.";
+    } else if (a->twofa_limits) {
+        uint8_t h[32];
+        unsigned len = 0;
+        int rc = http_cookie(req, AUTH_2FA_COOKIE, cookie, sizeof cookie);
+        if (rc != 1)
+            why = "Missing the '" AUTH_2FA_COOKIE "' in the request";
+        else if (EVP_Digest(cookie, strlen(cookie), h, &len, EVP_sha256(), NULL) != 1 ||
+                 CRYPTO_memcmp(h, a->twofa_cookie, sizeof h) != 0)
+            why = "Expected cookie value does not match provided value";
+        OPENSSL_cleanse(cookie, sizeof cookie);
+    }
+    if (why == NULL)
+        return true;
+    http_respond_error(req, 428, "InvalidAuth",
+                       "The supplied client certificate '%s' requires two factor authorization "
+                       "to be valid. Please POST the relevant TOTP value to /authentication/2fa. "
+                       "%s",
+                       a->label, why);
+    return false;
+}
+
 bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
                      enum route_need need)
 {
     if (need == NEED_NONE)
         return true;
+    if (a->twofa_expires_ms != 0 && !twofa_request_ok(req, a))
+        return false;
     char date[64];
     switch (a->status) {
     case AUTH_CLUSTER_ADMIN:

@@ -16,6 +16,8 @@
 
 struct node;
 
+#define AUTH_2FA_COOKIE "2fa-cookie" /* RavenDB's name */
+
 enum auth_status {
     AUTH_NO_CERT,
     AUTH_EXPIRED,
@@ -23,7 +25,7 @@ enum auth_status {
     AUTH_UNFAMILIAR,
     AUTH_UNFAMILIAR_ISSUER,
     AUTH_REVOKED,
-    AUTH_TWO_FACTOR, /* registered with a TOTP key and no session on this node */
+    AUTH_TWO_FACTOR, /* registered with a TOTP key and no session */
     AUTH_ALLOWED,    /* ValidUser: its databases only */
     AUTH_OPERATOR,
     AUTH_CLUSTER_ADMIN,
@@ -45,6 +47,11 @@ struct node_auth {
     int64_t not_before, not_after;
     int64_t revoked_ms;
     uint64_t last_used_ms; /* throttles the "last used" map */
+    /* Registered with a TOTP key and in a session: its end, and whether each request must
+     * carry the session's cookie (its SHA-256 here); node_auth_check enforces both. */
+    int64_t twofa_expires_ms;
+    bool twofa_limits;
+    uint8_t twofa_cookie[KV_2FA_COOKIE_HASH];
 };
 
 /* Computes (or refreshes) a's status for the peer certificate at time now (seconds), from the
@@ -57,7 +64,8 @@ void node_auth_register_renewal(struct node *n, const struct node_auth *a);
 void node_auth_free(struct node_auth *a);
 
 /* Checks the caller against a route; on refusal answers the request (403 or 428) and returns
- * false. */
+ * false. A two-factor session is checked on every request that needs more than NEED_NONE:
+ * expired, or without its cookie, it is refused with 428. */
 bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
                      enum route_need need);
 

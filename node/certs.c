@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "node/resource.h"
 #include "node/lastused.h"
+#include "ca/totp.h"
 
 #define DEFAULT_PAGE 1024 /* certificates a page holds unless pageSize says otherwise */
 
@@ -119,8 +120,13 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
                       a->thumb_upper, "SecurityClearance", server ? "ClusterNode" : "ClusterAdmin",
                       "Permissions", "NotAfter", na, "NotBefore", nb, "HasTwoFactor", 0);
     }
-    if (o)
+    if (o && a->twofa_expires_ms > cmn_now_ms(&cmn_clock_system)) {
+        char exp[40];
+        api_iso_date(a->twofa_expires_ms / 1000, exp);
+        json_object_set_new(o, "TwoFactorExpirationDate", json_string(exp));
+    } else if (o) {
         json_object_set_new(o, "TwoFactorExpirationDate", json_null());
+    }
     api_respond_json(req, 200, o);
 }
 
@@ -433,6 +439,23 @@ static char *dup_opt(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+/* A TwoFactorAuthenticationKey as the trust state stores it (node_totp_seal) into *out (NULL
+ * for none): CMN_EINVALID when it is not a key (errmsg says why), another error for this
+ * node's trouble. */
+static int totp_field(struct node *n, const char *key, char **out, char *errmsg)
+{
+    *out = NULL;
+    if (key == NULL)
+        return 0;
+    char sealed[NODE_TOTP_STORED_MAX];
+    int rv = ca_totp_secret_check(key, errmsg);
+    if (rv == 0)
+        rv = node_totp_seal(n, key, sealed, errmsg);
+    if (rv == 0 && (*out = strdup(sealed)) == NULL)
+        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    return rv;
+}
+
 static void h_put_cert(struct api *api, struct http_request *req, struct node_auth *a)
 {
     struct node *n = api->n;
@@ -451,7 +474,7 @@ static void h_put_cert(struct api *api, struct http_request *req, struct node_au
     j->req = req;
     j->a = a;
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    int status = 400;
+    int status = 400, rv;
     if ((err = api_get_string(body, "Name", true, &name)) != NULL || name[0] == '\0') {
         snprintf(errmsg, sizeof errmsg, "Name is a required field in the certificate definition");
     } else if ((err = api_get_string(body, "Certificate", true, &cert)) != NULL) {
@@ -469,12 +492,13 @@ static void h_put_cert(struct api *api, struct http_request *req, struct node_au
         snprintf(errmsg, sizeof errmsg, "%s", err);
     } else if (!may_touch(req, a, j->cl, "register", name)) {
         status = 0; /* answered */
+    } else if ((rv = totp_field(n, totp, &j->totp, errmsg)) != 0) {
+        status = rv == CMN_EINVALID ? 400 : 500;
     } else {
         j->name = strdup(name);
         j->cert = strdup(cert);
         j->password = dup_opt(password);
-        j->totp = dup_opt(totp);
-        status = j->name && j->cert && (j->password || !password) && (j->totp || !totp) ? -1 : 500;
+        status = j->name && j->cert && (j->password || !password) ? -1 : 500;
     }
     json_decref(body);
     if (status == -1) {
@@ -610,6 +634,7 @@ static void h_post_cert(struct api *api, struct http_request *req, struct node_a
     const char *name, *password, *totp, *key_type, *not_after, *err;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     bool ok = false;
+    int status = 400;
     if ((err = api_get_string(body, "Name", true, &name)) != NULL || name[0] == '\0') {
         snprintf(errmsg, sizeof errmsg, "Name is a required field in the certificate definition");
     } else if (strlen(name) > 64) {
@@ -637,9 +662,10 @@ static void h_post_cert(struct api *api, struct http_request *req, struct node_a
         snprintf(g->name, sizeof g->name, "%s", name);
         if (password)
             snprintf(g->password, sizeof g->password, "%s", password);
-        if (totp && (g->totp = strdup(totp)) == NULL) {
+        int rv = totp_field(n, totp, &g->totp, errmsg);
+        if (rv != 0) {
             ok = false;
-            snprintf(errmsg, sizeof errmsg, "out of memory");
+            status = rv == CMN_EINVALID ? 400 : 500;
         }
         if (ok && not_after) {
             struct tm tm = {0};
@@ -661,7 +687,8 @@ static void h_post_cert(struct api *api, struct http_request *req, struct node_a
     json_decref(body);
     if (!ok) {
         gen_job_free(g);
-        http_respond_error(req, 400, "BadRequest", "%s", errmsg);
+        http_respond_error(req, status, status == 400 ? "BadRequest" : "InternalError", "%s",
+                           errmsg);
         return;
     }
     if (!may_touch(req, a, g->cl, "generate", g->name)) {
@@ -756,6 +783,7 @@ static void h_edit_cert(struct api *api, struct http_request *req, struct node_a
     struct kv_cmd cmd;
     kv_cmd_init(&cmd, KV_CMD_EDIT_CERT);
     bool ok = false;
+    int status = 400, rv;
     if ((err = api_get_string(body, "Thumbprint", true, &thumb)) != NULL ||
         kv_thumb_norm(thumb, cmd.u.edit.thumbprint) != 0) {
         snprintf(errmsg, sizeof errmsg, "Thumbprint is a required field (40 hex digits)");
@@ -769,22 +797,26 @@ static void h_edit_cert(struct api *api, struct http_request *req, struct node_a
     } else if ((err = parse_perms(json_object_get(body, "Permissions"), &cmd.u.edit.perms,
                                   &cmd.u.edit.n_perms)) != NULL) {
         snprintf(errmsg, sizeof errmsg, "%s", err);
+    } else if ((rv = totp_field(n, totp, &cmd.u.edit.twofa_key, errmsg)) != 0) {
+        status = rv == CMN_EINVALID ? 400 : 500;
     } else {
         cmd.u.edit.name = strdup(name);
-        ok = cmd.u.edit.name != NULL &&
-             (totp == NULL || (cmd.u.edit.twofa_key = strdup(totp)) != NULL);
-        if (!ok)
+        ok = cmd.u.edit.name != NULL;
+        if (!ok) {
+            status = 500;
             snprintf(errmsg, sizeof errmsg, "out of memory");
+        }
         cmd.u.edit.delete_twofa = http_query_bool(req, "deleteTwoFactorConfiguration", false);
     }
     json_decref(body);
     if (!ok) {
         kv_cmd_fini(&cmd);
-        http_respond_error(req, 400, "BadRequest", "%s", errmsg);
+        http_respond_error(req, status, status == 400 ? "BadRequest" : "InternalError", "%s",
+                           errmsg);
         return;
     }
     struct kv_cert c;
-    int rv = kv_cert_get(node_kv(n), cmd.u.edit.thumbprint, &c, errmsg);
+    rv = kv_cert_get(node_kv(n), cmd.u.edit.thumbprint, &c, errmsg);
     if (rv != 0 && rv != CMN_ENOTFOUND) {
         http_respond_error(req, 500, "InternalError", "Cannot read certificate %s: %s",
                            cmd.u.edit.thumbprint, errmsg);

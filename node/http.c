@@ -1062,6 +1062,28 @@ bool http_query_bool(const struct http_request *req, const char *name, bool dflt
     return dflt;
 }
 
+int http_cookie(const struct http_request *req, const char *name, char *buf, size_t cap)
+{
+    /* RFC 6265 section 4.2.1: cookie-pair *( ";" SP cookie-pair ), name=value. */
+    size_t nlen = strlen(name);
+    for (const char *p = req->cookie; *p;) {
+        p += strspn(p, " ;");
+        size_t len = strcspn(p, ";");
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t vlen = len - nlen - 1;
+            while (vlen > 0 && p[nlen + 1 + vlen - 1] == ' ')
+                vlen--;
+            if (vlen >= cap)
+                return -1;
+            memcpy(buf, p + nlen + 1, vlen);
+            buf[vlen] = '\0';
+            return 1;
+        }
+        p += len;
+    }
+    return 0;
+}
+
 void http_urlencode(const char *s, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";

@@ -150,6 +150,8 @@ void http_close_after(struct http_request *req);
  * *count (may be NULL) gets how many times the name appears. */
 int http_query(const struct http_request *req, const char *name, char *buf, size_t cap, int *count);
 bool http_query_bool(const struct http_request *req, const char *name, bool dflt);
+/* A cookie of the request's Cookie header into buf: 1 found, 0 absent, -1 too long. */
+int http_cookie(const struct http_request *req, const char *name, char *buf, size_t cap);
 
 /* Percent-encodes s (for Content-Disposition file names) into out. */
 void http_urlencode(const char *s, char *out, size_t cap);

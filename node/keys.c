@@ -13,6 +13,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ca/encode.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "node/core.h"
@@ -154,6 +155,67 @@ int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY 
             rv = cmn_fail(errmsg, CMN_EMALFORMED, "the issuing CA key does not decode");
     }
     cmn_buf_fini(&der);
+    return rv;
+}
+
+#define TOTP_PREFIX "sealed:"
+
+int node_totp_seal(struct node *n, const char *key, char out[NODE_TOTP_STORED_MAX], char *errmsg)
+{
+    struct cmn_buf blob, b64;
+    cmn_buf_init(&blob, false);
+    cmn_buf_init(&b64, false);
+    int rv = ca_seal(&n->mkeys[0], CA_SEAL_TOTP, &cmn_rng_system, key, strlen(key), &blob, errmsg);
+    if (rv == 0 && (rv = ca_b64_encode(blob.data, blob.len, &b64)) != 0)
+        cmn_fail(errmsg, rv, "out of memory");
+    if (rv == 0 && strlen(TOTP_PREFIX) + b64.len >= NODE_TOTP_STORED_MAX)
+        rv = cmn_fail(errmsg, CMN_ETOOBIG, "the two-factor key is too long");
+    if (rv == 0)
+        snprintf(out, NODE_TOTP_STORED_MAX, TOTP_PREFIX "%s", (const char *)b64.data);
+    else
+        cmn_errctx(errmsg, "sealing the two-factor key");
+    cmn_buf_fini(&blob);
+    cmn_buf_fini(&b64);
+    return rv;
+}
+
+int node_totp_open(struct node *n, const char *stored, char *out, size_t cap, char *errmsg)
+{
+    size_t plen = strlen(TOTP_PREFIX);
+    if (strncmp(stored, TOTP_PREFIX, plen) != 0) { /* registered before keys were sealed */
+        if (strlen(stored) >= cap)
+            return cmn_fail(errmsg, CMN_ETOOBIG, "the two-factor key is too long");
+        memcpy(out, stored, strlen(stored) + 1);
+        return 0;
+    }
+    struct cmn_buf blob, plain;
+    cmn_buf_init(&blob, false);
+    cmn_buf_init(&plain, true);
+    uint8_t id[CA_SEAL_ID_SIZE];
+    const struct ca_master_key *mk = NULL;
+    int rv = ca_b64_decode(stored + plen, strlen(stored + plen), &blob, errmsg);
+    if (rv == 0 && (rv = ca_seal_key_id(blob.data, blob.len, id)) != 0)
+        cmn_fail(errmsg, rv, "not a sealed key");
+    if (rv == 0 && (mk = key_by_id(n, id)) == NULL) {
+        char have[CA_SEAL_ID_HEX], want[CA_SEAL_ID_HEX];
+        ca_master_key_id_hex(n->mkeys[0].id, have);
+        ca_master_key_id_hex(id, want);
+        rv = cmn_fail(errmsg, CMN_EBADPASSWORD,
+                      "sealed under master key %s, but this node's " KEY_MSG " holds key %s", want,
+                      have);
+    }
+    if (rv == 0)
+        rv = ca_seal_open(mk, CA_SEAL_TOTP, blob.data, blob.len, &plain, errmsg);
+    if (rv == 0 && plain.len >= cap)
+        rv = cmn_fail(errmsg, CMN_ETOOBIG, "the two-factor key is too long");
+    if (rv == 0) {
+        memcpy(out, plain.data, plain.len);
+        out[plain.len] = '\0';
+    } else {
+        cmn_errctx(errmsg, "the two-factor key");
+    }
+    cmn_buf_fini(&blob);
+    cmn_buf_fini(&plain);
     return rv;
 }
 

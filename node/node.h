@@ -163,6 +163,16 @@ void node_cluster_cas_fini(struct node_cluster_cas *c);
 int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
                          enum kv_clearance cl, struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
 
+/* A certificate's TOTP key as the trust state stores it: sealed under the current master key,
+ * "sealed:" and base64 (the Raft log, RocksDB and snapshots carry only that). Open gives the
+ * base32 key back (out: at least CA_TOTP_MAX_B32 + 1 bytes, wipe it after use); a key stored
+ * before sealing (no prefix) is returned as it is. */
+#define NODE_TOTP_STORED_MAX 256
+int node_totp_seal(struct node *n, const char *key, char out[NODE_TOTP_STORED_MAX],
+                   char *errmsg) CMN_MUST_CHECK;
+int node_totp_open(struct node *n, const char *stored, char *out, size_t cap,
+                   char *errmsg) CMN_MUST_CHECK;
+
 /* Which key the trust state's CA key blob is sealed under (its identifier into id, "" when
  * clear): a clear key comes from a version without sealing. */
 enum node_ca_seal { NODE_CA_CLEAR, NODE_CA_CURRENT, NODE_CA_PREVIOUS, NODE_CA_FOREIGN };

@@ -51,6 +51,7 @@ struct api_routes {
 extern const struct api_routes api_cert_routes;    /* node/certs.c */
 extern const struct api_routes api_cluster_routes; /* node/cluster.c */
 extern const struct api_routes api_pki_routes;     /* node/pki.c */
+extern const struct api_routes api_twofa_routes;   /* node/twofa.c */
 
 /* The route for (method, path), path without trailing slashes; NULL when there is none, and
  * *path_known then tells a path served for other methods (405) from an unknown one (404). */

@@ -889,20 +889,6 @@ static int pack_twofa(msgpack_packer *pk, const void *r)
     return kv_twofa_pack(pk, r);
 }
 
-/* The wrong codes of t within the window before now, and when the oldest of them leaves it. */
-static size_t recent_fails(const struct kv_twofa *t, int64_t now, int64_t *frees_ms)
-{
-    size_t k = 0;
-    *frees_ms = now;
-    for (size_t i = 0; i < KV_2FA_FAILS_MAX; i++) {
-        if (t->fails_ms[i] > now - KV_2FA_FAIL_WINDOW_MS) {
-            k++;
-            *frees_ms = t->fails_ms[i] + KV_2FA_FAIL_WINDOW_MS; /* newest first: the oldest last */
-        }
-    }
-    return k;
-}
-
 static int apply_twofa(struct apply *a)
 {
     const struct kv_cmd *c = a->cmd;
@@ -934,14 +920,14 @@ static int apply_twofa(struct apply *a)
     } else if (rv != 0) {
         return rv;
     }
-    int64_t now = c->time_ms, frees_ms;
+    int64_t now = c->time_ms, locked = kv_twofa_locked_ms(&t, now);
     switch (c->type) {
     case KV_CMD_TWOFA_LOGIN:
-        if (recent_fails(&t, now, &frees_ms) >= KV_2FA_FAILS_MAX)
+        if (locked > 0)
             return reject(a, KV_REJ_LIMIT,
                           "Too many wrong codes for the certificate '%s': try again in %lld "
                           "seconds",
-                          name, (long long)((frees_ms - now + 999) / 1000));
+                          name, (long long)((locked + 999) / 1000));
         if (c->u.twofa.step <= t.last_step)
             return reject(a, KV_REJ_CONFLICT,
                           "This code was used already: wait for the next code of '%s'", name);

@@ -537,6 +537,19 @@ int kv_replacement_unpack(const msgpack_object *o, struct kv_replacement *out, c
 
 /* ---- two-factor state ---- */
 
+int64_t kv_twofa_locked_ms(const struct kv_twofa *t, int64_t now_ms)
+{
+    size_t k = 0;
+    int64_t frees = now_ms;
+    for (size_t i = 0; i < KV_2FA_FAILS_MAX; i++) {
+        if (t->fails_ms[i] > now_ms - KV_2FA_FAIL_WINDOW_MS) {
+            k++;
+            frees = t->fails_ms[i] + KV_2FA_FAIL_WINDOW_MS; /* newest first: the oldest last */
+        }
+    }
+    return k >= KV_2FA_FAILS_MAX ? frees - now_ms : 0;
+}
+
 enum { T_TP, T_EXP, T_LIM, T_CK, T_STEP, T_FAIL, T_N };
 static const char *const twofa_fields[T_N] = {"tp", "exp", "lim", "ck", "step", "fail"};
 

@@ -175,6 +175,9 @@ int kv_revoked_unpack(const msgpack_object *o, struct kv_revoked *out, char *err
 int kv_replacement_pack(msgpack_packer *pk, const struct kv_replacement *r) CMN_MUST_CHECK;
 int kv_replacement_unpack(const msgpack_object *o, struct kv_replacement *out,
                           char *errmsg) CMN_MUST_CHECK;
+/* How long from now (ms) t refuses codes: KV_2FA_FAILS_MAX wrong codes within the window
+ * before now lock it until the oldest of them leaves the window; 0 when not locked. */
+int64_t kv_twofa_locked_ms(const struct kv_twofa *t, int64_t now_ms);
 int kv_twofa_pack(msgpack_packer *pk, const struct kv_twofa *t) CMN_MUST_CHECK;
 int kv_twofa_unpack(const msgpack_object *o, struct kv_twofa *out, char *errmsg) CMN_MUST_CHECK;
 int kv_audit_pack(msgpack_packer *pk, const struct kv_audit *a) CMN_MUST_CHECK;

@@ -33,6 +33,10 @@ static const struct {
     {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, false, false},
     {HTTP_GET, "/ca/certificate", NEED_NONE, true, false},
     {HTTP_GET, "/ca/crl", NEED_NONE, false, false},
+    {HTTP_GET, "/admin/certificates/2fa/generate", NEED_OPERATOR, false, false},
+    {HTTP_GET, "/authentication/2fa/configuration", NEED_NONE, true, false},
+    {HTTP_POST, "/authentication/2fa", NEED_NONE, false, true},
+    {HTTP_DELETE, "/authentication/2fa", NEED_NONE, false, false},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 
@@ -56,9 +60,10 @@ static void every_endpoint_routed_with_its_clearance(void **state)
 /* Nothing is routed that the list above does not name: a new endpoint comes with its line. */
 static void no_unlisted_route(void **state)
 {
-    const struct api_routes *tables[] = {&api_cert_routes, &api_cluster_routes, &api_pki_routes};
+    const struct api_routes *tables[] = {&api_cert_routes, &api_cluster_routes, &api_pki_routes,
+                                         &api_twofa_routes};
     size_t total = 0;
-    for (size_t t = 0; t < 3; t++) {
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         for (size_t i = 0; i < tables[t]->n; i++, total++) {
             const struct api_route *r = &tables[t]->v[i];
             bool listed = false;
