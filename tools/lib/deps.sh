@@ -4,9 +4,12 @@
 CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev openssl
   libssl-dev libuv1-dev libraft-dev libmsgpack-dev librocksdb-dev libhttp-parser-dev
   libjansson-dev liboath-dev libzip-dev libqrencode-dev libcmocka-dev unzip curl"
-# What the tests and tools/chaos run besides the build: the cluster scripts' Python, and the
-# chaos harness's namespaces (iproute2, util-linux), partitions (nftables) and clocks (faketime).
-CORVID_TEST_PACKAGES="python3 iproute2 util-linux nftables faketime"
+# What the tests and tools/chaos run besides the build: the cluster scripts' Python, the chaos
+# harness's namespaces (iproute2, util-linux), partitions (nftables) and clocks (faketime), and
+# what a two-factor user has: an authenticator (oathtool) and a QR reader (zbarimg, with
+# rsvg-convert to render the SVG it reads).
+CORVID_TEST_PACKAGES="python3 iproute2 util-linux nftables faketime oathtool zbar-tools
+  librsvg2-bin"
 
 corvid_missing_packages() {
   local missing="" p
