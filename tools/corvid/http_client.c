@@ -345,6 +345,7 @@ static int read_response(struct hc_client *c, struct hc_conn *k, const struct wa
     struct net_http_header keep[] = {
         {"Content-Type", out->content_type, sizeof out->content_type},
         {"Location", out->location, sizeof out->location},
+        {"Retry-After", out->retry_after, sizeof out->retry_after},
     };
     struct net_http_resp resp = {.max_head = HC_MAX_HEADERS,
                                  .max_body = HC_MAX_BODY,

@@ -46,6 +46,7 @@ struct hc_response {
     struct cmn_buf body;    /* owned; NUL-terminated after len */
     char content_type[128]; /* "" when absent */
     char location[1024];    /* Location header (redirects), "" when absent or too long */
+    char retry_after[32];   /* Retry-After header (429: seconds to wait), "" when absent */
     char url[HC_URL_MAX];   /* base URL of the node that answered */
     bool maybe_sent;        /* after a failed call: the request may have reached the node */
 };

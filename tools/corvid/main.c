@@ -1,8 +1,12 @@
 /* The corvid command-line tool: global options and dispatch to subcommands. */
 #include <locale.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "common/buf.h"
 #include "tools/corvid/cli.h"
 
 struct subcommand {
@@ -37,6 +41,9 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     setlocale(LC_CTYPE, ""); /* column widths of UTF-8 names in tables */
+    /* Parsed and built JSON holds secrets (passwords, two-factor keys), in jansson's own copies
+     * too: every block it frees is wiped first, as in the node. */
+    json_set_alloc_funcs(malloc, cmn_free_wiped);
     argv = cli_hoist_globals(argc, argv);
     if (argc < 2) {
         usage(stderr);
