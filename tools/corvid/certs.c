@@ -939,10 +939,10 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
         rv = CLI_USAGE;
         goto out;
     }
-    rv = cli_request(c, "POST", "/admin/certificates", body, CLI_NO_RESEND, label, &r);
+    /* the private key is in the answer */
+    rv = cli_request(c, "POST", "/admin/certificates", body, CLI_NO_RESEND | CLI_SECRET, label, &r);
     if (rv != CLI_OK)
         goto out;
-    r.body.secret = true; /* the key is in there */
     rv = CLI_FAILURE;
     if (read_zip(&r.body, files, 8, &nfiles) != 0)
         goto out_resp;

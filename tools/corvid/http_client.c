@@ -446,6 +446,7 @@ static int call_one(struct hc_client *c, const struct hc_url *u, const struct hc
         struct waiter w = {mono_ms(), mono_ms() + c->timeout_ms, req};
         hc_response_fini(out);
         hc_response_init(out);
+        out->body.secret = req->secret_answer;
         snprintf(out->url, sizeof out->url, "%s", u->base);
         if ((rv = send_all(k, head.data, head.len, &w, errmsg)) == 0 && req->body_len > 0)
             rv = send_all(k, req->body, req->body_len, &w, errmsg);

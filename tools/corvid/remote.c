@@ -376,6 +376,7 @@ int cli_request(struct cli *c, const char *method, const char *path, json_t *bod
         .body = body ? text.data : NULL,
         .body_len = body ? text.len : 0,
         .resend_ok = !(flags & CLI_NO_RESEND),
+        .secret_answer = (flags & CLI_SECRET) != 0,
         .progress = label && c->progress ? spin : NULL,
         .progress_ctx = &sp,
     };
