@@ -215,16 +215,17 @@ static int resolve(struct cli *c, const char *ref, bool full, json_t **def)
 
 /* ---------------------------------------------------------------- two-factor keys */
 
-/* A new two-factor key from the cluster for the certificate that will be named name (GET
- * /admin/certificates/2fa/generate), checked with tf_key_check. *key (the caller's) holds
- * "Secret" and "QrCodeUri"; the command sends the one and shows both once its write succeeded. */
-static int totp_new_key(struct cli *c, const char *name, json_t **key)
+/* A new two-factor key from the cluster for the certificate that body registers or edits
+ * (GET /admin/certificates/2fa/generate?name=, body's "Name"), checked with tf_key_check and set
+ * in body as TwoFactorAuthenticationKey. *key (the caller's) holds "Secret" and "QrCodeUri",
+ * for totp_report once the write succeeded. */
+static int totp_attach(struct cli *c, json_t *body, json_t **key)
 {
     *key = NULL;
     struct cmn_buf path;
     cmn_buf_init(&path, false);
     if (cmn_buf_append_str(&path, "/admin/certificates/2fa/generate?name=") != 0 ||
-        hc_query_escape(name, &path) != 0) {
+        hc_query_escape(cli_str(body, "Name"), &path) != 0) {
         cmn_buf_fini(&path);
         fprintf(stderr, "corvid: out of memory\n");
         return CLI_FAILURE;
@@ -242,17 +243,13 @@ static int totp_new_key(struct cli *c, const char *name, json_t **key)
         json_decref(o);
         return CLI_NOCONNECT;
     }
+    if (json_object_set(body, "TwoFactorAuthenticationKey", json_object_get(o, "Secret")) != 0) {
+        fprintf(stderr, "corvid: out of memory\n");
+        json_decref(o);
+        return CLI_FAILURE;
+    }
     *key = o;
     return CLI_OK;
-}
-
-/* Adds the key that totp_new_key gave to body, as TwoFactorAuthenticationKey. */
-static int totp_send(json_t *body, json_t *key)
-{
-    if (json_object_set(body, "TwoFactorAuthenticationKey", json_object_get(key, "Secret")) == 0)
-        return CLI_OK;
-    fprintf(stderr, "corvid: out of memory\n");
-    return CLI_FAILURE;
 }
 
 /* Once the cluster took the key: with --json adds it and its URI to out (before out is
@@ -1031,8 +1028,7 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
         rv = CLI_USAGE;
         goto out;
     }
-    if (g->two_factor && ((rv = totp_new_key(c, g->name, &totp)) != CLI_OK ||
-                          (rv = totp_send(body, totp)) != CLI_OK))
+    if (g->two_factor && (rv = totp_attach(c, body, &totp)) != CLI_OK)
         goto out;
     /* the private key is in the answer */
     rv = cli_request(c, "POST", "/admin/certificates", body, CLI_NO_RESEND | CLI_SECRET, label, &r);
@@ -1494,8 +1490,7 @@ static int cmd_upload(int argc, char **argv)
         fprintf(stderr, "corvid: the name is not valid UTF-8\n");
         goto out;
     }
-    if (two_factor &&
-        ((rv = totp_new_key(&c, name, &totp)) != CLI_OK || (rv = totp_send(body, totp)) != CLI_OK))
+    if (two_factor && (rv = totp_attach(&c, body, &totp)) != CLI_OK)
         goto out;
     struct hc_response r;
     rv = cli_request(&c, "PUT", "/admin/certificates", body, 0, NULL, &r);
@@ -1667,8 +1662,7 @@ static int cmd_edit(int argc, char **argv)
         rv = CLI_USAGE;
         goto out;
     }
-    if (two_factor && ((rv = totp_new_key(&c, cli_str(body, "Name"), &totp)) != CLI_OK ||
-                       (rv = totp_send(body, totp)) != CLI_OK)) {
+    if (two_factor && (rv = totp_attach(&c, body, &totp)) != CLI_OK) {
         json_decref(body);
         goto out;
     }
