@@ -53,13 +53,19 @@ ok "help texts"
 
 # ---- a code on the command line is refused before anything else, and never repeated
 for args in "login 123456" "login --code=123456" "login --code 123456" "login --token=123456" \
-  "login --totp=123456" "--url https://127.0.0.1:1 login 123456" "logout 123456"; do
+  "login --totp=123456" "--url https://127.0.0.1:1 login 123456"; do
   # shellcheck disable=SC2086
   run $args
   expect 2 "corvid $args"
   grep -q 'takes no code on the command line' <<<"$err" || fail "corvid $args: $err"
   grep -q 123456 <<<"$out$err" && fail "corvid $args repeats the code"
 done
+run logout 123456
+expect 2 "logout 123456"
+grep -q 'logout takes no arguments' <<<"$err" || fail "logout 123456: $err"
+run logout --code=123456
+expect 2 "logout --code"
+grep -q 123456 <<<"$out$err" && fail "logout --code repeats the code"
 ok "a code as an argument is refused"
 
 run logout --duration 5

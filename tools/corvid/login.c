@@ -82,14 +82,19 @@ static int start(struct cli *c, int argc, char **argv, const char *help, const c
             *duration = optarg;
             continue;
         }
-        if (g == 0 && o == O_CODE)
+        if (g == 0 && o == O_CODE && duration != NULL)
             fprintf(stderr, no_code, cmd);
+        else if (g == 0 && o == O_CODE)
+            fprintf(stderr, "corvid: %s needs no code\n", cmd);
         else if (g == 0 && o == O_DURATION)
             fprintf(stderr, "corvid: %s has no --duration\n", cmd);
         goto usage;
     }
     if (optind != argc && !c->help) {
-        fprintf(stderr, no_code, cmd);
+        if (duration != NULL)
+            fprintf(stderr, no_code, cmd);
+        else
+            fprintf(stderr, "corvid: %s takes no arguments\n", cmd);
         goto usage;
     }
     int rv = cli_open_or_help(c, help);
