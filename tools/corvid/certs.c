@@ -15,6 +15,7 @@
 #include "common/env.h"
 #include "tools/corvid/cli.h"
 #include "tools/corvid/remote.h"
+#include "tools/corvid/twofactor.h"
 
 const char certs_summary[] = "client certificates on a running cluster: list, generate, revoke…";
 
@@ -211,6 +212,68 @@ static int resolve(struct cli *c, const char *ref, bool full, json_t **def)
     json_decref(o);
     return CLI_OK;
 }
+
+/* ---------------------------------------------------------------- two-factor keys */
+
+/* A new two-factor key from the cluster for the certificate that body registers or edits
+ * (GET /admin/certificates/2fa/generate?name=, body's "Name"), checked with tf_key_check and set
+ * in body as TwoFactorAuthenticationKey. *key (the caller's) holds "Secret" and "QrCodeUri",
+ * for totp_report once the write succeeded. */
+static int totp_attach(struct cli *c, json_t *body, json_t **key)
+{
+    *key = NULL;
+    struct cmn_buf path;
+    cmn_buf_init(&path, false);
+    if (cmn_buf_append_str(&path, "/admin/certificates/2fa/generate?name=") != 0 ||
+        hc_query_escape(cli_str(body, "Name"), &path) != 0) {
+        cmn_buf_fini(&path);
+        fprintf(stderr, "corvid: out of memory\n");
+        return CLI_FAILURE;
+    }
+    json_t *o;
+    int rv = cli_get_json(c, (const char *)path.data, CLI_SECRET, &o);
+    cmn_buf_fini(&path);
+    if (rv != CLI_OK)
+        return rv;
+    const char *secret, *uri;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (tf_key_check(o, &secret, &uri, errmsg) != 0) {
+        fprintf(stderr, "corvid: %s answered no usable two-factor key: %s\n",
+                c->hc.urls[c->hc.current].base, errmsg);
+        json_decref(o);
+        return CLI_NOCONNECT;
+    }
+    if (json_object_set(body, "TwoFactorAuthenticationKey", json_object_get(o, "Secret")) != 0) {
+        fprintf(stderr, "corvid: out of memory\n");
+        json_decref(o);
+        return CLI_FAILURE;
+    }
+    *key = o;
+    return CLI_OK;
+}
+
+/* Once the cluster took the key: with --json adds it and its URI to out (before out is
+ * printed), else prints both for people, with the QR code when stdout is a terminal. */
+static void totp_report(struct cli *c, json_t *key, json_t *out)
+{
+    const char *secret = cli_str(key, "Secret"), *uri = cli_str(key, "QrCodeUri");
+    if (c->json) {
+        json_object_set(out, "TwoFactorAuthenticationKey", json_object_get(key, "Secret"));
+        json_object_set(out, "QrCodeUri", json_object_get(key, "QrCodeUri"));
+        fprintf(stderr, "corvid: note: the two-factor key (TwoFactorAuthenticationKey) is shown "
+                        "this once: add it to an authenticator app now\n");
+        return;
+    }
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    putchar('\n');
+    if (tf_key_print(stdout, secret, uri, isatty(STDOUT_FILENO), errmsg) != 0)
+        fprintf(stderr, "corvid: no QR code (%s): type the key into the app\n", errmsg);
+}
+
+#define TWO_FACTOR_HELP                                                                            \
+    "  --two-factor              require a two-factor session: the cluster makes a TOTP key,\n"    \
+    "                            shown once here (with a QR code on a terminal) to add to an\n"    \
+    "                            authenticator app; the certificate then needs `corvid login`\n"
 
 /* ---------------------------------------------------------------- last used */
 
@@ -502,6 +565,31 @@ out:
 
 #define ROW "  %-20s %s\n"
 
+/* Whether d needs two-factor sessions and, in whoami's answer (which has
+ * "TwoFactorExpirationDate"), until when the current one lasts. */
+static void print_two_factor(json_t *d, int64_t now)
+{
+    char line[200], date[80], rel[64];
+    json_t *until = json_object_get(d, "TwoFactorExpirationDate");
+    int64_t t;
+    if (!json_is_true(json_object_get(d, "HasTwoFactor")))
+        snprintf(line, sizeof line, "not required");
+    else if (until == NULL)
+        snprintf(line, sizeof line, "required");
+    else if (!cli_parse_time(json_string_value(until), &t))
+        snprintf(line, sizeof line, "required, no session: run `corvid login`");
+    else {
+        cli_fmt_local(t, date, sizeof date);
+        cli_fmt_relative(t, now, rel, sizeof rel);
+        snprintf(line, sizeof line,
+                 t > now ? "required, session until %s (%s)"
+                         : "required, the session ended %s (%s): run "
+                           "`corvid login`",
+                 date, rel);
+    }
+    printf(ROW, "Two-factor:", line);
+}
+
 static void print_definition(struct cli *c, json_t *d)
 {
     char buf[1200], date[80];
@@ -528,8 +616,7 @@ static void print_definition(struct cli *c, json_t *d)
         fmt_date(d, "LastUsed", date, sizeof date, NULL);
         printf(ROW, "Last used:", date);
     }
-    printf(ROW,
-           "Two-factor auth:", json_is_true(json_object_get(d, "HasTwoFactor")) ? "yes" : "no");
+    print_two_factor(d, now);
     if (cli_str(d, "PublicKeyPinningHash")[0])
         printf(ROW, "Pinning hash:", cli_str(d, "PublicKeyPinningHash"));
     json_t *sec = json_object_get(d, "CollectionSecondaryKeys");
@@ -763,6 +850,7 @@ struct gen_opts {
     const char *pfx_password_file;
     const char *out;
     bool force;
+    bool two_factor;
 };
 
 static int parse_date_arg(const char *arg, char out[16])
@@ -918,6 +1006,7 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
     if (g->pfx_password_file && cli_read_password_file(g->pfx_password_file, &pw) != 0)
         return CLI_USAGE;
 
+    json_t *totp = NULL;
     json_t *body = json_pack("{s:s, s:s, s:O}", "Name", g->name, "SecurityClearance", g->clearance,
                              "Permissions", g->perms);
     if (body && g->key_type)
@@ -939,10 +1028,12 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
         rv = CLI_USAGE;
         goto out;
     }
-    rv = cli_request(c, "POST", "/admin/certificates", body, CLI_NO_RESEND, label, &r);
+    if (g->two_factor && (rv = totp_attach(c, body, &totp)) != CLI_OK)
+        goto out;
+    /* the private key is in the answer */
+    rv = cli_request(c, "POST", "/admin/certificates", body, CLI_NO_RESEND | CLI_SECRET, label, &r);
     if (rv != CLI_OK)
         goto out;
-    r.body.secret = true; /* the key is in there */
     rv = CLI_FAILURE;
     if (read_zip(&r.body, files, 8, &nfiles) != 0)
         goto out_resp;
@@ -978,6 +1069,8 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
         json_t *o = json_pack("{s:s, s:s, s:s, s:O, s:s, s:s, s:O}", "Name", g->name, "Thumbprint",
                               id.thumbprint, "SecurityClearance", g->clearance, "Permissions",
                               g->perms, "NotBefore", nb, "NotAfter", na, "Files", written);
+        if (totp)
+            totp_report(c, totp, o);
         cli_print_json(o);
         json_decref(o);
     } else {
@@ -1005,6 +1098,8 @@ static int generate_core(struct cli *c, struct gen_opts *g, const char *what)
                                           : "");
         }
         printf("The private key exists only in these files: the cluster does not keep it.\n");
+        if (totp)
+            totp_report(c, totp, NULL);
     }
     rv = CLI_OK;
 out_resp:
@@ -1015,6 +1110,7 @@ out:
     X509_free(x);
     json_decref(written);
     json_decref(body);
+    json_decref(totp);
     cmn_buf_fini(&pw);
     return rv;
 }
@@ -1028,7 +1124,7 @@ out:
     "  --out PATH                PATH ending in .zip: write the zip the cluster answers;\n"        \
     "                            otherwise a directory (created, mode 0700) where the .pfx,\n"     \
     "                            .crt and .key are unpacked (default: NAME.zip here)\n"            \
-    "  --force                   overwrite existing files\n"
+    "  --force                   overwrite existing files\n" TWO_FACTOR_HELP
 
 static const char generate_help[] =
     "usage: corvid certs generate NAME [--clearance C] [--perm DB=ACCESS]... [--key-type T]\n"
@@ -1046,10 +1142,12 @@ static const char generate_help[] =
     "it\n" GEN_OPTION_HELP "\n"
     "With --json: {\"Name\", \"Thumbprint\", \"SecurityClearance\", \"Permissions\", "
     "\"NotBefore\",\n"
-    "\"NotAfter\", \"Files\"}.\n"
+    "\"NotAfter\", \"Files\"}, with --two-factor also \"TwoFactorAuthenticationKey\" and\n"
+    "\"QrCodeUri\" (and no QR code).\n"
     "\n"
     "Examples:\n"
     "  corvid certs generate ops --clearance Operator --out var/local/ops\n"
+    "  corvid certs generate alice --clearance Operator --two-factor --out var/local/alice\n"
     "  corvid certs generate app1 --perm orders=ReadWrite --perm stats=Read --days 90\n"
     "  corvid certs generate bi --perm stats=Read --key-type RSA-4096 \\\n"
     "      --pfx-password-file bi.pass --out bi.zip\n";
@@ -1066,6 +1164,7 @@ static const char clone_help[] =
     "  --name NAME               the new certificate's name\n" GEN_OPTION_HELP "\n"
     "Examples:\n"
     "  corvid certs clone app1 --name app1-2026 --out var/local/app1-2026\n"
+    "  corvid certs clone alice --name alice-laptop --two-factor --out var/local/alice-laptop\n"
     "  corvid certs clone 6F3A0C2B7D1E4F5A6B7C8D9E0F1A2B3C4D5E6F70 --name app1-b --days 365\n";
 
 enum {
@@ -1081,6 +1180,8 @@ enum {
     O_REMOVE_PERM,
     O_CLEAR_PERMS,
     O_YES,
+    O_TWO_FACTOR,
+    O_NO_TWO_FACTOR,
 };
 
 #define GEN_OPTIONS                                                                                \
@@ -1088,9 +1189,9 @@ enum {
         {"not-after", required_argument, NULL, O_NOT_AFTER},                                       \
         {"days", required_argument, NULL, O_DAYS},                                                 \
         {"pfx-password-file", required_argument, NULL, O_PFX_PW},                                  \
-        {"out", required_argument, NULL, O_OUT},                                                   \
+        {"out", required_argument, NULL, O_OUT}, {"force", no_argument, NULL, O_FORCE},            \
     {                                                                                              \
-        "force", no_argument, NULL, O_FORCE                                                        \
+        "two-factor", no_argument, NULL, O_TWO_FACTOR                                              \
     }
 
 /* Options shared by generate and clone; 1 when taken, -1 on a bad value, 0 when not one. */
@@ -1126,6 +1227,9 @@ static int gen_opt(struct gen_opts *g, int o, const char *arg, bool *have_date)
         return 1;
     case O_FORCE:
         g->force = true;
+        return 1;
+    case O_TWO_FACTOR:
+        g->two_factor = true;
         return 1;
     default:
         return 0;
@@ -1238,7 +1342,7 @@ static int cmd_clone(int argc, char **argv)
 
 static const char upload_help[] =
     "usage: corvid certs upload FILE [--name NAME] [--clearance C] [--perm DB=ACCESS]...\n"
-    "                           [--pfx-password-file F] [global options]\n"
+    "                           [--pfx-password-file F] [--two-factor] [global options]\n"
     "\n"
     "Registers an existing certificate (PUT /admin/certificates): FILE is a .pfx/.p12, or a\n"
     "certificate in PEM (.pem, .crt) or DER (.cer). Only the certificates are sent: a private\n"
@@ -1251,11 +1355,16 @@ static const char upload_help[] =
     "                          ValidUser)\n"
     "  --perm DB=ACCESS        database access: Admin, ReadWrite or Read; repeat it\n"
     "  --pfx-password-file F   password of a .pfx FILE (else asked on a terminal when needed)\n"
+    "  --two-factor            require a two-factor session: the cluster makes a TOTP key,\n"
+    "                          shown once here (with a QR code on a terminal) to add to an\n"
+    "                          authenticator app; the certificate then needs `corvid login`\n"
     "\n"
-    "With --json: {\"Name\", \"SecurityClearance\", \"Permissions\", \"Thumbprints\"}.\n"
+    "With --json: {\"Name\", \"SecurityClearance\", \"Permissions\", \"Thumbprints\"}, with\n"
+    "--two-factor also \"TwoFactorAuthenticationKey\" and \"QrCodeUri\" (and no QR code).\n"
     "\n"
     "Examples:\n"
     "  corvid certs upload partner.crt --name partner --perm orders=Read\n"
+    "  corvid certs upload bob.crt --clearance Operator --two-factor\n"
     "  corvid certs upload team.pfx --pfx-password-file team.pass --clearance Operator\n";
 
 static int cmd_upload(int argc, char **argv)
@@ -1265,12 +1374,14 @@ static int cmd_upload(int argc, char **argv)
         {"clearance", required_argument, NULL, O_CLEARANCE},
         {"perm", required_argument, NULL, O_PERM},
         {"pfx-password-file", required_argument, NULL, O_PFX_PW},
+        {"two-factor", no_argument, NULL, O_TWO_FACTOR},
         CLI_GLOBAL_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     struct cli c;
     cli_init(&c);
     const char *name = NULL, *clearance = "ValidUser", *pw_file = NULL;
+    bool two_factor = false;
     json_t *perms = json_object();
     int o;
     optind = 0;
@@ -1285,6 +1396,9 @@ static int cmd_upload(int argc, char **argv)
             g_ = add_perm(perms, optarg) == 0 ? 1 : -1;
         } else if (g_ == 0 && o == O_PFX_PW) {
             pw_file = optarg;
+            g_ = 1;
+        } else if (g_ == 0 && o == O_TWO_FACTOR) {
+            two_factor = true;
             g_ = 1;
         }
         if (g_ <= 0) {
@@ -1314,7 +1428,7 @@ static int cmd_upload(int argc, char **argv)
     memset(&f, 0, sizeof f);
     struct ca_cert_list send;
     ca_cert_list_init(&send);
-    json_t *body = NULL, *thumbs = json_array();
+    json_t *body = NULL, *thumbs = json_array(), *totp = NULL;
     rv = CLI_USAGE;
     if (pw_file && cli_read_password_file(pw_file, &pw) != 0)
         goto out;
@@ -1376,6 +1490,8 @@ static int cmd_upload(int argc, char **argv)
         fprintf(stderr, "corvid: the name is not valid UTF-8\n");
         goto out;
     }
+    if (two_factor && (rv = totp_attach(&c, body, &totp)) != CLI_OK)
+        goto out;
     struct hc_response r;
     rv = cli_request(&c, "PUT", "/admin/certificates", body, 0, NULL, &r);
     if (rv != CLI_OK)
@@ -1384,6 +1500,8 @@ static int cmd_upload(int argc, char **argv)
     if (c.json) {
         json_t *res = json_pack("{s:s, s:s, s:O, s:O}", "Name", name, "SecurityClearance",
                                 clearance, "Permissions", perms, "Thumbprints", thumbs);
+        if (totp)
+            totp_report(&c, totp, res);
         cli_print_json(res);
         json_decref(res);
     } else {
@@ -1395,6 +1513,8 @@ static int cmd_upload(int argc, char **argv)
         json_t *t;
         json_array_foreach(thumbs, i, t)
             printf("  %-12s %s\n", i == 0 ? "Thumbprint:" : "Secondary:", json_string_value(t));
+        if (totp)
+            totp_report(&c, totp, NULL);
     }
     rv = CLI_OK;
     goto out;
@@ -1404,6 +1524,7 @@ oom:
 out:
     json_decref(body);
     json_decref(thumbs);
+    json_decref(totp);
     json_decref(perms);
     ca_cert_list_fini(&send);
     ca_certfile_fini(&f);
@@ -1418,9 +1539,10 @@ out:
 
 static const char edit_help[] =
     "usage: corvid certs edit THUMBPRINT|NAME [--name NEW] [--clearance C] [--perm DB=ACCESS]...\n"
-    "                         [--remove-perm DB]... [--clear-perms] [global options]\n"
+    "                         [--remove-perm DB]... [--clear-perms]\n"
+    "                         [--two-factor | --no-two-factor] [global options]\n"
     "\n"
-    "Changes a registration's name, security clearance or permissions (POST\n"
+    "Changes a registration's name, security clearance, permissions or two-factor key (POST\n"
     "/admin/certificates/edit). What is not given stays as it is; --perm adds or changes one\n"
     "database, --remove-perm takes one away, --clear-perms starts from none.\n"
     "\n"
@@ -1430,14 +1552,22 @@ static const char edit_help[] =
     "  --perm DB=ACCESS    Admin, ReadWrite or Read for database DB; repeat it\n"
     "  --remove-perm DB    no access to DB any more; repeat it\n"
     "  --clear-perms       remove every permission first\n"
+    "  --two-factor        require a two-factor session: the cluster makes a new TOTP key\n"
+    "                      (replacing any it had), shown once here (with a QR code on a\n"
+    "                      terminal) to add to an authenticator app; the certificate then\n"
+    "                      needs `corvid login`\n"
+    "  --no-two-factor     remove its two-factor key: no session needed any more\n"
     "\n"
     "With --json: the definition as sent ({\"Thumbprint\", \"Name\", \"SecurityClearance\",\n"
-    "\"Permissions\"}).\n"
+    "\"Permissions\"}), with --two-factor also \"TwoFactorAuthenticationKey\" and \"QrCodeUri\"\n"
+    "(and no QR code), with --no-two-factor \"DeleteTwoFactorConfiguration\": true.\n"
     "\n"
     "Examples:\n"
     "  corvid certs edit app1 --perm orders=Read --remove-perm stats\n"
     "  corvid certs edit ops --clearance ValidUser --clear-perms --perm logs=Read\n"
-    "  corvid certs edit app1 --name app1-old\n";
+    "  corvid certs edit app1 --name app1-old\n"
+    "  corvid certs edit alice --two-factor       # a new key, e.g. after a lost phone\n"
+    "  corvid certs edit alice --no-two-factor\n";
 
 static int cmd_edit(int argc, char **argv)
 {
@@ -1447,14 +1577,16 @@ static int cmd_edit(int argc, char **argv)
         {"perm", required_argument, NULL, O_PERM},
         {"remove-perm", required_argument, NULL, O_REMOVE_PERM},
         {"clear-perms", no_argument, NULL, O_CLEAR_PERMS},
+        {"two-factor", no_argument, NULL, O_TWO_FACTOR},
+        {"no-two-factor", no_argument, NULL, O_NO_TWO_FACTOR},
         CLI_GLOBAL_OPTIONS,
         {NULL, 0, NULL, 0},
     };
     struct cli c;
     cli_init(&c);
     const char *name = NULL, *clearance = NULL;
-    json_t *add = json_object(), *remove = json_array();
-    bool clear = false;
+    json_t *add = json_object(), *remove = json_array(), *totp = NULL;
+    bool clear = false, two_factor = false, no_two_factor = false;
     int o;
     optind = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -1472,6 +1604,9 @@ static int cmd_edit(int argc, char **argv)
         } else if (g_ == 0 && o == O_CLEAR_PERMS) {
             clear = true;
             g_ = 1;
+        } else if (g_ == 0 && (o == O_TWO_FACTOR || o == O_NO_TWO_FACTOR)) {
+            *(o == O_TWO_FACTOR ? &two_factor : &no_two_factor) = true;
+            g_ = 1;
         }
         if (g_ <= 0) {
             json_decref(add);
@@ -1486,9 +1621,13 @@ static int cmd_edit(int argc, char **argv)
         goto out_usage;
     }
     if (!c.help && !name && !clearance && json_object_size(add) == 0 &&
-        json_array_size(remove) == 0 && !clear) {
+        json_array_size(remove) == 0 && !clear && !two_factor && !no_two_factor) {
         fprintf(stderr, "corvid: nothing to change: give --name, --clearance, --perm, "
-                        "--remove-perm or --clear-perms\n");
+                        "--remove-perm, --clear-perms, --two-factor or --no-two-factor\n");
+        goto out_usage;
+    }
+    if (!c.help && two_factor && no_two_factor) {
+        fprintf(stderr, "corvid: give --two-factor or --no-two-factor, not both\n");
         goto out_usage;
     }
     rv = cli_open_or_help(&c, edit_help);
@@ -1523,11 +1662,22 @@ static int cmd_edit(int argc, char **argv)
         rv = CLI_USAGE;
         goto out;
     }
+    if (two_factor && (rv = totp_attach(&c, body, &totp)) != CLI_OK) {
+        json_decref(body);
+        goto out;
+    }
     struct hc_response r;
-    rv = cli_request(&c, "POST", "/admin/certificates/edit", body, 0, NULL, &r);
+    rv = cli_request(&c, "POST",
+                     no_two_factor ? "/admin/certificates/edit?deleteTwoFactorConfiguration=true"
+                                   : "/admin/certificates/edit",
+                     body, 0, NULL, &r);
     if (rv == CLI_OK) {
         hc_response_fini(&r);
+        if (no_two_factor)
+            json_object_set_new(body, "DeleteTwoFactorConfiguration", json_true());
         if (c.json) {
+            if (totp)
+                totp_report(&c, totp, body);
             cli_print_json(body);
         } else {
             char sname[300], p[1024];
@@ -1537,6 +1687,10 @@ static int cmd_edit(int argc, char **argv)
                 "Updated '%s' (%s) on every node\n  Security clearance: %s\n  Permissions:        "
                 "%s\n",
                 sname, cli_str(body, "Thumbprint"), cli_str(body, "SecurityClearance"), p);
+            if (no_two_factor)
+                printf("  Two-factor:         removed (no session needed any more)\n");
+            if (totp)
+                totp_report(&c, totp, NULL);
         }
     }
     json_decref(body);
@@ -1546,6 +1700,7 @@ out_usage:
 out:
     json_decref(add);
     json_decref(remove);
+    json_decref(totp);
     cli_fini(&c);
     return rv < 0 ? CLI_OK : rv;
 }

@@ -28,6 +28,13 @@ extern const char certs_summary[];
 int cluster_main(int argc, char **argv);
 extern const char cluster_summary[];
 
+/* `corvid login` and `corvid logout` (tools/corvid/login.c): the certificate's two-factor
+ * session. */
+int login_main(int argc, char **argv);
+int logout_main(int argc, char **argv);
+extern const char login_summary[];
+extern const char logout_summary[];
+
 /* Moves global options given before the command to after it (tools/corvid/remote.c). */
 char **cli_hoist_globals(int argc, char **argv);
 

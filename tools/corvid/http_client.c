@@ -345,6 +345,7 @@ static int read_response(struct hc_client *c, struct hc_conn *k, const struct wa
     struct net_http_header keep[] = {
         {"Content-Type", out->content_type, sizeof out->content_type},
         {"Location", out->location, sizeof out->location},
+        {"Retry-After", out->retry_after, sizeof out->retry_after},
     };
     struct net_http_resp resp = {.max_head = HC_MAX_HEADERS,
                                  .max_body = HC_MAX_BODY,
@@ -445,6 +446,7 @@ static int call_one(struct hc_client *c, const struct hc_url *u, const struct hc
         struct waiter w = {mono_ms(), mono_ms() + c->timeout_ms, req};
         hc_response_fini(out);
         hc_response_init(out);
+        out->body.secret = req->secret_answer;
         snprintf(out->url, sizeof out->url, "%s", u->base);
         if ((rv = send_all(k, head.data, head.len, &w, errmsg)) == 0 && req->body_len > 0)
             rv = send_all(k, req->body, req->body_len, &w, errmsg);

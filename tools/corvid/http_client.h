@@ -46,6 +46,7 @@ struct hc_response {
     struct cmn_buf body;    /* owned; NUL-terminated after len */
     char content_type[128]; /* "" when absent */
     char location[1024];    /* Location header (redirects), "" when absent or too long */
+    char retry_after[32];   /* Retry-After header (429: seconds to wait), "" when absent */
     char url[HC_URL_MAX];   /* base URL of the node that answered */
     bool maybe_sent;        /* after a failed call: the request may have reached the node */
 };
@@ -62,6 +63,9 @@ struct hc_request {
      * connection failed before an answer (idempotent reads, and writes that carry a
      * raft-request-id). Requests are always retried on the next node when connecting failed. */
     bool resend_ok;
+    /* The answer holds a secret (a generated key): out->body is a secret buffer from the first
+     * byte, wiped whenever it grows, moves or is freed. */
+    bool secret_answer;
     /* Called about every 250 ms while waiting for the answer (progress on a terminal). */
     void (*progress)(void *ctx, int64_t waited_ms);
     void *progress_ctx;

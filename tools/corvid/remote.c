@@ -289,19 +289,39 @@ static const char *reason_phrase(int status)
     return strcmp(s, "<unknown>") == 0 ? "" : s;
 }
 
-/* Prints a non-2xx answer: status, the server's Type and Message, and the node. */
+/* The server's explanation in an error answer (borrowed from o): RavenDB's "Message", or the
+ * "Error" of its two-factor endpoints; NULL when there is neither. */
+static const char *server_message(json_t *o)
+{
+    const char *m = json_string_value(json_object_get(o, "Message"));
+    return m ? m : json_string_value(json_object_get(o, "Error"));
+}
+
+/* Prints a non-2xx answer: status, the server's Type and message, and the node; for a 429 how
+ * long to wait, for a 428 how to open the two-factor session the certificate needs. */
 static void print_refusal(const struct hc_response *r)
 {
     json_t *o = json_loadb((const char *)r->body.data, r->body.len, 0, NULL);
-    const char *msg = json_string_value(json_object_get(o, "Message"));
+    const char *msg = server_message(o);
     const char *type = json_string_value(json_object_get(o, "Type"));
-    char safe[1200];
+    char safe[1200], wait[64] = "";
     if (msg != NULL)
         cli_safe_text(msg, safe, sizeof safe);
     else
         cli_safe_text(r->body.len ? (const char *)r->body.data : "(no message)", safe, 300);
-    fprintf(stderr, "corvid: %d %s%s%s%s from %s: %s\n", r->status, reason_phrase(r->status),
-            type ? " (" : "", type ? type : "", type ? ")" : "", r->url, safe);
+    if (r->status == 429 && r->retry_after[0] != '\0') {
+        char ra[sizeof r->retry_after];
+        cli_safe_text(r->retry_after, ra, sizeof ra);
+        bool seconds = strspn(ra, "0123456789") == strlen(ra);
+        snprintf(wait, sizeof wait, " (try again %s %s%s)", seconds ? "in" : "after", ra,
+                 seconds ? " s" : "");
+    }
+    fprintf(stderr, "corvid: %d %s%s%s%s from %s: %s%s\n", r->status, reason_phrase(r->status),
+            type ? " (" : "", type ? type : "", type ? ")" : "", r->url, safe, wait);
+    if (r->status == 428)
+        fprintf(stderr, "corvid: hint: this certificate needs a two-factor session: run `corvid "
+                        "login` (with the same --cert) and enter the code of your authenticator "
+                        "app\n");
     json_decref(o);
 }
 
@@ -356,6 +376,7 @@ int cli_request(struct cli *c, const char *method, const char *path, json_t *bod
         .body = body ? text.data : NULL,
         .body_len = body ? text.len : 0,
         .resend_ok = !(flags & CLI_NO_RESEND),
+        .secret_answer = (flags & CLI_SECRET) != 0,
         .progress = label && c->progress ? spin : NULL,
         .progress_ctx = &sp,
     };
@@ -454,7 +475,7 @@ int cli_get_json_at(struct cli *c, const char *url, const char *path, json_t **o
     }
     if (r.status != 200) {
         json_t *o = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
-        const char *m = json_string_value(json_object_get(o, "Message"));
+        const char *m = server_message(o);
         char safe[200];
         cli_safe_text(m ? m : "", safe, sizeof safe);
         snprintf(errmsg, CMN_ERRMSG_SIZE, "%s: %d %s%s%s", url, r.status, reason_phrase(r.status),
@@ -480,7 +501,7 @@ void cli_print_json(json_t *v)
     if (s != NULL) {
         fputs(s, stdout);
         fputc('\n', stdout);
-        free(s);
+        cmn_free_wiped(s); /* it may show a two-factor key */
     }
 }
 

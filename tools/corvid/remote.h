@@ -129,6 +129,7 @@ const char *cli_str(json_t *o, const char *key);
 /* Request flags. */
 #define CLI_NO_RESEND 1u /* never send twice (a generated key would be lost) */
 #define CLI_QUIET_404 2u /* a 404 is returned as CLI_FAILURE without printing */
+#define CLI_SECRET    4u /* the answer holds a secret (a key): its body is wiped when freed */
 
 /* Sends one request to the cluster (failing over across the URLs). body may be NULL (borrowed).
  * Writes carry a fresh raft-request-id, so that a write whose connection broke can be sent again
