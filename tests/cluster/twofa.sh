@@ -29,6 +29,7 @@ expect() {
 json() { python3 -c "import json,sys; print(json.load(open('$WORK/last.body'))$1)"; }
 # code SECRET [SECONDS]: the TOTP code now (or SECONDS later), as an authenticator app shows it
 code() { oathtool --totp -b ${2:+--now "@$(($(date +%s) + $2))"} "$1"; }
+not() { ! "$@"; }
 # answers STATUS NAME METHOD NODE PATH [BODY [CURL ARGS...]]: call2 was answered STATUS
 answers() {
   local want=$1
@@ -184,4 +185,54 @@ for t in A B C; do
   call2 carol GET "$t" /admin/certificates
   expect 403 'was revoked on'
 done
+log "the corvid CLI: --two-factor, login, logout"
+export CORVID_URL="$(url A ""),$(url B ""),$(url C "")" CORVID_CA_FILE="$WORK/pki/ca-chain.crt"
+openssl pkcs12 -export -passout pass: -in "$CERTS/admin.pem" -out "$WORK/admin.pfx"
+export CORVID_CERT="$WORK/admin.pfx"
+unset CORVID_CERT_PASSWORD
+O="$WORK/o"
+mkdir -p "$O"
+# cli RC ARGS...: corvid ARGS with stdin from $O/in, its exit status RC; stdout and stderr in $O
+cli() {
+  local want=$1 rc=0
+  shift
+  "$CLI" "$@" <"$O/in" >"$O/out" 2>"$O/err" || rc=$?
+  [ "$rc" = "$want" ] || fail "corvid $* -> $rc, want $want: $(head -c 600 "$O/err") $(head -c 300 "$O/out")"
+}
+has() { grep -qF -- "$2" "$O/$1" || fail "$1 lacks '$2': $(head -c 800 "$O/$1")"; }
+: >"$O/in"
+cli 0 certs generate dave --clearance Operator --two-factor --out "$WORK/dave" --json
+KEY=$(python3 -c "import json; print(json.load(open('$O/out'))['TwoFactorAuthenticationKey'])")
+python3 -c "import json,sys; d=json.load(open('$O/out')); sys.exit(0 if d['QrCodeUri'].startswith('otpauth://totp/') and 'secret=$KEY' in d['QrCodeUri'] else 1)" ||
+  fail "no otpauth URI with the key: $(cat "$O/out")"
+has err "shown this once"
+DAVE="$WORK/dave/dave.pfx"
+cli 0 certs generate erin --clearance ValidUser --two-factor --out "$WORK/erin"
+has out "Key:         "
+has out "otpauth://totp/"
+cli 1 certs list --cert "$DAVE"
+has err "428"
+has err "corvid login"
+echo 12345 >"$O/in"
+cli 2 login --cert "$DAVE"
+has err "6 digits"
+: >"$O/in"
+cli 2 login --cert "$DAVE" 123456
+has err "takes no code on the command line"
+oathtool --totp -b "$KEY" >"$O/in"
+cli 0 login --cert "$DAVE" --duration 30
+has out "Logged in until"
+: >"$O/in"
+for u in "$(url A "")" "$(url B "")" "$(url C "")"; do
+  wait_until 20 "$u lets dave in" "$CLI" certs list --cert "$DAVE" --url "$u"
+done
+cli 0 certs whoami --cert "$DAVE"
+has out "session until"
+cli 0 logout --cert "$DAVE"
+has out "Logged out"
+for u in "$(url A "")" "$(url B "")" "$(url C "")"; do
+  wait_until 20 "$u refuses dave" not "$CLI" certs list --cert "$DAVE" --url "$u"
+done
+cli 0 certs edit dave --no-two-factor
+cli 0 certs list --cert "$DAVE"
 log "PASS"

@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "ca/ca.h"
 #include "ca/certfile.h"
@@ -21,6 +23,21 @@
 #include "tests/unit/support/testcore.h"
 
 #define NOW TC_NOW /* inside every certificate's validity below */
+
+/* An answer taken by an http_sink (node_auth_check's refusals). */
+struct answer {
+    int status;
+    char body[1024];
+};
+
+static void sink_fn(void *ctx, struct http_request *req, int status, const char *content_type,
+                    const void *body, size_t len, const char *extra_headers)
+{
+    struct answer *a = ctx;
+    a->status = status;
+    snprintf(a->body, sizeof a->body, "%.*s", (int)len, (const char *)body);
+    (void)req, (void)content_type, (void)extra_headers;
+}
 
 static struct tc_core F;
 
@@ -111,6 +128,70 @@ static void revoked_and_two_factor(void **state)
     X509_free(t);
     EVP_PKEY_free(k1);
     EVP_PKEY_free(k2);
+}
+
+/* A two-factor session: the real clearance until it ends (by the clock passed in); the cookie
+ * of a session with limits on every request that needs more than NEED_NONE; and the node's own
+ * certificate needs no second factor even when a registration of it has a key. */
+static void two_factor_session(void **state)
+{
+    /* node_auth_check reads the wall clock: the session is set up around whichever is later */
+    const int64_t T = time(NULL) > NOW ? (int64_t)time(NULL) : NOW;
+    EVP_PKEY *k = NULL;
+    X509 *x = tc_client_cert(&F, &k, "totp", T - 86400, T + 86400 * 30, false);
+    tc_register(&F, x, "totp", KV_CL_OPERATOR, "JBSWY3DPEHPK3PXP");
+    struct node_auth a = {0};
+    assert_int_equal(verdict(x, T, &a), AUTH_TWO_FACTOR);
+    struct kv_cmd c;
+    kv_cmd_init(&c, KV_CMD_TWOFA_LOGIN);
+    memcpy(c.actor, a.thumb, sizeof c.actor);
+    memcpy(c.u.twofa.thumbprint, a.thumb, sizeof c.u.twofa.thumbprint);
+    c.actor_registered = true;
+    c.u.twofa.step = 1;
+    c.u.twofa.expires_ms = (int64_t)T * 1000 + 60000;
+    c.u.twofa.has_limits = true;
+    unsigned len = 0;
+    assert_int_equal(EVP_Digest("c00k1e", 6, c.u.twofa.cookie_hash, &len, EVP_sha256(), NULL), 1);
+    tc_apply(&F, &c);
+    assert_int_equal(verdict(x, T, &a), AUTH_OPERATOR);
+    assert_int_equal(a.twofa_expires_ms, (int64_t)T * 1000 + 60000);
+    assert_true(a.twofa_limits);
+    assert_int_equal(verdict(x, T + 59, &a), AUTH_OPERATOR);
+    assert_int_equal(verdict(x, T + 60, &a), AUTH_TWO_FACTOR); /* expired */
+
+    /* The cookie, request by request (by the wall clock the session holds). */
+    assert_int_equal(verdict(x, T, &a), AUTH_OPERATOR);
+    static const struct {
+        const char *cookie;
+        bool ok;
+        const char *message;
+    } cases[] = {
+        {"2fa-cookie=c00k1e", true, NULL},
+        {"theme=dark; 2fa-cookie=c00k1e; x=1", true, NULL},
+        {"", false, "Missing the '2fa-cookie' in the request"},
+        {"2fa-cookie=c00k1f", false, "Expected cookie value does not match provided value"},
+        {"2fa-cookie=", false, "Expected cookie value does not match provided value"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct answer ans = {0};
+        struct http_sink sink = {sink_fn, &ans};
+        struct http_request req = {.sink = &sink};
+        snprintf(req.cookie, sizeof req.cookie, "%s", cases[i].cookie);
+        assert_true(node_auth_check(F.n, &req, &a, NEED_NONE)); /* never asked there */
+        assert_int_equal(node_auth_check(F.n, &req, &a, NEED_OPERATOR), cases[i].ok);
+        if (!cases[i].ok) {
+            assert_int_equal(ans.status, 428);
+            assert_non_null(strstr(ans.body, cases[i].message));
+        }
+    }
+
+    /* the node's own certificate, registered with a key: still the node */
+    tc_register(&F, node_cert(F.n), "me", KV_CL_CLUSTER_NODE, "JBSWY3DPEHPK3PXP");
+    assert_int_equal(verdict(node_cert(F.n), T, &a), AUTH_CLUSTER_ADMIN);
+    tc_revoke(&F, x);
+    kv_cert_fini(&a.def);
+    X509_free(x);
+    EVP_PKEY_free(k);
 }
 
 /* A new certificate for the key of a current registration, from the same CA, is its renewal:
@@ -237,9 +318,13 @@ static void peer_trust_fails_closed(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(without_or_with_the_nodes_own), cmocka_unit_test(registered_by_clearance),
-        cmocka_unit_test(revoked_and_two_factor),        cmocka_unit_test(renewal_by_pinning_hash),
-        cmocka_unit_test(read_failures_refuse),          cmocka_unit_test(peer_trust_fails_closed),
+        cmocka_unit_test(without_or_with_the_nodes_own),
+        cmocka_unit_test(registered_by_clearance),
+        cmocka_unit_test(revoked_and_two_factor),
+        cmocka_unit_test(renewal_by_pinning_hash),
+        cmocka_unit_test(read_failures_refuse),
+        cmocka_unit_test(peer_trust_fails_closed),
+        cmocka_unit_test(two_factor_session),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -84,8 +84,10 @@ X509 *tc_client_cert(struct tc_core *t, EVP_PKEY **key, const char *cn, int64_t 
 void tc_apply(struct tc_core *t, struct kv_cmd *c)
 {
     c->time_ms = (int64_t)TC_NOW * 1000;
-    memcpy(c->actor, node_thumb(t->n), sizeof c->actor);
-    c->actor_clearance = KV_CL_CLUSTER_NODE;
+    if (c->actor[0] == '\0') {
+        memcpy(c->actor, node_thumb(t->n), sizeof c->actor);
+        c->actor_clearance = KV_CL_CLUSTER_NODE;
+    }
     struct cmn_buf b;
     cmn_buf_init(&b, false);
     char err[CMN_ERRMSG_SIZE] = "";

@@ -34,7 +34,8 @@ int tc_stop(struct tc_core *t);
  * by the cluster CA or, with self_signed, by nobody. Fails the test on error. */
 X509 *tc_client_cert(struct tc_core *t, EVP_PKEY **key, const char *cn, int64_t nb, int64_t na,
                      bool self_signed);
-/* Applies c (consumed) to the store as the node itself at TC_NOW; fails the test if refused. */
+/* Applies c (consumed) to the store at TC_NOW, as the node itself unless c names its actor;
+ * fails the test if refused. */
 void tc_apply(struct tc_core *t, struct kv_cmd *c);
 /* Registers x with name and clearance (and a TOTP key, or NULL). */
 void tc_register(struct tc_core *t, X509 *x, const char *name, enum kv_clearance cl,
