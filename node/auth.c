@@ -271,7 +271,7 @@ void node_auth_compute(struct node *n, X509 *peer, int64_t now, struct node_auth
         if (rv != 0 && rv != CMN_ENOTFOUND) /* fail closed */
             CMN_ERROR("HTTP-AUTH", "refusing %s: cannot read its two-factor session: %s",
                       a->thumb_upper, why);
-        if (rv != 0 || t.expires_ms <= now * 1000) {
+        if (rv != 0 || t.expires_ms <= now * 1000 || node_logged_out_early(n, a->thumb)) {
             a->status = AUTH_TWO_FACTOR;
             return;
         }

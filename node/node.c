@@ -914,23 +914,27 @@ struct node_early_revocation {
     char thumb[KV_THUMB_LEN + 1]; /* lower case */
     uint64_t index;
     int64_t time_ms;
+    bool logout; /* its two-factor session ends, not the certificate */
 };
 
 static int revoke_early(struct node *n, uint64_t index, const struct kv_cmd *cmd, char *errmsg)
 {
-    if (cmd->type != KV_CMD_DELETE_CERTS || cmd->u.del.n == 0)
+    bool logout = cmd->type == KV_CMD_TWOFA_LOGOUT;
+    size_t count = logout ? 1 : cmd->type == KV_CMD_DELETE_CERTS ? cmd->u.del.n : 0;
+    if (count == 0)
         return 0;
-    struct node_early_revocation *v =
-        realloc(n->early, (n->n_early + cmd->u.del.n) * sizeof *n->early);
+    struct node_early_revocation *v = realloc(n->early, (n->n_early + count) * sizeof *n->early);
     if (v == NULL)
         return cmn_fail(errmsg, CMN_ENOMEM, "out of memory for the revocation");
     n->early = v;
-    for (size_t i = 0; i < cmd->u.del.n; i++) {
+    for (size_t i = 0; i < count; i++) {
         struct node_early_revocation *e = &n->early[n->n_early];
-        if (kv_thumb_norm(cmd->u.del.thumbprints[i], e->thumb) != 0)
+        if (kv_thumb_norm(logout ? cmd->u.twofa.thumbprint : cmd->u.del.thumbprints[i], e->thumb) !=
+            0)
             continue;
         e->index = index;
         e->time_ms = cmd->time_ms;
+        e->logout = logout;
         n->n_early++;
     }
     return 0;
@@ -952,12 +956,20 @@ static void early_applied(struct node *n, uint64_t applied)
 bool node_revoked_early(const struct node *n, const struct kv_cert *def, int64_t *time_ms)
 {
     for (size_t i = 0; i < n->n_early; i++) {
-        if (strcmp(n->early[i].thumb, def->thumbprint) == 0 ||
-            strcmp(n->early[i].thumb, def->primary) == 0) {
+        if (!n->early[i].logout && (strcmp(n->early[i].thumb, def->thumbprint) == 0 ||
+                                    strcmp(n->early[i].thumb, def->primary) == 0)) {
             *time_ms = n->early[i].time_ms;
             return true;
         }
     }
+    return false;
+}
+
+bool node_logged_out_early(const struct node *n, const char *thumb)
+{
+    for (size_t i = 0; i < n->n_early; i++)
+        if (n->early[i].logout && strcmp(n->early[i].thumb, thumb) == 0)
+            return true;
     return false;
 }
 
@@ -970,7 +982,7 @@ size_t node_revocations_pending(const struct node *n)
 
 static void trust_changed(struct node *n, const struct node_trust_change *ch)
 {
-    if (ch == NULL || (ch->effects & (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CA)))
+    if (ch == NULL || (ch->effects & (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CA | KV_FX_2FA)))
         n->trust_gen++; /* connections authenticate again */
     if (ch == NULL || (ch->effects & KV_FX_CA))
         node_issuing_forget(n);
@@ -1050,12 +1062,13 @@ static void on_applied(void *ctx, uint64_t index, const void *entry, size_t len,
     (void)len;
 }
 
-/* Revocations must be in force on every node when the call that made them returns: the
- * leader announces them as committed, and each node refuses the certificates at once. */
+/* Revocations and two-factor logouts must be in force on every node when the call that made
+ * them returns: the leader announces them as committed, and each node refuses the
+ * certificates, or the sessions, at once. */
 static bool announce_entry(void *ctx, const struct kv_result *res)
 {
     (void)ctx;
-    return res->type == KV_CMD_DELETE_CERTS;
+    return res->type == KV_CMD_DELETE_CERTS || res->type == KV_CMD_TWOFA_LOGOUT;
 }
 
 static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len, char *errmsg)
@@ -1077,6 +1090,9 @@ static int on_committed(void *ctx, uint64_t index, const void *entry, size_t len
             .effects = KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL, .removed = named, .n_removed = k};
         trust_changed(n, &ch);
         free(named); /* without it (out of memory) open connections re-authenticate instead */
+    } else if (rv == 0 && cmd.type == KV_CMD_TWOFA_LOGOUT) {
+        struct node_trust_change ch = {.effects = KV_FX_2FA};
+        trust_changed(n, &ch);
     }
     kv_cmd_fini(&cmd);
     return rv;

@@ -120,6 +120,8 @@ bool node_serves(struct node *n, char *why, size_t cap);
  * at once. Whether registration def (or the collection it belongs to) is among them, with the
  * revocation's time; and how many there are. */
 bool node_revoked_early(const struct node *n, const struct kv_cert *def, int64_t *time_ms);
+/* Whether thumb's two-factor session ended by an entry committed and not applied here yet. */
+bool node_logged_out_early(const struct node *n, const char *thumb);
 size_t node_revocations_pending(const struct node *n);
 /* Whether the cluster CA (Security.ClusterCA or the trust state's issuing CA) signed cert. */
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert);

@@ -122,13 +122,26 @@ start A
 wait_until 60 "A serving" ready A B C
 on_all 200 alice /admin/certificates
 
-log "logout ends it on every node"
+log "logout ends it on every node before it is answered"
 call2 alice DELETE C /authentication/2fa
 [ "$CODE" = 204 ] || fail "logout: $CODE $(cat "$WORK/last.body")"
-on_all 428 alice /admin/certificates
+for t in A B C; do must 428 alice GET "$t" /admin/certificates; done
+
+log "on one connection: refused, a login, then let in"
+CODES=$(curl -s -o /dev/null -w '%{http_code} %{num_connects}\n' --cacert "$WORK/pki/ca-chain.crt" \
+  --cert "$CERTS/alice.pem" "$(url B /admin/certificates)" \
+  --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' --cacert "$WORK/pki/ca-chain.crt" \
+  --cert "$CERTS/alice.pem" -X POST -H 'Content-Type: application/json' \
+  -d "{\"Token\":\"$(code "$SECRET" 30)\"}" "$(url B '/authentication/2fa?hasLimits=false')" \
+  --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' --cacert "$WORK/pki/ca-chain.crt" \
+  --cert "$CERTS/alice.pem" "$(url B /admin/certificates)" | tr '\n' ' ')
+[ "$CODES" = "428 1 202 0 200 0 " ] || fail "one connection: $CODES"
+call2 alice DELETE A /authentication/2fa
+[ "$CODE" = 204 ] || fail "logout: $CODE"
+for t in A B C; do must 428 alice GET "$t" /admin/certificates; done
 
 log "with limits: the cookie, and nothing without it"
-call2 alice POST B /authentication/2fa "{\"Token\":\"$(code "$SECRET" 30)\"}"
+call2 alice POST B /authentication/2fa "{\"Token\":\"$(code "$SECRET" 60)\"}"
 [ "$CODE" = 202 ] || fail "login with limits: $CODE $(cat "$WORK/last.body")"
 COOKIE=$(sed -n 's/^[Ss]et-[Cc]ookie: 2fa-cookie=\([0-9a-f]*\);.*/\1/p' "$WORK/last.head" | tr -d '\r')
 [ "${#COOKIE}" = 64 ] || fail "cookie: $(cat "$WORK/last.head")"
