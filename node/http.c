@@ -45,7 +45,17 @@ struct http_server {
     void *close_ctx;
 };
 
-enum hdr { H_NONE, H_CONTENT_TYPE, H_ACCEPT, H_COOKIE, H_ORIGIN, H_EXPECT, H_OTHER };
+enum hdr {
+    H_NONE,
+    H_CONTENT_TYPE,
+    H_ACCEPT,
+    H_COOKIE,
+    H_ORIGIN,
+    H_HOST,
+    H_FETCH_SITE,
+    H_EXPECT,
+    H_OTHER
+};
 
 struct http_conn {
     struct tls_conn tls;
@@ -185,18 +195,34 @@ static const char *reason(int status)
 
 static void pump(struct http_conn *c);
 
+/* Sent with every answer, API and Studio alike: nothing of the node may be framed, sniffed
+ * into another type or cached (the API's answers name certificates and carry keys); the one
+ * Content-Security-Policy is the Studio's (its own scripts, styles and images only, no inline
+ * script), and it does no harm to JSON. A response that may be cached says so in its extra
+ * headers. */
+#define HTTP_SECURITY_HEADERS                                                                      \
+    "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n"                                 \
+    "Referrer-Policy: no-referrer\r\nCross-Origin-Opener-Policy: same-origin\r\n"                  \
+    "Cross-Origin-Resource-Policy: same-origin\r\n"                                                \
+    "Strict-Transport-Security: max-age=31536000\r\n"                                              \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "       \
+    "base-uri 'none'\r\n"
+
 static void send_raw(struct http_conn *c, int status, const char *content_type, const void *body,
                      size_t len, const char *extra)
 {
     if (c->dead)
         return;
-    char head[1024];
+    char head[8192];
+    bool cacheable = extra && strcasestr(extra, "Cache-Control:") != NULL;
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nServer: Corvid\r\nContent-Length: %zu\r\n"
-                     "Connection: %s\r\n%s%s%s%s\r\n",
+                     "Connection: %s\r\n%s%s%s%s%s%s\r\n",
                      status, reason(status), len, c->close_after ? "close" : "keep-alive",
                      content_type ? "Content-Type: " : "", content_type ? content_type : "",
-                     content_type ? "\r\n" : "", extra ? extra : "");
+                     content_type ? "\r\n" : "", HTTP_SECURITY_HEADERS,
+                     cacheable ? "" : "Cache-Control: no-store\r\n", extra ? extra : "");
     if (n < 0 || (size_t)n >= sizeof head || tls_conn_write(&c->tls, head, (size_t)n) != 0 ||
         (len && tls_conn_write(&c->tls, body, len) != 0))
         c->close_after = true;
@@ -418,12 +444,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (count_header(rp, len) != 0)
         return -1;
     if (rp->cur == H_NONE) {
-        rp->cur = strcasecmp(rp->field, "Content-Type") == 0 ? H_CONTENT_TYPE
-                  : strcasecmp(rp->field, "Accept") == 0     ? H_ACCEPT
-                  : strcasecmp(rp->field, "Cookie") == 0     ? H_COOKIE
-                  : strcasecmp(rp->field, "Origin") == 0     ? H_ORIGIN
-                  : strcasecmp(rp->field, "Expect") == 0     ? H_EXPECT
-                                                             : H_OTHER;
+        rp->cur = strcasecmp(rp->field, "Content-Type") == 0     ? H_CONTENT_TYPE
+                  : strcasecmp(rp->field, "Accept") == 0         ? H_ACCEPT
+                  : strcasecmp(rp->field, "Cookie") == 0         ? H_COOKIE
+                  : strcasecmp(rp->field, "Origin") == 0         ? H_ORIGIN
+                  : strcasecmp(rp->field, "Host") == 0           ? H_HOST
+                  : strcasecmp(rp->field, "Sec-Fetch-Site") == 0 ? H_FETCH_SITE
+                  : strcasecmp(rp->field, "Expect") == 0         ? H_EXPECT
+                                                                 : H_OTHER;
         rp->field_len = 0;
     }
     char *dst = NULL;
@@ -444,6 +472,14 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     case H_ORIGIN:
         dst = r->origin;
         cap = sizeof r->origin;
+        break;
+    case H_HOST:
+        dst = r->host;
+        cap = sizeof r->host;
+        break;
+    case H_FETCH_SITE:
+        dst = r->fetch_site;
+        cap = sizeof r->fetch_site;
         break;
     case H_EXPECT:
         if (len >= 12 && strncasecmp(at, "100-continue", 12) == 0)

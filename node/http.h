@@ -68,6 +68,8 @@ struct http_request {
     char accept[256];
     char cookie[1024];
     char origin[256];
+    char host[256];      /* the Host header */
+    char fetch_site[32]; /* Sec-Fetch-Site: a browser's own word on where the request came from */
     struct cmn_buf body; /* secret (wiped on free): bodies carry passwords */
     X509 *peer;          /* the client certificate (borrowed; NULL when none) */
     void *auth;          /* the node's per-connection authentication state (see http_conn_auth) */
