@@ -224,6 +224,8 @@ static void on_request(void *ctx, struct http_request *req)
         if (!authorized(n, req, a, match))
             return;
     }
+    if (api_relay(api, req, a))
+        return;
     match->fn(api, req, a);
 }
 

@@ -60,10 +60,12 @@ static void h_node_info(struct api *api, struct http_request *req, struct node_a
     struct rft_status st;
     rft_status(node_rft(n), &st);
     api_respond_json(req, 200,
-                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I}", "NodeTag",
                                node_config(n)->tag, "ServerUrl", node_config(n)->public_url,
                                "TcpUrl", node_config(n)->tcp_url, "Thumbprint", tp, "CurrentState",
-                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0)));
+                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0),
+                               "CurrentTerm", (json_int_t)st.term, "AppliedIndex",
+                               (json_int_t)st.applied_index));
     (void)a;
 }
 

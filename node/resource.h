@@ -89,6 +89,15 @@ void api_write_free(struct api_write *j);
 void api_propose(struct node *n, struct http_request *req, struct node_auth *a, struct kv_cmd *cmd,
                  int ok_status, struct api_write *j);
 
+/* ---- answers from another node of the cluster (node/relay.c) ---- */
+
+/* GET /admin/stats and GET /cluster/node-info with ?nodeTag=X name node X's answer, as
+ * RavenDB's Studio asks for each node's statistics: when X is another node, this node asks X
+ * (as itself, over HTTPS, X's certificate checked as X's) and relays X's status and JSON.
+ * The caller was authorized for the route here. True when req was taken (answered now or
+ * later); false when it is this node's to answer. */
+bool api_relay(struct api *api, struct http_request *req, const struct node_auth *a);
+
 /* ---- the signed CRL's cache (node/pki.c) ---- */
 
 void api_crl_forget(struct api *api);
