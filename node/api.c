@@ -20,8 +20,8 @@
 /* ---- routing ---- */
 
 /* Every resource's routes; a new resource adds its table here. */
-static const struct api_routes *const tables[] = {&api_cert_routes, &api_cluster_routes,
-                                                  &api_pki_routes, &api_twofa_routes};
+static const struct api_routes *const tables[] = {
+    &api_cert_routes, &api_cluster_routes, &api_pki_routes, &api_twofa_routes, &api_studio_routes};
 
 const struct api_route *api_route_find(int method, const char *path, bool *path_known)
 {
@@ -29,7 +29,9 @@ const struct api_route *api_route_find(int method, const char *path, bool *path_
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         for (size_t i = 0; i < tables[t]->n; i++) {
             const struct api_route *r = &tables[t]->v[i];
-            if (strcmp(r->path, path) != 0)
+            size_t len = strlen(r->path);
+            if (len > 0 && r->path[len - 1] == '*' ? strncmp(r->path, path, len - 1) != 0
+                                                   : strcmp(r->path, path) != 0)
                 continue;
             *path_known = true;
             if (r->method == method)

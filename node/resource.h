@@ -35,8 +35,8 @@ struct api {
 typedef void (*api_handler_fn)(struct api *api, struct http_request *req, struct node_auth *a);
 
 struct api_route {
-    int method; /* http_parser's enum http_method */
-    const char *path;
+    int method;       /* http_parser's enum http_method */
+    const char *path; /* ending in "*": every path that starts with what comes before it */
     enum route_need need;
     api_handler_fn fn;
     bool early;      /* answered before the node caught up: reads nothing of the trust state */
@@ -52,6 +52,7 @@ extern const struct api_routes api_cert_routes;    /* node/certs.c */
 extern const struct api_routes api_cluster_routes; /* node/cluster.c */
 extern const struct api_routes api_pki_routes;     /* node/pki.c */
 extern const struct api_routes api_twofa_routes;   /* node/twofa.c */
+extern const struct api_routes api_studio_routes;  /* node/studio.c */
 
 /* The route for (method, path), path without trailing slashes; NULL when there is none, and
  * *path_known then tells a path served for other methods (405) from an unknown one (404). */

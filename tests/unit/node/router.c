@@ -37,6 +37,9 @@ static const struct {
     {HTTP_GET, "/authentication/2fa/configuration", NEED_NONE, true, false},
     {HTTP_POST, "/authentication/2fa", NEED_NONE, false, true},
     {HTTP_DELETE, "/authentication/2fa", NEED_NONE, false, false},
+    {HTTP_GET, "/", NEED_NONE, true, false},
+    {HTTP_GET, "/studio", NEED_NONE, true, false},
+    {HTTP_GET, "/studio/*", NEED_NONE, true, false},
 };
 #define N_EXPECTED (sizeof expected / sizeof expected[0])
 
@@ -61,7 +64,7 @@ static void every_endpoint_routed_with_its_clearance(void **state)
 static void no_unlisted_route(void **state)
 {
     const struct api_routes *tables[] = {&api_cert_routes, &api_cluster_routes, &api_pki_routes,
-                                         &api_twofa_routes};
+                                         &api_twofa_routes, &api_studio_routes};
     size_t total = 0;
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
         for (size_t i = 0; i < tables[t]->n; i++, total++) {
@@ -93,12 +96,33 @@ static void unknown_paths_and_methods(void **state)
     assert_true(known);
 }
 
+/* The Studio's files are one route for every path under /studio/, and nothing else. */
+static void studio_files_under_one_route(void **state)
+{
+    bool known = false;
+    const struct api_route *r = api_route_find(HTTP_GET, "/studio/studio.js", &known);
+    assert_non_null(r);
+    assert_string_equal(r->path, "/studio/*");
+    assert_int_equal(r->need, NEED_NONE);
+    assert_non_null(api_route_find(HTTP_GET, "/studio/no-such-file.js", &known));
+    assert_null(api_route_find(HTTP_GET, "/studiox", &known));
+    assert_false(known);
+    assert_null(api_route_find(HTTP_GET, "/studio*", &known));
+    assert_false(known);
+    assert_null(api_route_find(HTTP_POST, "/studio/studio.js", &known));
+    assert_true(known); /* 405: the Studio's files are only read */
+    r = api_route_find(HTTP_GET, "/studio", &known);
+    assert_non_null(r);
+    assert_string_equal(r->path, "/studio");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(every_endpoint_routed_with_its_clearance),
         cmocka_unit_test(no_unlisted_route),
         cmocka_unit_test(unknown_paths_and_methods),
+        cmocka_unit_test(studio_files_under_one_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
