@@ -12,7 +12,7 @@ export class ApiError extends Error {
 // The node did not answer at all (down, or the network between).
 export class NodeDown extends Error {}
 
-const listeners = { twofactor: [], down: [] };
+const listeners = { twofactor: [], down: [], up: [] };
 export function on(event, fn) { listeners[event].push(fn); }
 function emit(event, arg) { for (const fn of listeners[event]) fn(arg); }
 
@@ -40,6 +40,7 @@ export async function request(method, path, opts = {}) {
     emit('down', err);
     throw err;
   }
+  emit('up');
   if (res.ok) return res;
   let type = '', message = '';
   const text = await res.text().catch(() => '');

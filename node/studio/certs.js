@@ -3,7 +3,7 @@
 import { request, getJson, saveResponse, b64 } from './api.js';
 import {
   h, replace, field, checkbox, select, toast, openDialog, copyButton, parseDate, fmtDate, fmtTime,
-  ago, clearanceBadge, CLEARANCE_LABEL,
+  fmtClock, ago, clearanceBadge, CLEARANCE_LABEL,
 } from './ui.js';
 
 const RANK = { ClusterAdmin: 0, ClusterNode: 1, Operator: 2, ValidUser: 3 };
@@ -13,7 +13,8 @@ const KEY_TYPES = [['EC-P256', 'EC P-256 (default)'], ['EC-P384', 'EC P-384'], [
   ['RSA-3072', 'RSA 3072'], ['RSA-4096', 'RSA 4096']];
 const PERIODS = [[1, '1 month'], [3, '3 months'], [6, '6 months'], [12, '1 year'], [24, '2 years'],
   [36, '3 years'], [60, '5 years (default)'], [120, '10 years']];
-const DB_NAME = '[^/\\\\"\'<>:|?*]{1,128}';
+// RavenDB's database names: no / \ " ' < > : | ? * (the pattern attribute is a v-flag regex)
+const DB_NAME = '[^\\/\\\\"\'<>:\\|?*]{1,128}';
 
 let sort = { key: 'clearance', dir: 'asc' };
 let filterText = '';
@@ -59,8 +60,8 @@ function expiryCell(c) {
 
 function lastUsedCell(used) {
   if (!used) return h('span', { class: 'muted' }, 'not used');
-  return [h('time', { datetime: used.toISOString(), title: used.toISOString() }, fmtTime(used)),
-    h('span', { class: 'muted small' }, ` (${ago(used)})`)];
+  return [h('time', { datetime: used.toISOString(), title: fmtTime(used) }, fmtDate(used)),
+    h('span', { class: 'muted small' }, `${fmtClock(used)} · ${ago(used)}`)];
 }
 
 function permsCell(c) {

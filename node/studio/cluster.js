@@ -1,6 +1,6 @@
 // The Cluster page: every node with its role, state, term, applied index and health, the
 // leader; adding and removing nodes (Cluster Admin, on the leader); the CA chain and the CRL.
-import { request, getJson } from './api.js';
+import { request, getJson, NodeDown } from './api.js';
 import { h, replace, field, toast, openDialog } from './ui.js';
 import { thumbCell } from './certs.js';
 
@@ -72,7 +72,7 @@ export async function renderCluster(main, ctx) {
   leaveCluster();
   document.title = 'Cluster · Corvid Studio';
   const admin = ctx.me.SecurityClearance === 'ClusterAdmin' || ctx.me.SecurityClearance === 'ClusterNode';
-  const summary = h('dl', { class: 'kv', id: 'cluster-summary' }, h('dt', null, 'Leader'), h('dd', null, '…'));
+  const summary = h('dl', { class: 'stats', id: 'cluster-summary' }, h('div', null, h('dt', null, 'Leader'), h('dd', null, '…')));
   const tbody = h('tbody', null, h('tr', { class: 'placeholder' }, h('td', { colspan: 9 }, 'Loading the cluster…')));
   const leaderNote = h('div');
   const addBtn = admin ? h('button', { type: 'button', class: 'primary' }, 'Add node') : null;
@@ -104,9 +104,9 @@ export async function renderCluster(main, ctx) {
       const onLeader = leader === topo.NodeTag;
       const leaderUrl = leader ? topo.Topology.AllNodes[leader] : null;
       replace(summary,
-        h('dt', null, 'Leader'), h('dd', { id: 'leader' }, leader ? `Node ${leader}` : 'none (no quorum, or an election is under way)'),
-        h('dt', null, 'Term'), h('dd', null, String(topo.CurrentTerm)),
-        h('dt', null, 'Nodes'), h('dd', null, String(tags.length)));
+        h('div', null, h('dt', null, 'Leader'), h('dd', { id: 'leader' }, leader ? `Node ${leader}` : 'none (no quorum, or an election is under way)')),
+        h('div', null, h('dt', null, 'Term'), h('dd', null, String(topo.CurrentTerm))),
+        h('div', null, h('dt', null, 'Nodes'), h('dd', null, String(tags.length))));
       replace(leaderNote, admin && !onLeader ? h('p', { class: 'note' }, 'Nodes are added and removed on the leader. ',
         leaderUrl ? h('a', { href: `${leaderUrl}/studio/#/cluster` }, `Open the Studio on node ${leader}`) : 'The cluster has no leader right now.') : null);
       if (addBtn) {
@@ -132,7 +132,8 @@ export async function renderCluster(main, ctx) {
       replace(err);
     } catch (e) {
       if (e.status === 428) return;
-      replace(err, h('p', { class: 'note error' }, e.message));
+      // a node that does not answer is the banner's to say; the page keeps asking
+      replace(err, e instanceof NodeDown ? null : h('p', { class: 'note error' }, e.message));
     }
     if (document.body.contains(tbody)) timer = setTimeout(refresh, REFRESH_MS);
   };

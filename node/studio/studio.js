@@ -21,6 +21,14 @@ on('down', () => {
       h('ul', null, others.map((n) => h('li', null, h('a', { href: `${n.url}/studio/${location.hash}` }, `Node ${n.tag} — ${n.url}`))))]
       : 'Check that it runs, then reload the page.');
   banner.hidden = false;
+  banner.dataset.down = '1';
+});
+
+on('up', () => {
+  if (banner.dataset.down) {
+    banner.hidden = true;
+    delete banner.dataset.down;
+  }
 });
 
 on('twofactor', () => {

@@ -129,6 +129,8 @@ export function parseDate(s) {
 
 const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 const timeFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+export function fmtClock(d) { return d ? clockFmt.format(d) : '—'; }
 export function fmtDate(d) { return d ? dateFmt.format(d) : '—'; }
 export function fmtTime(d) { return d ? timeFmt.format(d) : '—'; }
 
