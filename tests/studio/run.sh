@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 15: the Studio in a real browser. A 3-node cluster (tests/cluster/lib.sh), the client
+# certificates a user would have (ClusterAdmin, Operator, ValidUser, one that needs two-factor
+# authentication, one the cluster does not know), then tests/studio/studio.test.mjs drives
+# Debian's Chromium through playwright-core: each certificate imported into Chromium's own NSS
+# store with pk12util and chosen by Chromium itself (see tests/studio/browser.mjs).
+#   STUDIO_SHOTS=DIR  also writes the screenshots of the main screens to DIR (docs/studio/)
+. "$(dirname "$0")/../cluster/lib.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+for t in chromium pk12util certutil node npm oathtool unzip; do
+  command -v "$t" >/dev/null || fail "$t is missing: tools/run-tests installs it (tools/lib/deps.sh)"
+done
+if [ ! -f "$HERE/node_modules/playwright-core/package.json" ]; then
+  log "installing playwright-core (tests/studio/package-lock.json)"
+  npm ci --prefix "$HERE" --no-audit --no-fund >/dev/null || fail "npm ci in tests/studio"
+fi
+
+start_cluster A B C
+mint admin ClusterAdmin
+mint oper Operator
+mint user ValidUser '{"orders":"ReadWrite"}'
+
+# A certificate that needs two-factor authentication, and its key as an authenticator has it.
+must 200 admin GET A '/admin/certificates/2fa/generate?name=alice'
+python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['Secret'])" "$WORK/last.body" >"$WORK/alice.secret"
+must 200 admin POST A /admin/certificates \
+  "{\"Name\":\"alice\",\"SecurityClearance\":\"Operator\",\"Permissions\":{},\"TwoFactorAuthenticationKey\":\"$(cat "$WORK/alice.secret")\"}"
+(mkdir -p "$CERTS/z-alice" && cd "$CERTS/z-alice" && unzip -q -o "$WORK/last.body") || fail "alice's zip"
+
+# client certificate NAME: a self-signed client certificate (not a CA) in $WORK/own/NAME.*
+own_cert() {
+  mkdir -p "$WORK/own"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$1" \
+    -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth \
+    -keyout "$WORK/own/$1.key" -out "$WORK/own/$1.crt" 2>/dev/null || fail "openssl req $1"
+}
+own_cert stranger # unknown to the cluster
+openssl pkcs12 -export -in "$WORK/own/stranger.crt" -inkey "$WORK/own/stranger.key" \
+  -out "$WORK/own/stranger.pfx" -passout pass: || fail "stranger.pfx"
+own_cert member-1 # a .pfx collection of two certificates, to upload as one entry
+own_cert member-2
+openssl pkcs12 -export -in "$WORK/own/member-1.crt" -inkey "$WORK/own/member-1.key" \
+  -certfile "$WORK/own/member-2.crt" -out "$WORK/own/collection.pfx" -passout pass:s3cret ||
+  fail "collection.pfx"
+
+export STUDIO_WORK=$WORK STUDIO_CA=$WORK/pki/ca-chain.crt STUDIO_ROOT=$WORK/pki/root.crt
+export STUDIO_NODES="A=$(url A "") B=$(url B "") C=$(url C "")"
+export STUDIO_PIDS="A=$(cat "$WORK/A.pid") B=$(cat "$WORK/B.pid") C=$(cat "$WORK/C.pid")"
+export STUDIO_LEADER
+STUDIO_LEADER=$(leader_of A B C)
+log "the Studio in Chromium $(chromium --version 2>/dev/null | sed -n 's/^Chromium \([0-9.]*\).*/\1/p'), leader $STUDIO_LEADER"
+(cd "$HERE" && node studio.test.mjs) || fail "the Studio's browser test"
+log "PASS"
