@@ -25,7 +25,8 @@ export function renderNoAccess(main, message) {
         h('li', null, h('strong', null, 'Firefox: '), 'Settings → Privacy & Security → Certificates → ' +
           'View Certificates… → Your Certificates → Import…. Firefox takes only a .pfx with a ' +
           'password; give it one with ',
-          h('code', null, `openssl pkcs12 -in ${pfx} -nodes | openssl pkcs12 -export -out with-password.pfx`)),
+          h('code', null, 'openssl pkcs12 -in admin.pfx -nodes -out admin.pem'), ' then ',
+          h('code', null, 'openssl pkcs12 -export -in admin.pem -out with-password.pfx'), '.'),
         h('li', null, 'Close every window of the browser and open it again (or open a private ' +
           'window): a browser keeps the certificate it chose for a site until then. When it asks, ' +
           'choose the imported certificate.')),

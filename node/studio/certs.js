@@ -383,9 +383,9 @@ function serverCard(ctx, data) {
     h('td', { class: 'name', 'data-label': 'Certificate' }, label, h('span', { class: 'sub' }, desc)),
     h('td', { 'data-label': 'Node' }, tag ? h('span', { class: 'badge db' }, tag) : '—'),
     h('td', { 'data-label': 'Thumbprint' }, tp ? thumbCell(tp) : h('span', { class: 'muted' }, 'unknown (the node does not answer)')),
-    h('td', { 'data-label': 'Valid From' }, c ? fmtDate(parseDate(c.NotBefore)) : '—'),
-    h('td', { 'data-label': 'Expiration' }, c ? expiryCell(c) : '—'),
-    h('td', { 'data-label': 'Last Used' }, tp ? lastUsedCell(used.get(tp)) : '—'));
+    h('td', { class: 'date', 'data-label': 'Valid From' }, c ? fmtDate(parseDate(c.NotBefore)) : '—'),
+    h('td', { class: 'date', 'data-label': 'Expiration' }, c ? expiryCell(c) : '—'),
+    h('td', { class: 'date', 'data-label': 'Last Used' }, tp ? lastUsedCell(used.get(tp)) : '—'));
   const rows = [];
   if (own) {
     rows.push(row('Server Certificate', `Node ${ctx.nodeTag}'s certificate for HTTPS: it encrypts the traffic with clients and proves the node's identity.`,

@@ -40,7 +40,7 @@ function drawWho() {
   const { me } = ctx;
   const until = parseDate(me.TwoFactorExpirationDate);
   replace(whoEl,
-    h('span', { class: 'node', title: location.origin }, `Node ${ctx.nodeTag}`),
+    ctx.nodeTag ? h('span', { class: 'node', title: location.origin }, `Node ${ctx.nodeTag}`) : null,
     h('span', { class: 'who', 'data-testid': 'me' }, me.Name), clearanceBadge(me.SecurityClearance),
     until ? [h('span', { class: 'node' }, `2FA session until ${fmtTime(until)}`),
       h('button', {

@@ -84,7 +84,8 @@ async function browserAs(who, pfx, password = '', size) {
   current = page;
   return page;
 }
-const shot = (page, name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+// a page whole; a dialog as the window shows it (its backdrop covers the window only)
+const shot = (page, name, fullPage = true) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage });
 const studio = (tag, hash = '') => `${NODES[tag]}/studio/${hash}`;
 const row = (page, name) => page.locator('#client-certs tbody tr', { has: page.locator('td.name', { hasText: new RegExp(`^${name}(you|2FA|\\+|$)`) }) });
 
@@ -148,7 +149,7 @@ try {
     await dlg.getByLabel('Access level').selectOption('Read');
     await dlg.getByLabel('Certificate passphrase').fill('pass-123');
     await dlg.getByLabel('Expiration period').selectOption('12');
-    await shot(admin, 'generate');
+    await shot(admin, 'generate', false);
     const [dl] = await Promise.all([admin.waitForEvent('download'), dlg.getByRole('button', { name: 'Generate' }).click()]);
     assert.equal(dl.suggestedFilename(), 'studio-gen.zip');
     gen = join(OUT, 'studio-gen');
@@ -183,7 +184,7 @@ try {
     const img = key.getByRole('img', { name: 'QR code of the two-factor key of studio-2fa' });
     await img.waitFor();
     assert.ok(await img.evaluate((el) => el.complete && el.naturalWidth > 0), 'the QR code is drawn');
-    await shot(admin, 'two-factor-key');
+    await shot(admin, 'two-factor-key', false);
     await key.getByRole('button', { name: 'Done' }).click();
     await row(admin, 'studio-2fa').getByText('2FA').waitFor();
     assert.equal(registered('studio-2fa')[0].HasTwoFactor, true);
