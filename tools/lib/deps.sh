@@ -38,3 +38,26 @@ corvid_install_packages() {
   $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
     { echo "corvid: apt-get install failed for:$missing" >&2; return 1; }
 }
+
+# What the Studio's browser test (tests/studio/) runs: Debian's Chromium, NSS's tools (pk12util
+# and certutil, to put a certificate in Chromium's own store), and playwright-core from npm,
+# pinned by tests/studio/package-lock.json (it needs Node.js 20 or later; npm comes with
+# Node.js where it is not Debian's).
+CORVID_STUDIO_PACKAGES="chromium libnss3-tools"
+
+# corvid_install_studio_deps: the packages above, then `npm ci` in tests/studio when its
+# node_modules is missing or older than the lock file. Run from the repository's root.
+corvid_install_studio_deps() {
+  # shellcheck disable=SC2086
+  corvid_install_packages $CORVID_STUDIO_PACKAGES || return 1
+  if ! command -v npm >/dev/null; then
+    corvid_install_packages nodejs npm || return 1
+  fi
+  local dir=tests/studio
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||
+    [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "corvid: installing playwright-core in $dir (npm ci)"
+    npm ci --prefix "$dir" --no-audit --no-fund >/dev/null ||
+      { echo "corvid: npm ci failed in $dir" >&2; return 1; }
+  fi
+}
