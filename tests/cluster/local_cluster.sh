@@ -126,6 +126,19 @@ grep -E "^  curl " "$L/up1.out" >"$L/curl.sh" || fail "no curl example"
 (cd "$SRC" && bash -e "$L/curl.sh") >"$L/curl.out" 2>&1 || fail "the curl example failed: $(cat "$L/curl.out")"
 grep -q '"Name":"admin.client.certificate"' "$L/curl.out" ||
   fail "the curl example does not list the admin certificate: $(head -c 600 "$L/curl.out")"
+# The Studio's URL, and the commands that import the admin certificate into a browser's store
+# (Chromium's NSS store, of a HOME of the test's own; the Firefox .pfx with a password).
+grep -qF "https://127.0.0.1:8081/studio/" "$L/up1.out" || fail "up does not print the Studio's URL"
+grep -E "^    (pk12util|certutil|openssl) " "$L/up1.out" >"$L/import.sh"
+[ "$(wc -l <"$L/import.sh")" = 3 ] || fail "expected three import commands: $(cat "$L/import.sh")"
+mkdir -p "$L/home/.pki/nssdb"
+certutil -N -d "sql:$L/home/.pki/nssdb" --empty-password
+(cd "$SRC" && HOME=$L/home bash -e "$L/import.sh") >"$L/import.out" 2>&1 ||
+  fail "an import command failed: $(cat "$L/import.out")"
+certutil -L -d "sql:$L/home/.pki/nssdb" | grep -q "^admin.client.certificate .*u,u,u" ||
+  fail "the admin certificate is not in the browser's store: $(certutil -L -d "sql:$L/home/.pki/nssdb")"
+openssl pkcs12 -in "$L/admin/admin.client.certificate.firefox.pfx" -passin pass:corvid -nokeys >/dev/null 2>&1 ||
+  fail "the Firefox .pfx does not open with its password"
 
 run status1 status
 [ "$(grep -c ' Leader ' "$L/status1.out")" = 1 ] || fail "not exactly one leader"
