@@ -204,7 +204,6 @@ static void pump(struct http_conn *c);
     "X-Frame-Options: DENY\r\nX-Content-Type-Options: nosniff\r\n"                                 \
     "Referrer-Policy: no-referrer\r\nCross-Origin-Opener-Policy: same-origin\r\n"                  \
     "Cross-Origin-Resource-Policy: same-origin\r\n"                                                \
-    "Strict-Transport-Security: max-age=31536000\r\n"                                              \
     "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
     "img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "       \
     "base-uri 'none'\r\n"
