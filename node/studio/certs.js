@@ -350,7 +350,9 @@ function clientTable(ctx, data, body, count) {
 }
 
 function sortHeader(key, label, redraw) {
-  const b = h('button', { type: 'button', class: 'sort', 'data-dir': sort.key === key ? sort.dir : null }, label);
+  // the arrow is no part of the button's name (aria-sort on the header says the order)
+  const arrow = sort.key !== key ? null : h('span', { class: 'arrow', 'aria-hidden': 'true' }, sort.dir === 'asc' ? ' ▲' : ' ▼');
+  const b = h('button', { type: 'button', class: 'sort' }, label, arrow);
   b.addEventListener('click', () => {
     sort = { key, dir: sort.key === key && sort.dir === 'asc' ? 'desc' : 'asc' };
     redraw();

@@ -15,10 +15,37 @@ if [ ! -f "$HERE/node_modules/playwright-core/package.json" ]; then
   npm ci --prefix "$HERE" --no-audit --no-fund >/dev/null || fail "npm ci in tests/studio"
 fi
 
-start_cluster A B C
+# client certificate NAME: a self-signed client certificate (not a CA) in $WORK/own/NAME.*
+own_cert() {
+  mkdir -p "$WORK/own"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$1" \
+    -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth \
+    -keyout "$WORK/own/$1.key" -out "$WORK/own/$1.crt" 2>/dev/null || fail "openssl req $1"
+}
+# Well-known certificates in the nodes' configuration: an admin by thumbprint, and a partner CA
+# as an issuer.
+own_cert wk-admin
+mkdir -p "$WORK/own"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=Partner CA" \
+  -keyout "$WORK/own/partner-ca.key" -out "$WORK/own/partner-ca.crt" 2>/dev/null || fail "partner CA"
+WK_ADMIN=$(openssl x509 -in "$WORK/own/wk-admin.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+export STUDIO_WK_ADMIN=$WK_ADMIN
+pki
+for t in A B C; do
+  config "$t" "A B C" "\"Security.WellKnownCertificates.Admin\": [\"$WK_ADMIN\"], \"Security.WellKnownIssuers.Admin\": [\"own/partner-ca.crt\"]"
+done
+for t in A B C; do start "$t"; done
+wait_until 60 "a leader on A B C" ready A B C
+# D: started passive, for the Studio to add to the cluster and remove again
+config D "" '"Cluster.TrustedNodeCertificates.Path": "pki/ServerCertificatesCollection.pfx"'
+start D
 mint admin ClusterAdmin
 mint oper Operator
 mint user ValidUser '{"orders":"ReadWrite"}'
+# one about to expire, and "user" seen by node C only: the Studio on A shows C's "last used"
+must 200 admin POST A /admin/certificates \
+  "{\"Name\":\"soon\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{},\"NotAfter\":\"$(date -u -d '+5 days' +%F)\"}"
+must 200 user GET C /cluster/topology
 
 # A certificate that needs two-factor authentication, and its key as an authenticator has it.
 must 200 admin GET A '/admin/certificates/2fa/generate?name=alice'
@@ -27,24 +54,18 @@ must 200 admin POST A /admin/certificates \
   "{\"Name\":\"alice\",\"SecurityClearance\":\"Operator\",\"Permissions\":{},\"TwoFactorAuthenticationKey\":\"$(cat "$WORK/alice.secret")\"}"
 (mkdir -p "$CERTS/z-alice" && cd "$CERTS/z-alice" && unzip -q -o "$WORK/last.body") || fail "alice's zip"
 
-# client certificate NAME: a self-signed client certificate (not a CA) in $WORK/own/NAME.*
-own_cert() {
-  mkdir -p "$WORK/own"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=$1" \
-    -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth \
-    -keyout "$WORK/own/$1.key" -out "$WORK/own/$1.crt" 2>/dev/null || fail "openssl req $1"
-}
 own_cert stranger # unknown to the cluster
 openssl pkcs12 -export -in "$WORK/own/stranger.crt" -inkey "$WORK/own/stranger.key" \
   -out "$WORK/own/stranger.pfx" -passout pass: || fail "stranger.pfx"
 own_cert member-1 # a .pfx collection of two certificates, to upload as one entry
 own_cert member-2
+own_cert plain # a .crt to upload
 openssl pkcs12 -export -in "$WORK/own/member-1.crt" -inkey "$WORK/own/member-1.key" \
   -certfile "$WORK/own/member-2.crt" -out "$WORK/own/collection.pfx" -passout pass:s3cret ||
   fail "collection.pfx"
 
 export STUDIO_WORK=$WORK STUDIO_CA=$WORK/pki/ca-chain.crt STUDIO_ROOT=$WORK/pki/root.crt
-export STUDIO_NODES="A=$(url A "") B=$(url B "") C=$(url C "")"
+export STUDIO_NODES="A=$(url A "") B=$(url B "") C=$(url C "")" STUDIO_D=$(url D "")
 export STUDIO_PIDS="A=$(cat "$WORK/A.pid") B=$(cat "$WORK/B.pid") C=$(cat "$WORK/C.pid")"
 export STUDIO_LEADER
 STUDIO_LEADER=$(leader_of A B C)

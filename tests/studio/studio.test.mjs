@@ -15,6 +15,8 @@ const ROOT = process.env.STUDIO_ROOT;
 const NODES = Object.fromEntries(process.env.STUDIO_NODES.split(' ').map((kv) => kv.split('=')));
 const PIDS = Object.fromEntries(process.env.STUDIO_PIDS.split(' ').map((kv) => kv.split('=')));
 const LEADER = process.env.STUDIO_LEADER;
+const NODE_D = process.env.STUDIO_D;
+const WK_ADMIN = process.env.STUDIO_WK_ADMIN;
 const SHOTS = process.env.STUDIO_SHOTS || join(WORK, 'shots');
 const OUT = join(WORK, 'browser');
 const CERTS = join(WORK, 'c');
@@ -96,20 +98,27 @@ try {
     await admin.goto(studio('A'));
     await admin.getByRole('heading', { name: 'Certificates', level: 1 }).waitFor();
     await admin.getByTestId('me').filter({ hasText: 'admin' }).waitFor();
-    for (const n of ['admin', 'oper', 'user', 'alice']) await row(admin, n).waitFor();
+    for (const n of ['admin', 'oper', 'user', 'alice', 'soon']) await row(admin, n).waitFor();
     await row(admin, 'admin').getByText('you').waitFor();
     await row(admin, 'alice').getByText('2FA').waitFor();
     await row(admin, 'user').getByText('orders: Read/Write').waitFor();
     // the admin used the cluster: a time, not "not used"
     await assert.doesNotReject(row(admin, 'admin').locator('td[data-label="Last Used"] time').waitFor());
     await row(admin, 'oper').getByText('not used').waitFor();
+    // "user" was seen by node C only: its time comes from C's statistics, through A
+    await row(admin, 'user').locator('td[data-label="Last Used"] time').waitFor();
+    await row(admin, 'soon').getByText(/^Expires in [45] days$/).waitFor();
+    assert.equal(await row(admin, 'admin').locator('.badge.warn, .badge.bad').count(), 0, 'a 5-year certificate marked as expiring');
     for (const tag of ['A', 'B', 'C']) {
       const info = JSON.parse(curl(ADMIN, 'GET', tag, '/cluster/node-info').body);
       const srv = admin.locator('#server-certs tr', { hasText: `Server certificate for communication ${tag}` });
       await srv.locator(`[data-thumbprint="${info.Thumbprint}"]`).waitFor();
     }
     await admin.locator('#server-certs tr', { hasText: 'Server Certificate' }).first().waitFor();
-    await admin.getByText('None configured: no well-known admin certificate').waitFor();
+    const wk = admin.locator('section[aria-labelledby="wk-title"]');
+    await wk.locator('tr', { hasText: 'Well-known admin certificate' }).locator(`[data-thumbprint="${WK_ADMIN}"]`).waitFor();
+    const issuer = fingerprint(readFileSync(join(WORK, 'own', 'partner-ca.crt'), 'utf8'));
+    await wk.locator('tr', { hasText: 'Well-known issuer certificate' }).locator(`[data-thumbprint="${issuer}"]`).waitFor();
     await admin.getByRole('button', { name: 'Replace server certificate' }).waitFor();
     assert.ok(await admin.getByRole('button', { name: 'Replace server certificate' }).isDisabled(), 'Replace is not disabled');
     await admin.getByText('Replace server certificate is not available yet').waitFor();
@@ -128,6 +137,18 @@ try {
     await row(admin, 'oper').waitFor({ state: 'detached' });
     await filter.fill('');
     await row(admin, 'oper').waitFor();
+    const names = () => admin.locator('#client-certs tbody tr td.name').evaluateAll((tds) => tds.map((td) => td.firstChild.textContent));
+    const sorted = (await names()).slice().sort((a, b) => a.localeCompare(b));
+    await admin.getByRole('button', { name: 'Name', exact: true }).click();
+    await admin.locator('th[aria-sort="ascending"]', { hasText: 'Name' }).waitFor();
+    assert.deepEqual(await names(), sorted);
+    await admin.getByRole('button', { name: 'Name', exact: true }).click();
+    await admin.locator('th[aria-sort="descending"]', { hasText: 'Name' }).waitFor();
+    assert.deepEqual(await names(), sorted.slice().reverse());
+    // back to the default: by clearance, Cluster Admin first
+    await admin.getByRole('button', { name: 'Security Clearance' }).click();
+    await admin.locator('th[aria-sort="ascending"]', { hasText: 'Security Clearance' }).waitFor();
+    assert.equal((await names())[0], 'admin');
   });
 
   let gen;
@@ -149,6 +170,7 @@ try {
     await dlg.getByLabel('Access level').selectOption('Read');
     await dlg.getByLabel('Certificate passphrase').fill('pass-123');
     await dlg.getByLabel('Expiration period').selectOption('12');
+    await dlg.getByLabel('Key type').selectOption('EC-P384');
     await shot(admin, 'generate', false);
     const [dl] = await Promise.all([admin.waitForEvent('download'), dlg.getByRole('button', { name: 'Generate' }).click()]);
     assert.equal(dl.suggestedFilename(), 'studio-gen.zip');
@@ -163,6 +185,7 @@ try {
     const end = sh('openssl', ['x509', '-in', join(gen, 'studio-gen.crt'), '-noout', '-enddate']);
     const days = (Date.parse(end.replace('notAfter=', '').trim()) - Date.now()) / 86400000;
     assert.ok(days > 360 && days < 370, `a year of validity, not ${days} days`);
+    assert.match(sh('openssl', ['x509', '-in', join(gen, 'studio-gen.crt'), '-noout', '-text']), /384 bit|secp384r1/);
     await row(admin, 'studio-gen').getByText('orders: Read').waitFor();
     await admin.getByText('Generated studio-gen').waitFor();
     const reg = registered('studio-gen');
@@ -209,6 +232,19 @@ try {
     assert.equal(reg[0].CollectionSecondaryKeys.length, 1);
     const tp2 = fingerprint(readFileSync(join(WORK, 'own', 'member-2.crt'), 'utf8'));
     assert.equal(reg[0].CollectionSecondaryKeys[0], tp2);
+  });
+
+  await step('upload a .crt: registered with the clearance chosen', async () => {
+    await admin.getByRole('button', { name: 'Upload client certificate' }).click();
+    const dlg = admin.getByRole('dialog', { name: 'Upload client certificate' });
+    await dlg.getByLabel('Certificate file').setInputFiles(join(WORK, 'own', 'plain.crt'));
+    assert.equal(await dlg.getByLabel('Name', { exact: true }).inputValue(), 'plain', 'the name taken from the file');
+    await dlg.getByLabel('Security clearance').selectOption('Operator');
+    await dlg.getByRole('button', { name: 'Upload' }).click();
+    await row(admin, 'plain').getByText('Operator').waitFor();
+    const [reg] = registered('plain');
+    assert.equal(reg.Thumbprint, fingerprint(readFileSync(join(WORK, 'own', 'plain.crt'), 'utf8')));
+    assert.equal(reg.SecurityClearance, 'Operator');
   });
 
   await step('an upload the API refuses shows the server\'s message', async () => {
@@ -392,11 +428,36 @@ try {
     const follower = ['A', 'B', 'C'].find((t) => t !== LEADER);
     await admin.getByRole('button', { name: `Remove node ${follower}` }).waitFor();
     await admin.getByRole('link', { name: 'Download the CA chain (PEM)' }).waitFor();
-    await shot(admin, 'cluster');
     const [dl] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('link', { name: 'Download the CA chain (PEM)' }).click()]);
     await dl.saveAs(join(OUT, 'ca-chain.pem'));
     assert.match(readFileSync(join(OUT, 'ca-chain.pem'), 'utf8'), /BEGIN CERTIFICATE/);
+    // the CRL names the certificate deleted above
+    const [crl] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('link', { name: 'Download the CRL' }).click()]);
+    await crl.saveAs(join(OUT, 'corvid.crl'));
+    const text = sh('openssl', ['crl', '-inform', 'DER', '-in', join(OUT, 'corvid.crl'), '-noout', '-text']);
+    const serial = sh('openssl', ['x509', '-in', join(OUT, 'user-clone', 'user-clone.crt'), '-noout', '-serial']).trim().replace('serial=', '').replace(/^0+/, '');
+    assert.ok(text.replace(/Serial Number: 0*/g, 'Serial Number: ').includes(`Serial Number: ${serial}`), `the CRL lacks ${serial}:\n${text}`);
     assert.deepEqual(admin.jsErrors, []);
+  });
+
+  await step('the Cluster page adds a passive node and removes it', async () => {
+    await admin.getByRole('button', { name: 'Add node' }).click();
+    const dlg = admin.getByRole('dialog', { name: 'Add a node' });
+    await dlg.getByLabel('Node URL').fill(NODE_D);
+    await dlg.getByLabel('Tag', { exact: true }).fill('D');
+    await dlg.getByRole('button', { name: 'Add node' }).click();
+    await dlg.waitFor({ state: 'detached', timeout: 90000 });
+    await admin.getByText(/^Node D added/).waitFor();
+    const d = admin.locator('#cluster-nodes tr[data-node="D"]');
+    await d.getByText('Serving').waitFor({ timeout: 60000 });
+    await d.getByText('Member').waitFor();
+    await shot(admin, 'cluster');
+    await admin.getByRole('button', { name: 'Remove node D' }).click();
+    await admin.getByRole('dialog', { name: 'Remove node D?' }).getByRole('button', { name: 'Remove node D' }).click();
+    await d.waitFor({ state: 'detached', timeout: 60000 });
+    await admin.getByText('Node D removed.').waitFor();
+    const topo = JSON.parse(curl(ADMIN, 'GET', LEADER, '/cluster/topology').body);
+    assert.deepEqual(Object.keys(topo.Topology.AllNodes).sort(), ['A', 'B', 'C']);
   });
 
   await step('a narrow window: the list becomes one card per certificate, nothing wider than the window', async () => {
