@@ -55,7 +55,7 @@ function expiryCell(c) {
   let badge = null;
   if (days < 0) badge = h('span', { class: 'badge bad' }, 'Expired');
   else if (days <= EXPIRING_DAYS) badge = h('span', { class: 'badge warn' }, days === 0 ? 'Expires today' : `Expires in ${days} day${days === 1 ? '' : 's'}`);
-  return [h('time', { datetime: d.toISOString(), title: d.toISOString() }, fmtDate(d)), badge ? ' ' : null, badge];
+  return [h('time', { datetime: d.toISOString(), title: d.toISOString() }, fmtDate(d)), badge];
 }
 
 function lastUsedCell(used) {
