@@ -116,54 +116,50 @@ static bool same_origin(const char *origin, const char *url)
     return url && net_url_parse(url, 0, &u, why) == 0 && strcasecmp(u.origin, origin) == 0;
 }
 
-/* Whether origin (an Origin header) is this node as the browser reached it (https:// and the
- * request's Host), its configured URLs, or a node of its cluster; a trust state that cannot
- * be read trusts no other node. */
-static bool trusted_origin(struct node *n, const struct http_request *req, const char *origin)
-{
-    char here[sizeof req->host + 16];
-    snprintf(here, sizeof here, "https://%s", req->host);
-    if ((req->host[0] && same_origin(origin, here)) ||
-        same_origin(origin, node_config(n)->public_url) ||
-        same_origin(origin, node_config(n)->server_url))
-        return true;
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
-    char errmsg[CMN_ERRMSG_SIZE];
-    bool found = false;
-    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0)
-        return false;
-    for (size_t i = 0; i < count && !found; i++)
-        found = same_origin(origin, nodes[i].server_url);
-    kv_node_free_array(nodes, count);
-    return found;
-}
-
-/* CSRF: a browser presents its client certificate to the node whichever page sends the
- * request, so a state-changing request (any method but GET, HEAD and OPTIONS) that a browser
- * sent from another site's page is refused with 403 before anything else is looked at.
- * Browsers name the page's origin in Origin on every such request (form posts included), and
- * Sec-Fetch-Site says where it came from; a client that is no browser (curl, the CLI,
- * RavenDB's clients) sends neither and is not concerned. "Origin: null" (a sandboxed or
- * local page) is refused too. True when the request may go on. */
-static bool same_site_or_403(struct node *n, struct http_request *req)
+bool api_same_site(const struct http_request *req, const char *const *urls, size_t n_urls)
 {
     if (req->method == HTTP_GET || req->method == HTTP_HEAD || req->method == HTTP_OPTIONS)
         return true;
-    bool same;
-    if (req->origin[0])
-        same = trusted_origin(n, req, req->origin);
-    else
-        same = req->fetch_site[0] == '\0' || strcmp(req->fetch_site, "same-origin") == 0 ||
+    if (req->origin[0] == '\0')
+        return req->fetch_site[0] == '\0' || strcmp(req->fetch_site, "same-origin") == 0 ||
                strcmp(req->fetch_site, "none") == 0;
+    char here[sizeof req->host + 16];
+    snprintf(here, sizeof here, "https://%s", req->host);
+    if (req->host[0] && same_origin(req->origin, here))
+        return true;
+    for (size_t i = 0; i < n_urls; i++)
+        if (same_origin(req->origin, urls[i]))
+            return true;
+    return false;
+}
+
+/* api_same_site with this node's URLs, then, for an Origin that is none of them, the URLs of
+ * every node of the cluster (a trust state that cannot be read adds none). On refusal answers
+ * 403 CrossSiteRequest and returns false. */
+static bool same_site_or_403(struct node *n, struct http_request *req)
+{
+    const char *own[] = {node_config(n)->public_url, node_config(n)->server_url};
+    if (api_same_site(req, own, 2))
+        return true;
+    bool same = false;
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    char errmsg[CMN_ERRMSG_SIZE];
+    if (req->origin[0] && kv_node_list(node_kv(n), &nodes, &count, errmsg) == 0) {
+        for (size_t i = 0; i < count && !same; i++) {
+            const char *url = nodes[i].server_url;
+            same = api_same_site(req, &url, 1);
+        }
+        kv_node_free_array(nodes, count);
+    }
     if (same)
         return true;
-    CMN_WARN("HTTP-CSRF", "refused %s %s sent from %s", req->method_name, req->path,
-             req->origin[0] ? req->origin : req->fetch_site);
+    const char *from = req->origin[0] ? req->origin : req->fetch_site;
+    CMN_WARN("HTTP-CSRF", "refused %s %s sent from %s", req->method_name, req->path, from);
     http_respond_error(req, 403, "CrossSiteRequest",
                        "Refused a %s request sent by a page of another site (%s): state-changing "
                        "requests from a browser must come from this node's own Studio",
-                       req->method_name, req->origin[0] ? req->origin : req->fetch_site);
+                       req->method_name, from);
     return false;
 }
 

@@ -58,6 +58,17 @@ extern const struct api_routes api_studio_routes;  /* node/studio.c */
  * *path_known then tells a path served for other methods (405) from an unknown one (404). */
 const struct api_route *api_route_find(int method, const char *path, bool *path_known);
 
+/* CSRF (node/api.c): a browser presents its client certificate to the node whichever page
+ * sends the request, so a state-changing request (any method but GET, HEAD and OPTIONS) that a
+ * browser sent from another site's page is refused, before anything else is looked at.
+ * Browsers name the page's origin in Origin on every such request (form posts included), and
+ * Sec-Fetch-Site says where it came from; a client that is no browser (curl, the CLI,
+ * RavenDB's clients) sends neither and is not concerned. Whether req may go on: its Origin is
+ * the node as the browser reached it (https:// and the Host header) or the origin of one of
+ * urls; without Origin, Sec-Fetch-Site is absent, same-origin or none. "Origin: null" (a
+ * sandboxed or local page) is refused. */
+bool api_same_site(const struct http_request *req, const char *const *urls, size_t n_urls);
+
 /* ---- JSON (node/api_common.c) ---- */
 
 /* .NET's round-trip format, as RavenDB writes dates. */
