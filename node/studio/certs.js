@@ -30,7 +30,7 @@ async function lastUsed(ctx) {
   const latest = new Map();
   const missing = [];
   got.forEach((r, i) => {
-    if (r.status !== 'fulfilled') { missing.push(ctx.nodes[i].tag); return; }
+    if (r.status !== 'fulfilled') { missing.push(`${ctx.nodes[i].tag} (${r.reason.message})`); return; }
     for (const [tp, when] of Object.entries(r.value.LastRequestTimePerCertificate || {})) {
       const d = parseDate(when);
       const prev = latest.get(tp.toUpperCase());
@@ -478,7 +478,7 @@ export async function renderCertificates(main, ctx) {
       Object.assign(data, { list, used: lu.latest, thumbs });
       data.clients = list.Results.filter((r) => r.SecurityClearance !== 'ClusterNode' && r.Thumbprint !== list.LoadedServerCert);
       usedNote.hidden = !lu.missing.length;
-      usedNote.textContent = lu.missing.length ? `Last Used leaves out node${lu.missing.length > 1 ? 's' : ''} ${lu.missing.join(', ')}: it did not answer.` : '';
+      usedNote.textContent = lu.missing.length ? `Last Used leaves out what ${lu.missing.length > 1 ? 'these nodes' : 'this node'} saw: ${lu.missing.join('; ')}.` : '';
       redraw();
       replace(rest, h('div', { class: 'grid2' }, wellKnownCard(list)), serverCard(ctx, data));
     } catch (e) {

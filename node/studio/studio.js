@@ -67,8 +67,12 @@ function route() {
 function showError(e) {
   if (e instanceof ApiError && e.status === 428) return;
   if (e instanceof NodeDown) return; // the banner says it
+  const others = ctx ? ctx.nodes.filter((n) => n.tag !== ctx.nodeTag) : [];
   replace(main, h('section', { class: 'center' }, h('h1', null, 'The Studio cannot show this page'),
-    h('p', { class: 'note error', role: 'alert' }, e.message)));
+    h('p', { class: 'note error', role: 'alert' }, e.message),
+    others.length ? h('p', null, 'The Studio on another node: ', others.map((n, i) =>
+      [i ? ', ' : null, h('a', { href: `${n.url}/studio/${location.hash}` }, `node ${n.tag}`)])) : null,
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onclick: () => boot() }, 'Try again'))));
 }
 
 // Who is this browser? whoami answers 204 for a certificate the cluster does not know (or

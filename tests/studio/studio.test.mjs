@@ -100,7 +100,7 @@ try {
     await admin.getByTestId('me').filter({ hasText: 'admin' }).waitFor();
     for (const n of ['admin', 'oper', 'user', 'alice', 'soon']) await row(admin, n).waitFor();
     await row(admin, 'admin').getByText('you').waitFor();
-    await row(admin, 'alice').getByText('2FA').waitFor();
+    await row(admin, 'alice').locator('.badge.twofa').waitFor();
     await row(admin, 'user').getByText('orders: Read/Write').waitFor();
     // the admin used the cluster: a time, not "not used"
     await assert.doesNotReject(row(admin, 'admin').locator('td[data-label="Last Used"] time').waitFor());
@@ -212,7 +212,7 @@ try {
     assert.ok(await img.evaluate((el) => el.complete && el.naturalWidth > 0), 'the QR code is drawn');
     await shot(admin, 'two-factor-key', false);
     await key.getByRole('button', { name: 'Done' }).click();
-    await row(admin, 'studio-2fa').getByText('2FA').waitFor();
+    await row(admin, 'studio-2fa').locator('.badge.twofa').waitFor();
     assert.equal(registered('studio-2fa')[0].HasTwoFactor, true);
   });
 
@@ -275,6 +275,17 @@ try {
       const c = JSON.parse(curl(ADMIN, 'GET', tag, `/admin/certificates?thumbprint=${tp}`).body).Results[0];
       assert.deepEqual(c.Permissions, { orders: 'Read', hr: 'Admin' }, `node ${tag}`);
     }
+  });
+
+  await step('edit: two-factor authentication removed from a certificate', async () => {
+    await row(admin, 'studio-2fa').getByRole('button', { name: 'Edit studio-2fa' }).click();
+    const dlg = admin.getByRole('dialog', { name: 'Edit certificate studio-2fa' });
+    await dlg.getByText('Two-factor authentication: required').waitFor();
+    await dlg.getByLabel('Remove two-factor authentication from this certificate').check();
+    await dlg.getByRole('button', { name: 'Save' }).click();
+    await dlg.waitFor({ state: 'detached' });
+    await row(admin, 'studio-2fa').locator('.badge.twofa').waitFor({ state: 'detached' });
+    assert.equal(registered('studio-2fa')[0].HasTwoFactor, false);
   });
 
   await step('clone: a new certificate with the same clearance and permissions', async () => {
