@@ -45,17 +45,22 @@ struct http_server {
     void *close_ctx;
 };
 
-enum hdr {
-    H_NONE,
-    H_CONTENT_TYPE,
-    H_ACCEPT,
-    H_COOKIE,
-    H_ORIGIN,
-    H_HOST,
-    H_FETCH_SITE,
-    H_EXPECT,
-    H_OTHER
+/* rp->cur: no header value yet, a header the node does not keep, Expect, or H_KEPT + the
+ * index in kept[] of the request field its value goes to. */
+enum { H_NONE, H_OTHER, H_EXPECT, H_KEPT };
+#define REQ_FIELD(f) offsetof(struct http_request, f), sizeof(((struct http_request *)0)->f)
+static const struct {
+    const char *name;
+    size_t off, cap;
+} kept[] = {
+    {"Content-Type", REQ_FIELD(content_type)},
+    {"Accept", REQ_FIELD(accept)},
+    {"Cookie", REQ_FIELD(cookie)},
+    {"Origin", REQ_FIELD(origin)},
+    {"Host", REQ_FIELD(host)},
+    {"Sec-Fetch-Site", REQ_FIELD(fetch_site)},
 };
+#undef REQ_FIELD
 
 struct http_conn {
     struct tls_conn tls;
@@ -443,50 +448,21 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     if (count_header(rp, len) != 0)
         return -1;
     if (rp->cur == H_NONE) {
-        rp->cur = strcasecmp(rp->field, "Content-Type") == 0     ? H_CONTENT_TYPE
-                  : strcasecmp(rp->field, "Accept") == 0         ? H_ACCEPT
-                  : strcasecmp(rp->field, "Cookie") == 0         ? H_COOKIE
-                  : strcasecmp(rp->field, "Origin") == 0         ? H_ORIGIN
-                  : strcasecmp(rp->field, "Host") == 0           ? H_HOST
-                  : strcasecmp(rp->field, "Sec-Fetch-Site") == 0 ? H_FETCH_SITE
-                  : strcasecmp(rp->field, "Expect") == 0         ? H_EXPECT
-                                                                 : H_OTHER;
+        rp->cur = strcasecmp(rp->field, "Expect") == 0 ? H_EXPECT : H_OTHER;
+        for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
+            if (strcasecmp(rp->field, kept[i].name) == 0)
+                rp->cur = H_KEPT + (int)i;
         rp->field_len = 0;
     }
-    char *dst = NULL;
-    size_t cap = 0;
-    switch (rp->cur) {
-    case H_CONTENT_TYPE:
-        dst = r->content_type;
-        cap = sizeof r->content_type;
-        break;
-    case H_ACCEPT:
-        dst = r->accept;
-        cap = sizeof r->accept;
-        break;
-    case H_COOKIE:
-        dst = r->cookie;
-        cap = sizeof r->cookie;
-        break;
-    case H_ORIGIN:
-        dst = r->origin;
-        cap = sizeof r->origin;
-        break;
-    case H_HOST:
-        dst = r->host;
-        cap = sizeof r->host;
-        break;
-    case H_FETCH_SITE:
-        dst = r->fetch_site;
-        cap = sizeof r->fetch_site;
-        break;
-    case H_EXPECT:
+    if (rp->cur == H_EXPECT) {
         if (len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
             rp->expect_continue = true;
         return 0;
-    default:
-        return 0;
     }
+    if (rp->cur < H_KEPT)
+        return 0;
+    char *dst = (char *)r + kept[rp->cur - H_KEPT].off;
+    size_t cap = kept[rp->cur - H_KEPT].cap;
     size_t have = strlen(dst);
     size_t take = len < cap - 1 - have ? len : cap - 1 - have;
     memcpy(dst + have, at, take);
