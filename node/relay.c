@@ -50,6 +50,24 @@ static void relay_answered(void *ctx, int status, const char *msg, X509 *peer, i
     free(j);
 }
 
+/* Node tag's URL from the node records into url: 0, CMN_ENOTFOUND, or the read's error. */
+static int node_url(struct node *n, const char *tag, char *url, size_t cap, char *errmsg)
+{
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    int rv = kv_node_list(node_kv(n), &nodes, &count, errmsg);
+    if (rv != 0) {
+        cmn_errctx(errmsg, "cannot read the node records");
+        return rv;
+    }
+    rv = CMN_ENOTFOUND;
+    for (size_t i = 0; i < count && rv != 0; i++)
+        if (strcmp(nodes[i].tag, tag) == 0)
+            rv = snprintf(url, cap, "%s", nodes[i].server_url) < (int)cap ? 0 : CMN_ETOOBIG;
+    kv_node_free_array(nodes, count);
+    return rv;
+}
+
 bool api_relay(struct api *api, struct http_request *req, const struct node_auth *a)
 {
     struct node *n = api->n;
@@ -74,32 +92,21 @@ bool api_relay(struct api *api, struct http_request *req, const struct node_auth
                            node_config(n)->tag);
         return true;
     }
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
+    struct relay_job *j = calloc(1, sizeof *j);
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
-        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
+    int rv = j ? node_url(n, tag, j->url, sizeof j->url, errmsg) : CMN_ENOMEM;
+    if (rv != 0) {
+        if (rv == CMN_ENOTFOUND)
+            http_respond_error(req, 404, "NotFound", "There is no node %s in this cluster", tag);
+        else
+            http_respond_error(req, 500, "InternalError", "%s",
+                               rv == CMN_ENOMEM ? "out of memory" : errmsg);
+        free(j);
         return true;
     }
-    size_t k = 0;
-    while (k < count && strcmp(nodes[k].tag, tag) != 0)
-        k++;
-    struct relay_job *j = k < count ? calloc(1, sizeof *j) : NULL;
-    if (j != NULL) {
-        j->n = n;
-        j->req = req;
-        snprintf(j->tag, sizeof j->tag, "%s", tag);
-        snprintf(j->url, sizeof j->url, "%s", nodes[k].server_url);
-    }
-    kv_node_free_array(nodes, count);
-    if (k == count) {
-        http_respond_error(req, 404, "NotFound", "There is no node %s in this cluster", tag);
-        return true;
-    }
-    if (j == NULL) {
-        http_respond_error(req, 500, "InternalError", "out of memory");
-        return true;
-    }
+    j->n = n;
+    j->req = req;
+    snprintf(j->tag, sizeof j->tag, "%s", tag);
     if (node_fetch(n, j->url, req->path, relay_answered, j, errmsg) != 0) {
         http_respond_error(req, 502, "NodeUnreachable", "Node %s (%s) did not answer: %s", j->tag,
                            j->url, errmsg);
