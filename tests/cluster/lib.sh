@@ -226,10 +226,12 @@ impostor() {
     -cert "$pem" -key "$pem" -quiet <"$WORK/pre.bin" >/dev/null 2>&1 || true
 }
 
+# start_cluster TAGS...: pki, configurations (with the JSON lines of $CLUSTER_EXTRA, if set),
+# the nodes, and a leader ready on all of them.
 start_cluster() {
   pki
   local t
-  for t in "$@"; do config "$t" "$*"; done
+  for t in "$@"; do config "$t" "$*" "${CLUSTER_EXTRA:-}"; done
   for t in "$@"; do start "$t"; done
   wait_until 60 "a leader on $*" ready "$@"
 }

@@ -30,12 +30,8 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -s
   -keyout "$WORK/own/partner-ca.key" -out "$WORK/own/partner-ca.crt" 2>/dev/null || fail "partner CA"
 WK_ADMIN=$(openssl x509 -in "$WORK/own/wk-admin.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
 export STUDIO_WK_ADMIN=$WK_ADMIN
-pki
-for t in A B C; do
-  config "$t" "A B C" "\"Security.WellKnownCertificates.Admin\": [\"$WK_ADMIN\"], \"Security.WellKnownIssuers.Admin\": [\"own/partner-ca.crt\"]"
-done
-for t in A B C; do start "$t"; done
-wait_until 60 "a leader on A B C" ready A B C
+CLUSTER_EXTRA="\"Security.WellKnownCertificates.Admin\": [\"$WK_ADMIN\"], \"Security.WellKnownIssuers.Admin\": [\"own/partner-ca.crt\"]" \
+  start_cluster A B C
 # D: started passive, for the Studio to add to the cluster and remove again
 config D "" '"Cluster.TrustedNodeCertificates.Path": "pki/ServerCertificatesCollection.pfx"'
 start D
