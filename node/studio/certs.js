@@ -177,14 +177,29 @@ function showKey(name, tfa) {
   });
 }
 
+// A new two-factor key for body's certificate, put into body; the key is returned to be shown.
+async function addKey(body) {
+  const key = await getJson('/admin/certificates/2fa/generate', { name: body.Name });
+  body.TwoFactorAuthenticationKey = key.Secret;
+  return key;
+}
+
+// After a dialog that changed a certificate ({name, key} or null when cancelled): say so, show
+// a new two-factor key once, and read the list again.
+async function changed(done, message, reload) {
+  if (!done) return;
+  toast(message);
+  if (done.key) await showKey(done.name, done.key);
+  reload();
+}
+
 async function generateDialog(ctx, reload, from) {
   const s = settingsFields(ctx, from || { SecurityClearance: 'ValidUser' });
   const pass = h('input', { type: 'password', name: 'password', autocomplete: 'new-password' });
   const period = select(PERIODS.map(([m, l]) => [String(m), l]), '60', { name: 'period' });
   const keyType = select(KEY_TYPES, 'EC-P256', { name: 'keyType' });
   const tfa = twoFactorBox();
-  let made = null;
-  await openDialog({
+  const made = await openDialog({
     title: from ? `Clone certificate ${from.Name}` : 'Generate client certificate',
     submit: from ? 'Clone' : 'Generate',
     content: [
@@ -199,20 +214,13 @@ async function generateDialog(ctx, reload, from) {
     onSubmit: async () => {
       const body = { ...s.read(), NotAfter: notAfter(period.value), KeyType: keyType.value };
       if (pass.value) body.Password = pass.value;
-      let key = null;
-      if (tfa.input.checked) {
-        key = await getJson('/admin/certificates/2fa/generate', { name: body.Name });
-        body.TwoFactorAuthenticationKey = key.Secret;
-      }
+      const key = tfa.input.checked ? await addKey(body) : null;
       const res = await request('POST', '/admin/certificates', { json: body });
       const file = await saveResponse(res, `${body.Name}.zip`);
-      made = { name: body.Name, key, file };
+      return { name: body.Name, key, file };
     },
   });
-  if (!made) return;
-  toast(`Generated ${made.name}: the browser saved ${made.file}.`);
-  if (made.key) await showKey(made.name, made.key);
-  reload();
+  await changed(made, made && `Generated ${made.name}: the browser saved ${made.file}.`, reload);
 }
 
 async function uploadDialog(ctx, reload) {
@@ -223,8 +231,7 @@ async function uploadDialog(ctx, reload) {
   file.addEventListener('change', () => {
     if (!s.name.value && file.files[0]) s.name.value = file.files[0].name.replace(/\.(pfx|p12|pem|crt|cer)$/i, '');
   });
-  let done = null;
-  await openDialog({
+  const done = await openDialog({
     title: 'Upload client certificate',
     submit: 'Upload',
     content: [
@@ -237,54 +244,37 @@ async function uploadDialog(ctx, reload) {
       if (!f) throw new Error('Choose a certificate file.');
       const body = { ...s.read(), Certificate: b64(await f.arrayBuffer()) };
       if (pass.value) body.Password = pass.value;
-      let key = null;
-      if (tfa.input.checked) {
-        key = await getJson('/admin/certificates/2fa/generate', { name: body.Name });
-        body.TwoFactorAuthenticationKey = key.Secret;
-      }
+      const key = tfa.input.checked ? await addKey(body) : null;
       await request('PUT', '/admin/certificates', { json: body });
-      done = { name: body.Name, key };
+      return { name: body.Name, key };
     },
   });
-  if (!done) return;
-  toast(`Registered ${done.name}.`);
-  if (done.key) await showKey(done.name, done.key);
-  reload();
+  await changed(done, done && `Registered ${done.name}.`, reload);
 }
 
 async function editDialog(ctx, reload, c) {
   const s = settingsFields(ctx, c);
   const tfa = twoFactorBox(c.HasTwoFactor ? 'Remove two-factor authentication from this certificate'
     : 'Require two-factor authentication (a new key, shown once)');
-  let done = null;
-  await openDialog({
+  const done = await openDialog({
     title: `Edit certificate ${c.Name}`,
     submit: 'Save',
     content: [h('p', { class: 'muted small' }, 'Thumbprint ', h('code', null, c.Thumbprint)), ...s.els,
       h('p', { class: 'small' }, 'Two-factor authentication: ', h('strong', null, c.HasTwoFactor ? 'required' : 'not required')), tfa.el],
     onSubmit: async () => {
       const body = { Thumbprint: c.Thumbprint, ...s.read() };
-      const q = {};
-      let key = null;
-      if (tfa.input.checked && c.HasTwoFactor) q.deleteTwoFactorConfiguration = true;
-      if (tfa.input.checked && !c.HasTwoFactor) {
-        key = await getJson('/admin/certificates/2fa/generate', { name: body.Name });
-        body.TwoFactorAuthenticationKey = key.Secret;
-      }
-      await request('POST', '/admin/certificates/edit', { query: q, json: body });
-      done = { name: body.Name, key };
+      const drop = tfa.input.checked && c.HasTwoFactor;
+      const key = tfa.input.checked && !c.HasTwoFactor ? await addKey(body) : null;
+      await request('POST', '/admin/certificates/edit', { query: { deleteTwoFactorConfiguration: drop || undefined }, json: body });
+      return { name: body.Name, key };
     },
   });
-  if (!done) return;
-  toast(`Saved ${done.name}.`);
-  if (done.key) await showKey(done.name, done.key);
-  reload();
+  await changed(done, done && `Saved ${done.name}.`, reload);
 }
 
 async function deleteDialog(ctx, reload, c) {
   const others = (c.CollectionSecondaryKeys || []).length;
-  let done = false;
-  await openDialog({
+  const done = await openDialog({
     title: `Delete certificate ${c.Name}?`,
     submit: 'Delete and revoke',
     danger: true,
@@ -296,7 +286,7 @@ async function deleteDialog(ctx, reload, c) {
     ],
     onSubmit: async () => {
       await request('DELETE', '/admin/certificates', { query: { thumbprint: c.Thumbprint } });
-      done = true;
+      return true;
     },
   });
   if (!done) return;

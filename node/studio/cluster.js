@@ -30,8 +30,7 @@ async function addDialog(ctx, refresh) {
   const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'https://10.0.0.4:8080', pattern: 'https://.+' });
   const tag = h('input', { type: 'text', name: 'tag', pattern: '[A-Z]{1,4}', maxlength: 4, placeholder: 'D' });
   const tp = h('input', { type: 'text', name: 'thumbprint', pattern: '[0-9A-Fa-f]{40}', class: 'mono' });
-  let added = null;
-  await openDialog({
+  const added = await openDialog({
     title: 'Add a node',
     submit: 'Add node',
     content: [
@@ -43,7 +42,7 @@ async function addDialog(ctx, refresh) {
       const res = await request('PUT', '/admin/cluster/node', {
         query: { url: url.value.trim(), tag: tag.value.trim() || undefined, expectedThumbprint: tp.value.trim() || undefined },
       });
-      added = await res.json();
+      return res.json();
     },
   });
   if (!added) return;
@@ -52,15 +51,14 @@ async function addDialog(ctx, refresh) {
 }
 
 async function removeDialog(ctx, refresh, tag) {
-  let done = false;
-  await openDialog({
+  const done = await openDialog({
     title: `Remove node ${tag}?`,
     submit: `Remove node ${tag}`,
     danger: true,
     content: [h('p', null, `Node ${tag} leaves the cluster: it no longer votes nor takes part in replication, and its certificate is no longer trusted as a node's.`)],
     onSubmit: async () => {
       await request('DELETE', '/admin/cluster/node', { query: { nodeTag: tag } });
-      done = true;
+      return true;
     },
   });
   if (!done) return;
