@@ -23,10 +23,27 @@ function query(params) {
   return s ? `?${s}` : '';
 }
 
+// A node answers 503 NotReady, before it does anything, while it catches up or its read lease
+// lapsed for a moment (a loaded machine, an election): asked again for a few seconds, as
+// RavenDB's clients do, before the Studio shows it.
+const NOT_READY_RETRIES = 20;
+const NOT_READY_PAUSE_MS = 250;
+
 // request(method, path, {query, json}) -> Response (2xx), or throws ApiError / NodeDown.
 // A 428 (a certificate that needs its two-factor session) is also announced, so that the Studio
 // shows its two-factor screen whichever call met it.
 export async function request(method, path, opts = {}) {
+  for (let i = 0; ; i += 1) {
+    try {
+      return await requestOnce(method, path, opts);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.status === 503 && e.type === 'NotReady') || i >= NOT_READY_RETRIES) throw e;
+      await new Promise((r) => { setTimeout(r, NOT_READY_PAUSE_MS); });
+    }
+  }
+}
+
+async function requestOnce(method, path, opts) {
   const init = { method, credentials: 'same-origin', cache: 'no-store', headers: {} };
   if (opts.json !== undefined) {
     init.headers['Content-Type'] = 'application/json';
