@@ -47,11 +47,18 @@ async function step(name, fn) {
 function sh(cmd, args, opts = {}) {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: [opts.input ? 'pipe' : 'ignore', 'pipe', 'pipe'], ...opts });
 }
-// curl(pem, method, tag, path) -> {status, body}
+// curl(pem, method, tag, path) -> {status, body}. A 503 NotReady (answered before anything is
+// done: a read lease that lapsed for a moment on a loaded machine) is asked again for up to
+// 30 s, as lib.sh's `must` does.
 function curl(pem, method, tag, path) {
-  const out = sh('curl', ['-s', '-o', join(OUT, 'curl.body'), '-w', '%{http_code}', '--cacert', CA,
-    ...(pem ? ['--cert', pem] : []), '-X', method, `${NODES[tag]}${path}`]);
-  return { status: Number(out), body: readFileSync(join(OUT, 'curl.body'), 'utf8') };
+  const end = Date.now() + 30000;
+  for (;;) {
+    const out = sh('curl', ['-s', '-o', join(OUT, 'curl.body'), '-w', '%{http_code}', '--cacert', CA,
+      ...(pem ? ['--cert', pem] : []), '-X', method, `${NODES[tag]}${path}`]);
+    const r = { status: Number(out), body: readFileSync(join(OUT, 'curl.body'), 'utf8') };
+    if (r.status !== 503 || !r.body.includes('"Type":"NotReady"') || Date.now() > end) return r;
+    sh('sleep', ['0.1']);
+  }
 }
 const ADMIN = join(CERTS, 'admin.pem');
 function registered(name) {
@@ -80,8 +87,9 @@ async function browserAs(who, pfx, password = '', size) {
   page.setDefaultTimeout(TIMEOUT);
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  // an API refusal is logged by Chromium itself ("Failed to load resource"): the Studio shows it
-  page.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource: the server responded/.test(m.text())) errors.push(m.text()); });
+  // an API refusal or a node that is down is logged by Chromium itself ("Failed to load
+  // resource"): the Studio shows those; anything else (a script error, a CSP refusal) is a bug
+  page.on('console', (m) => { if (m.type() === 'error' && !/^Failed to load resource: /.test(m.text())) errors.push(m.text()); });
   page.jsErrors = errors;
   current = page;
   return page;
@@ -493,6 +501,9 @@ try {
     for (const t of ['A', 'B', 'C'].filter((x) => x !== down)) {
       await banner.getByRole('link', { name: `Node ${t} — ${NODES[t]}` }).waitFor();
     }
+  });
+  await step('no page met a script error or a Content-Security-Policy refusal', async () => {
+    for (const b of browsers) for (const p of b.pages()) assert.deepEqual(p.jsErrors || [], [], p.url());
   });
 } finally {
   for (const b of browsers) await b.close().catch(() => {});
