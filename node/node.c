@@ -875,6 +875,8 @@ static void duty_cb(uv_timer_t *t)
                                    : 2 * n->disk_step_down_ms;
         n->disk_step_down_at = now + n->disk_step_down_ms;
     }
+    if (st.ready)
+        node_keys_reseal_totp(n);
     if (st.ready && !n->ca_proposing) {
         struct kv_issuing_ca ca;
         char err[CMN_ERRMSG_SIZE] = "";
@@ -1127,6 +1129,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 static int node_init(struct node *n, const char *config_path, char *errmsg)
 {
     n->lock_fd = -1;
+    n->totp_older = -1;
     ca_cert_list_init(&n->chain);
     ca_cert_list_init(&n->issuers);
     int rv = node_config_load(config_path, &n->cfg, errmsg);

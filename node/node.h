@@ -175,6 +175,9 @@ int node_totp_seal(struct node *n, const char *key, char out[NODE_TOTP_STORED_MA
 int node_totp_open(struct node *n, const char *stored, char *out, size_t cap,
                    char *errmsg) CMN_MUST_CHECK;
 
+/* For `info`: what this node found of TOTP keys under an older master key, as the leader. */
+void node_keys_totp_describe(struct node *n, char *out, size_t cap);
+
 /* Which key the trust state's CA key blob is sealed under (its identifier into id, "" when
  * clear): a clear key comes from a version without sealing. */
 enum node_ca_seal { NODE_CA_CLEAR, NODE_CA_CURRENT, NODE_CA_PREVIOUS, NODE_CA_FOREIGN };

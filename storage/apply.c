@@ -958,6 +958,36 @@ static int apply_twofa(struct apply *a)
     return put_packed(a, CF_TWOFA, tp, KV_THUMB_LEN, pack_twofa, &t);
 }
 
+/* A master-key rotation: the leader seals each TOTP key again under the current key. The key
+ * itself is the same, so its session goes on; an edit that came in between wins. */
+static int apply_reseal_totp(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    char tp[KV_THUMB_LEN + 1];
+    TRY(need_admin(a));
+    if (kv_thumb_norm(c->u.reseal.thumbprint, tp) != 0 || c->u.reseal.new_key == NULL ||
+        c->u.reseal.new_key[0] == '\0')
+        return reject(a, KV_REJ_INVALID, "a re-seal names a thumbprint and the sealed key");
+    struct kv_cert cert;
+    int rv = load_cert(a, tp, &cert);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
+    if (rv != 0)
+        return rv;
+    if (cert.twofa_key == NULL || c->u.reseal.old_key == NULL ||
+        strcmp(cert.twofa_key, c->u.reseal.old_key) != 0) {
+        rv = reject(a, KV_REJ_CONFLICT, "the two-factor key of %s changed meanwhile", tp);
+    } else {
+        struct kv_cert upd = cert;
+        upd.twofa_key = c->u.reseal.new_key;
+        rv = put_packed(a, CF_CERTS, tp, KV_THUMB_LEN, pack_cert, &upd);
+        summarize(a, "two-factor key of '%s' (%s) sealed under the current master key",
+                  cert.name ? cert.name : "", tp);
+    }
+    kv_cert_fini(&cert);
+    return rv;
+}
+
 /* ---- the entry point ---- */
 
 static int execute(struct apply *a, struct doomed *d)
@@ -991,6 +1021,8 @@ static int execute(struct apply *a, struct doomed *d)
     case KV_CMD_TWOFA_FAIL:
     case KV_CMD_TWOFA_LOGOUT:
         return apply_twofa(a);
+    case KV_CMD_RESEAL_TOTP:
+        return apply_reseal_totp(a);
     case KV_CMD_REFRESH_CRL:
         TRY(need_admin(a));
         crl_changed(a);
