@@ -3,7 +3,8 @@
  * its status and message, the trust state unchanged after each; clearance refusals; and a
  * registration, a read and a revocation through Raft. Requests are made in memory and their
  * answers taken by an http_sink: the server and authorization (tested elsewhere) are skipped,
- * the caller's verdict passed in. */
+ * the caller's verdict passed in. Last, what RavenDB's Node.js client needs of the answers
+ * (tests/compat runs the client itself). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +320,40 @@ static void register_read_revoke(void **state)
     EVP_PKEY_free(k);
 }
 
+/* ---- what RavenDB's Node.js client needs of the answers ---- */
+
+static json_t *body_json(const struct answer *ans)
+{
+    json_error_t e;
+    json_t *o = json_loads(ans->body, 0, &e);
+    if (!json_is_object(o))
+        fail_msg("not a JSON object (%s): %s", e.text, ans->body);
+    return o;
+}
+
+static const char *str_at(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    if (v == NULL)
+        fail_msg("no string %s in %s", key, json_dumps(o, JSON_COMPACT));
+    return v;
+}
+
+/* The client shows an error's Error field (Message alone surfaces as an empty error). */
+static void errors_carry_ravendb_envelope(void **state)
+{
+    struct answer ans;
+    assert_int_equal(
+        call(HTTP_GET, "/admin/certificates", "thumbprint=" ZERO_THUMB, NULL, &OPERATOR, &ans),
+        404);
+    json_t *o = body_json(&ans);
+    assert_string_equal(str_at(o, "Type"), "NotFound");
+    assert_string_equal(str_at(o, "Message"), "Certificate " ZERO_THUMB " was not found");
+    assert_string_equal(str_at(o, "Error"), str_at(o, "Message"));
+    assert_string_equal(str_at(o, "Url"), "/admin/certificates");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +364,7 @@ int main(void)
         cmocka_unit_test(listing_refusals),
         cmocka_unit_test(membership_refusals),
         cmocka_unit_test(register_read_revoke),
+        cmocka_unit_test(errors_carry_ravendb_envelope),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
