@@ -354,6 +354,29 @@ static void errors_carry_ravendb_envelope(void **state)
     json_decref(o);
 }
 
+/* GetCertificatesOperation() without arguments sends start=undefined&pageSize=undefined. */
+static void listing_takes_undefined_as_the_default(void **state)
+{
+    static const char *pairs[][2] = {
+        {"metadataOnly=true", "metadataOnly=true&start=undefined&pageSize=undefined"},
+        {"metadataOnly=true&start=1", "metadataOnly=true&start=1&pageSize=undefined"},
+        {"metadataOnly=true&pageSize=1", "metadataOnly=true&start=undefined&pageSize=1"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        struct answer plain, undef;
+        assert_int_equal(
+            call(HTTP_GET, "/admin/certificates", pairs[i][0], NULL, &OPERATOR, &plain), 200);
+        assert_int_equal(
+            call(HTTP_GET, "/admin/certificates", pairs[i][1], NULL, &OPERATOR, &undef), 200);
+        assert_string_equal(undef.body, plain.body);
+        assert_non_null(strstr(plain.body, "\"Results\":[{"));
+    }
+    refused(HTTP_GET, "/admin/certificates", "start=undefinedx", NULL, &OPERATOR, 400,
+            "'start' must be a number from 0 to");
+    refused(HTTP_GET, "/admin/certificates", "pageSize=null", NULL, &OPERATOR, 400,
+            "'pageSize' must be a number from 0 to 1000000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +388,7 @@ int main(void)
         cmocka_unit_test(membership_refusals),
         cmocka_unit_test(register_read_revoke),
         cmocka_unit_test(errors_carry_ravendb_envelope),
+        cmocka_unit_test(listing_takes_undefined_as_the_default),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
