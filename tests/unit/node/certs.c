@@ -377,6 +377,50 @@ static void listing_takes_undefined_as_the_default(void **state)
             "'pageSize' must be a number from 0 to 1000000");
 }
 
+static void apply_node_record(bool put)
+{
+    struct kv_cmd c;
+    kv_cmd_init(&c, put ? KV_CMD_PUT_NODE : KV_CMD_REMOVE_NODE);
+    snprintf(c.u.node.tag, sizeof c.u.node.tag, "A");
+    if (put) {
+        assert_non_null(c.u.node.server_url = strdup(node_config(T.n)->public_url));
+        assert_non_null(c.u.node.tcp_url = strdup(node_config(T.n)->tcp_url));
+        memcpy(c.u.node.thumbprint, node_thumb(T.n), sizeof c.u.node.thumbprint);
+    }
+    tc_apply(&T, &c);
+}
+
+/* The topology's top-level Status (an object) and Etag (a number that grows with every
+ * committed change), and the members listed where the client sends requests only with a URL. */
+static void topology_for_ravendb_clients(void **state)
+{
+    struct answer ans;
+    apply_node_record(true);
+    assert_int_equal(call(HTTP_GET, "/cluster/topology", NULL, NULL, &OPERATOR, &ans), 200);
+    json_t *o = body_json(&ans);
+    assert_true(json_is_object(json_object_get(o, "Status")));
+    assert_true(json_is_integer(json_object_get(o, "Etag")));
+    json_int_t etag = json_integer_value(json_object_get(o, "Etag"));
+    assert_true(etag > 0);
+    json_t *topo = json_object_get(o, "Topology");
+    assert_string_equal(str_at(json_object_get(topo, "Members"), "A"),
+                        node_config(T.n)->public_url);
+    assert_true(json_is_object(json_object_get(topo, "Watchers")));
+    assert_string_equal(str_at(o, "NodeTag"), "A");
+    json_decref(o);
+
+    apply_node_record(false); /* a voter without its record: no URL to send requests to */
+    assert_int_equal(call(HTTP_GET, "/cluster/topology", NULL, NULL, &OPERATOR, &ans), 200);
+    o = body_json(&ans);
+    topo = json_object_get(o, "Topology");
+    assert_int_equal(json_object_size(json_object_get(topo, "Members")), 0);
+    assert_string_equal(str_at(json_object_get(topo, "AllNodes"), "A"), "");
+    json_int_t later = json_integer_value(json_object_get(o, "Etag"));
+    assert_true(later > etag);
+    json_decref(o);
+    apply_node_record(true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +433,7 @@ int main(void)
         cmocka_unit_test(register_read_revoke),
         cmocka_unit_test(errors_carry_ravendb_envelope),
         cmocka_unit_test(listing_takes_undefined_as_the_default),
+        cmocka_unit_test(topology_for_ravendb_clients),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
