@@ -64,6 +64,18 @@ static void h_topology(struct api *api, struct http_request *req, struct node_au
     (void)a;
 }
 
+/* GET /info/tcp: RavenDB's clients ask it (?tcp=health-check) of a node they saw fail, and
+ * send it requests again once it answers 200. Not early, so a node is taken back only once it
+ * serves. Corvid has no RavenDB TCP endpoint (ServerUrl.Tcp is Raft's, another protocol), so
+ * the answer names none. */
+static void h_tcp_info(struct api *api, struct http_request *req, struct node_auth *a)
+{
+    api_respond_json(
+        req, 200,
+        json_pack("{s:s, s:n, s:[]}", "NodeTag", node_config(api->n)->tag, "Url", "Urls"));
+    (void)a;
+}
+
 static void h_node_info(struct api *api, struct http_request *req, struct node_auth *a)
 {
     struct node *n = api->n;
@@ -293,6 +305,7 @@ static void h_remove_node(struct api *api, struct http_request *req, struct node
 static const struct api_route routes[] = {
     {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false, API_NO_BODY},
     {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true, API_NO_BODY},
+    {HTTP_GET, "/info/tcp", NEED_VALID_USER, h_tcp_info, false, API_NO_BODY},
     {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false, API_NO_BODY},
     {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false, API_NO_BODY},
 };

@@ -2,7 +2,7 @@
 # The HTTPS API on three nodes: the authorization matrix (endpoint x caller -> status, with
 # the trust state unchanged by every refusal), the seed's curl flow verbatim, revocation on
 # open keep-alive connections of every node, bad input answered with clear 4xx, and what
-# RavenDB's clients read (the topology's shape and Etag, error bodies).
+# RavenDB's clients read (the topology's shape and Etag, the health check, error bodies).
 . "$(dirname "$0")/lib.sh"
 TESTCERT="$CORVID_BIN/corvid-testcert"
 pki
@@ -91,6 +91,7 @@ matrix GET /admin/stats ''                                403  403 403 403 403 4
 matrix GET /cluster/topology ''                           403  403 403 403 403 200 200 200 200 200 200 200
 matrix GET /certificates/whoami ''                        204  204 204 204 204 200 200 200 200 200 200 200
 matrix GET /cluster/node-info ''                          200  200 200 200 200 200 200 200 200 200 200 200
+matrix GET '/info/tcp?tcp=health-check' ''                403  403 403 403 403 200 200 200 200 200 200 200
 # refused CALLERS... -- METHOD PATH BODY: 403 for each caller on every node.
 refused() {
   local callers=() who node

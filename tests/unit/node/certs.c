@@ -421,6 +421,16 @@ static void topology_for_ravendb_clients(void **state)
     apply_node_record(true);
 }
 
+/* The health check of a node the client saw fail: any JSON object with 200 takes it back. */
+static void tcp_info_answers_the_health_check(void **state)
+{
+    struct answer ans;
+    assert_int_equal(call(HTTP_GET, "/info/tcp", "tcp=health-check", NULL, &OPERATOR, &ans), 200);
+    json_t *o = body_json(&ans);
+    assert_string_equal(str_at(o, "NodeTag"), "A");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -434,6 +444,7 @@ int main(void)
         cmocka_unit_test(errors_carry_ravendb_envelope),
         cmocka_unit_test(listing_takes_undefined_as_the_default),
         cmocka_unit_test(topology_for_ravendb_clients),
+        cmocka_unit_test(tcp_info_answers_the_health_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
