@@ -148,7 +148,9 @@ static bool parse_size(struct http_request *req, const char *name, size_t dflt, 
     char v[32];
     int rc = http_query(req, name, v, sizeof v, NULL);
     *out = dflt;
-    if (rc == 0)
+    /* RavenDB's Node.js client pastes its arguments in as they are: GetCertificatesOperation()
+     * without them asks for start=undefined&pageSize=undefined, which means the defaults. */
+    if (rc == 0 || (rc == 1 && strcmp(v, "undefined") == 0))
         return true;
     char *end;
     long long x = rc == 1 ? strtoll(v, &end, 10) : -1;

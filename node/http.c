@@ -255,7 +255,10 @@ void http_respond_error(struct http_request *req, int status, const char *type, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s, s:s}", "Type", type, "Message", msg);
+    /* RavenDB's exception envelope: its clients take the text from Error (Message alone
+     * surfaces as an empty error) and name the request by Url, the path without its query. */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "Type", type, "Message", msg, "Error", msg, "Url",
+                          req->path);
     char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
     http_respond(req, status, "application/json; charset=utf-8", text ? text : "{}",
                  text ? strlen(text) : 2, NULL);
