@@ -130,16 +130,19 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     api_respond_json(req, 200, o);
 }
 
-static json_t *server_cert_entry(struct node *n, bool metadata_only)
+/* Appends this node's certificate, as RavenDB lists it, to results: 0, or an error in errmsg
+ * (the listing then fails: it never leaves the entry out). */
+static int add_server_cert(struct node *n, json_t *results, bool metadata_only, char *errmsg)
 {
     struct kv_cert c;
-    char errmsg[CMN_ERRMSG_SIZE];
-    if (node_cert_record(n, node_cert(n), "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg) !=
-        0)
-        return NULL;
-    json_t *o = def_json(&c, metadata_only);
+    int rv =
+        node_cert_record(n, node_cert(n), "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg);
+    if (rv != 0)
+        return rv;
+    if (json_array_append_new(results, def_json(&c, metadata_only)) != 0)
+        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     kv_cert_fini(&c);
-    return o;
+    return rv;
 }
 
 static bool parse_size(struct http_request *req, const char *name, size_t dflt, size_t max,
@@ -195,9 +198,10 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
     if (has_thumb == 1) {
         struct kv_cert c;
         int rv = kv_cert_get(node_kv(n), thumb, &c, errmsg);
-        if (rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0) {
-            json_array_append_new(results, server_cert_entry(n, metadata_only));
-        } else if (rv != 0) {
+        bool server = rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0;
+        if (server)
+            rv = add_server_cert(n, results, metadata_only, errmsg);
+        if (rv != 0) {
             json_decref(results);
             if (rv == CMN_ENOTFOUND)
                 http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
@@ -205,7 +209,7 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
                 http_respond_error(req, 500, "InternalError", "cannot read the trust state: %s",
                                    errmsg);
             return;
-        } else {
+        } else if (!server) {
             if (c.primary[0]) { /* a secondary answers with its primary */
                 struct kv_cert p;
                 if ((rv = kv_cert_get(node_kv(n), c.primary, &p, errmsg)) == 0) {
@@ -223,12 +227,14 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
             kv_cert_fini(&c);
         }
     } else {
+        int rv = 0;
         if (has_name != 1 && has_days != 1 && start == 0)
-            json_array_append_new(results, server_cert_entry(n, metadata_only));
+            rv = add_server_cert(n, results, metadata_only, errmsg);
         struct kv_cert *list = NULL;
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
-        int rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
+        if (rv == 0)
+            rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
                               filtered ? SIZE_MAX : page, &list, &count, errmsg);
         if (rv != 0) {
             json_decref(results);
@@ -503,8 +509,9 @@ static void h_put_cert(struct api *api, struct http_request *req, struct node_au
         status = j->name && j->cert && (j->password || !password) ? -1 : 500;
     }
     json_decref(body);
+    if (status == -1 && node_cluster_cas_get(n, &j->cas, errmsg) != 0)
+        status = 500;
     if (status == -1) {
-        node_cluster_cas_get(n, &j->cas);
         j->work.data = j;
         if (uv_queue_work(node_loop(n), &j->work, put_work, put_after) == 0)
             return;

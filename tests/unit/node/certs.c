@@ -289,6 +289,43 @@ static void membership_refusals(void **state)
             "DELETE /admin/cluster/node needs ?nodeTag=TAG");
 }
 
+/* Every read-only endpoint with the Nth read of the trust state failing, N = 1, 2, … until
+ * the request runs clean: a failed read is answered 500 with its reason, never a 200 that
+ * leaves out what could not be read. */
+static void read_failures_answer_500(void **state)
+{
+    char admin_q[128];
+    snprintf(admin_q, sizeof admin_q, "thumbprint=%s", ADMIN.thumb);
+    static const struct {
+        int method;
+        const char *path;
+        int clean; /* the status when nothing fails */
+    } reqs[] = {
+        {HTTP_GET, "/admin/certificates", 200},        {HTTP_GET, "/admin/certificates", 200},
+        {HTTP_GET, "/admin/certificates/export", 200}, {HTTP_GET, "/cluster/topology", 200},
+        {HTTP_GET, "/certificates/whoami", 200},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        const char *query = i == 1 ? admin_q : NULL;
+        unsigned nth = 1;
+        for (;; nth++) {
+            struct answer ans;
+            kv_fail_read_at(node_kv(T.n), nth);
+            int got = call(reqs[i].method, reqs[i].path, query, NULL, &OPERATOR, &ans);
+            bool fired = kv_fail_read_at(node_kv(T.n), 0) == 0;
+            if (!fired) {
+                assert_int_equal(got, reqs[i].clean);
+                break;
+            }
+            if (got != 500 || strstr(ans.body, "storage") == NULL)
+                fail_msg("%s %s?%s with read %u failing: %d %s", http_method_str(reqs[i].method),
+                         reqs[i].path, query ? query : "", nth, got, ans.body);
+        }
+        if (reqs[i].method == HTTP_GET && strcmp(reqs[i].path, "/certificates/whoami") != 0)
+            assert_true(nth > 1); /* it reads the state: the sweep did fail something */
+    }
+}
+
 /* A registration, its read and its revocation, each through Raft. */
 static void register_read_revoke(void **state)
 {
@@ -440,6 +477,7 @@ int main(void)
         cmocka_unit_test(revocation_and_edit_refusals),
         cmocka_unit_test(listing_refusals),
         cmocka_unit_test(membership_refusals),
+        cmocka_unit_test(read_failures_answer_500),
         cmocka_unit_test(register_read_revoke),
         cmocka_unit_test(errors_carry_ravendb_envelope),
         cmocka_unit_test(listing_takes_undefined_as_the_default),
