@@ -972,6 +972,15 @@ static int pack_twofa(msgpack_packer *pk, const void *r)
     return kv_twofa_pack(pk, r);
 }
 
+/* The registration of tp, or a rejection when there is none. */
+static int load_registered(struct apply *a, const char *tp, struct kv_cert *out)
+{
+    int rv = load_cert(a, tp, out);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
+    return rv;
+}
+
 static int apply_twofa(struct apply *a)
 {
     const struct kv_cmd *c = a->cmd;
@@ -983,11 +992,7 @@ static int apply_twofa(struct apply *a)
     if (!c->actor_registered || strcmp(c->actor, tp) != 0)
         return reject(a, KV_REJ_FORBIDDEN, "a two-factor session is its own certificate's");
     struct kv_cert cert;
-    int rv = load_cert(a, tp, &cert);
-    if (rv == CMN_ENOTFOUND)
-        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
-    if (rv != 0)
-        return rv;
+    TRY(load_registered(a, tp, &cert));
     char name[128];
     snprintf(name, sizeof name, "%s", cert.name ? cert.name : "");
     bool has_key = cert.twofa_key != NULL;
@@ -996,7 +1001,7 @@ static int apply_twofa(struct apply *a)
         return reject(a, KV_REJ_INVALID,
                       "The certificate '%s' has no two-factor authentication key", name);
     struct kv_twofa t;
-    rv = kv__get_record(a->kv, CF_TWOFA, tp, KV_THUMB_LEN, kv__unpack_twofa, &t, a->errmsg);
+    int rv = kv__get_record(a->kv, CF_TWOFA, tp, KV_THUMB_LEN, kv__unpack_twofa, &t, a->errmsg);
     if (rv == CMN_ENOTFOUND) {
         memset(&t, 0, sizeof t);
         memcpy(t.thumbprint, tp, sizeof t.thumbprint);
@@ -1052,11 +1057,8 @@ static int apply_reseal_totp(struct apply *a)
         c->u.reseal.new_key[0] == '\0')
         return reject(a, KV_REJ_INVALID, "a re-seal names a thumbprint and the sealed key");
     struct kv_cert cert;
-    int rv = load_cert(a, tp, &cert);
-    if (rv == CMN_ENOTFOUND)
-        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
-    if (rv != 0)
-        return rv;
+    TRY(load_registered(a, tp, &cert));
+    int rv;
     if (cert.twofa_key == NULL || c->u.reseal.old_key == NULL ||
         strcmp(cert.twofa_key, c->u.reseal.old_key) != 0) {
         rv = reject(a, KV_REJ_CONFLICT, "the two-factor key of %s changed meanwhile", tp);
