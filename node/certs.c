@@ -10,6 +10,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "node/expiry.h"
 #include "node/resource.h"
 #include "node/lastused.h"
 #include "ca/totp.h"
@@ -29,8 +30,8 @@ static json_t *def_json(const struct kv_cert *c, bool metadata_only)
 {
     char tp[CA_THUMBPRINT_SIZE], nb[40], na[40];
     api_upper(c->thumbprint, tp);
-    api_iso_date(c->not_before, nb);
-    api_iso_date(c->not_after, na);
+    cmn_iso_date(c->not_before, nb);
+    cmn_iso_date(c->not_after, na);
     json_t *sec = json_array();
     for (size_t i = 0; i < c->n_secondaries; i++) {
         char s[CA_THUMBPRINT_SIZE];
@@ -113,8 +114,8 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     } else {
         /* The server certificate and well-known admins are ClusterAdmin without a record. */
         char nb[40], na[40];
-        api_iso_date(a->not_before, nb);
-        api_iso_date(a->not_after, na);
+        cmn_iso_date(a->not_before, nb);
+        cmn_iso_date(a->not_after, na);
         bool server = strcmp(a->thumb, node_thumb(n)) == 0;
         o = json_pack("{s:s, s:s, s:s, s:{}, s:s, s:s, s:b}", "Name", a->source, "Thumbprint",
                       a->thumb_upper, "SecurityClearance", server ? "ClusterNode" : "ClusterAdmin",
@@ -122,7 +123,7 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     }
     if (o && a->twofa_expires_ms > cmn_now_ms(&cmn_clock_system)) {
         char exp[40];
-        api_iso_date(a->twofa_expires_ms / 1000, exp);
+        cmn_iso_date(a->twofa_expires_ms / 1000, exp);
         json_object_set_new(o, "TwoFactorExpirationDate", json_string(exp));
     } else if (o) {
         json_object_set_new(o, "TwoFactorExpirationDate", json_null());
@@ -899,7 +900,7 @@ static void h_export(struct api *api, struct http_request *req, struct node_auth
 static void stat_entry(void *ctx, const char *thumb, int64_t when_ms)
 {
     char when[40], tp[CA_THUMBPRINT_SIZE];
-    api_iso_date(when_ms / 1000, when);
+    cmn_iso_date(when_ms / 1000, when);
     api_upper(thumb, tp);
     json_object_set_new(ctx, tp, json_string(when));
 }
@@ -909,7 +910,12 @@ static void h_stats(struct api *api, struct http_request *req, struct node_auth 
     json_t *map = json_object();
     if (map)
         lastused_each(api->lastused, stat_entry, map);
-    api_respond_json(req, 200, json_pack("{s:o}", "LastRequestTimePerCertificate", map));
+    struct node_expiry_report ex;
+    node_expiry_get(api->n, &ex);
+    api_respond_json(req, 200,
+                     json_pack("{s:o, s:o}", "LastRequestTimePerCertificate", map,
+                               "CertificateExpiry",
+                               node_expiry_json(&ex, cmn_now_ms(&cmn_clock_system) / 1000)));
     (void)a;
 }
 

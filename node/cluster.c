@@ -9,6 +9,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "node/expiry.h"
 #include "node/resource.h"
 #include "raft/transport.h"
 
@@ -83,11 +84,15 @@ static void h_node_info(struct api *api, struct http_request *req, struct node_a
     api_upper(node_thumb(n), tp);
     struct rft_status st;
     rft_status(node_rft(n), &st);
+    struct node_expiry_report ex;
+    node_expiry_get(n, &ex);
     api_respond_json(req, 200,
-                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b}", "NodeTag",
+                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o}", "NodeTag",
                                node_config(n)->tag, "ServerUrl", node_config(n)->public_url,
                                "TcpUrl", node_config(n)->tcp_url, "Thumbprint", tp, "CurrentState",
-                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0)));
+                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0),
+                               "CertificateExpiry",
+                               node_expiry_json(&ex, cmn_now_ms(&cmn_clock_system) / 1000)));
     (void)a;
 }
 

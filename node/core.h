@@ -5,6 +5,7 @@
 #define CORVID_NODE_CORE_H
 
 #include "ca/certfile.h"
+#include "node/expiry.h"
 #include "node/node.h"
 
 struct node_early_revocation;
@@ -83,6 +84,11 @@ struct node {
     bool totp_scanned;          /* once since the start */
     int64_t totp_scan_after_ms; /* the next scan */
     long totp_older;            /* found by the last scan; -1 before one */
+    /* expiring certificates (node/expiry.c) */
+    struct node_expiry_report expiry;
+    bool expiry_checking;
+    int64_t expiry_next_ms, expiry_logged_ms;
+    uint64_t expiry_gen; /* the trust generation the last check saw */
     /* background duties */
     uv_timer_t duty;
     bool registering; /* self-registration proposal in flight */

@@ -872,6 +872,7 @@ static void duty_cb(uv_timer_t *t)
     }
     node_watch_leader(n);
     node_disk_watch(n);
+    node_expiry_check(n);
     struct rft_status st;
     rft_status(n->rft, &st);
     uint64_t now = uv_now(&n->loop);
