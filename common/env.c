@@ -70,3 +70,11 @@ int cmn_mkdir_p(const char *dir, unsigned mode)
     }
     return mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST ? -1 : 0;
 }
+
+void cmn_iso_date(int64_t secs, char out[CMN_DATE_SIZE])
+{
+    time_t t = (time_t)secs;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, CMN_DATE_SIZE, "%Y-%m-%dT%H:%M:%S.0000000Z", &tm);
+}

@@ -7,6 +7,11 @@
 
 #include "common/err.h"
 
+/* A time (seconds since the epoch) in .NET's round-trip format, as RavenDB writes dates:
+ * "2026-12-02T15:04:05.0000000Z". */
+#define CMN_DATE_SIZE 40
+void cmn_iso_date(int64_t secs, char out[CMN_DATE_SIZE]);
+
 /* Wall-clock time in milliseconds since the Unix epoch. */
 struct cmn_clock {
     int64_t (*now_ms)(void *ctx);

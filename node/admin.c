@@ -105,6 +105,7 @@ struct info_job {
     char state_hash[CMN_ERRMSG_SIZE], trust_hash[CMN_ERRMSG_SIZE]; /* or why not */
     char certs[CMN_ERRMSG_SIZE];                                   /* the count, or why not */
     char master_key[96], ca_key[96]; /* key identifiers only (node_keys_describe) */
+    char totp_keys[96];
 };
 
 static void info_work(uv_work_t *w)
@@ -138,13 +139,14 @@ static void info_after(uv_work_t *w, int status)
            "AppliedIndex: %llu\nStateHash: %s\nTrustHash: %s\nCertificates: %s\n"
            "Thumbprint: %s\n"
            "ServerUrl: %s\nTcpUrl: %s\nDataDir: %s\nServing: %s\nIssuingCA: %s\n"
-           "NodeRecords: %s\nPid: %ld\nMasterKey: %s\nIssuingCAKey: %s\n",
+           "NodeRecords: %s\nPid: %ld\nMasterKey: %s\nIssuingCAKey: %s\nTwoFactorKeys: %s\n",
            node_config(n)->tag, st->state, st->leader[0] ? st->leader : "(none)",
            (unsigned long long)st->term, (unsigned long long)st->commit_index,
            (unsigned long long)st->last_index, (unsigned long long)st->applied_index, j->state_hash,
            j->trust_hash, j->certs, node_thumb(n), node_config(n)->public_url,
            node_config(n)->tcp_url, node_config(n)->data_dir, j->serving ? "yes" : j->why,
-           j->issuing_ca ? "yes" : "no", j->records, (long)getpid(), j->master_key, j->ca_key);
+           j->issuing_ca ? "yes" : "no", j->records, (long)getpid(), j->master_key, j->ca_key,
+           j->totp_keys);
     kv_snap_end(j->snap);
     free(j);
 }
@@ -177,6 +179,7 @@ static void cmd_info(struct client *c)
         kv_issuing_ca_fini(&ca);
     else if (rv != CMN_ENOTFOUND)
         snprintf(j->ca_key, sizeof j->ca_key, "? (%.80s)", errmsg);
+    node_keys_totp_describe(n, j->totp_keys, sizeof j->totp_keys);
     struct kv_node *nodes = NULL;
     size_t count = 0;
     if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0)

@@ -10,14 +10,6 @@
 
 /* ---- JSON helpers ---- */
 
-void api_iso_date(int64_t secs, char out[40])
-{
-    time_t t = (time_t)secs;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 40, "%Y-%m-%dT%H:%M:%S.0000000Z", &tm);
-}
-
 void api_upper(const char *in, char *out)
 {
     size_t i = 0;

@@ -59,7 +59,11 @@ static bool same_issuer_key(struct node *n, X509 *peer, const struct kv_cert *st
         return false;
     }
     struct node_cluster_cas cas;
-    node_cluster_cas_get(n, &cas);
+    if (node_cluster_cas_get(n, &cas, errmsg) != 0) {
+        CMN_WARN("HTTP-AUTH", "registration %s: %s", stored->thumbprint, errmsg);
+        X509_free(old);
+        return false; /* fail closed */
+    }
     bool ok = false;
     for (size_t i = 0; !ok && i < 2; i++)
         ok = cas.cert[i] && ca_issued_by(peer, cas.cert[i], NULL) == 0 &&

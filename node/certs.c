@@ -10,6 +10,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "node/expiry.h"
 #include "node/resource.h"
 #include "node/lastused.h"
 #include "ca/totp.h"
@@ -29,8 +30,8 @@ static json_t *def_json(const struct kv_cert *c, bool metadata_only)
 {
     char tp[CA_THUMBPRINT_SIZE], nb[40], na[40];
     api_upper(c->thumbprint, tp);
-    api_iso_date(c->not_before, nb);
-    api_iso_date(c->not_after, na);
+    cmn_iso_date(c->not_before, nb);
+    cmn_iso_date(c->not_after, na);
     json_t *sec = json_array();
     for (size_t i = 0; i < c->n_secondaries; i++) {
         char s[CA_THUMBPRINT_SIZE];
@@ -113,8 +114,8 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     } else {
         /* The server certificate and well-known admins are ClusterAdmin without a record. */
         char nb[40], na[40];
-        api_iso_date(a->not_before, nb);
-        api_iso_date(a->not_after, na);
+        cmn_iso_date(a->not_before, nb);
+        cmn_iso_date(a->not_after, na);
         bool server = strcmp(a->thumb, node_thumb(n)) == 0;
         o = json_pack("{s:s, s:s, s:s, s:{}, s:s, s:s, s:b}", "Name", a->source, "Thumbprint",
                       a->thumb_upper, "SecurityClearance", server ? "ClusterNode" : "ClusterAdmin",
@@ -122,7 +123,7 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     }
     if (o && a->twofa_expires_ms > cmn_now_ms(&cmn_clock_system)) {
         char exp[40];
-        api_iso_date(a->twofa_expires_ms / 1000, exp);
+        cmn_iso_date(a->twofa_expires_ms / 1000, exp);
         json_object_set_new(o, "TwoFactorExpirationDate", json_string(exp));
     } else if (o) {
         json_object_set_new(o, "TwoFactorExpirationDate", json_null());
@@ -130,16 +131,19 @@ static void h_whoami(struct api *api, struct http_request *req, struct node_auth
     api_respond_json(req, 200, o);
 }
 
-static json_t *server_cert_entry(struct node *n, bool metadata_only)
+/* Appends this node's certificate, as RavenDB lists it, to results: 0, or an error in errmsg
+ * (the listing then fails: it never leaves the entry out). */
+static int add_server_cert(struct node *n, json_t *results, bool metadata_only, char *errmsg)
 {
     struct kv_cert c;
-    char errmsg[CMN_ERRMSG_SIZE];
-    if (node_cert_record(n, node_cert(n), "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg) !=
-        0)
-        return NULL;
-    json_t *o = def_json(&c, metadata_only);
+    int rv =
+        node_cert_record(n, node_cert(n), "Server Certificate", KV_CL_CLUSTER_NODE, &c, errmsg);
+    if (rv != 0)
+        return rv;
+    if (json_array_append_new(results, def_json(&c, metadata_only)) != 0)
+        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     kv_cert_fini(&c);
-    return o;
+    return rv;
 }
 
 static bool parse_size(struct http_request *req, const char *name, size_t dflt, size_t max,
@@ -148,7 +152,9 @@ static bool parse_size(struct http_request *req, const char *name, size_t dflt, 
     char v[32];
     int rc = http_query(req, name, v, sizeof v, NULL);
     *out = dflt;
-    if (rc == 0)
+    /* RavenDB's Node.js client pastes its arguments in as they are: GetCertificatesOperation()
+     * without them asks for start=undefined&pageSize=undefined, which means the defaults. */
+    if (rc == 0 || (rc == 1 && strcmp(v, "undefined") == 0))
         return true;
     char *end;
     long long x = rc == 1 ? strtoll(v, &end, 10) : -1;
@@ -193,9 +199,10 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
     if (has_thumb == 1) {
         struct kv_cert c;
         int rv = kv_cert_get(node_kv(n), thumb, &c, errmsg);
-        if (rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0) {
-            json_array_append_new(results, server_cert_entry(n, metadata_only));
-        } else if (rv != 0) {
+        bool server = rv == CMN_ENOTFOUND && strcasecmp(thumb, node_thumb(n)) == 0;
+        if (server)
+            rv = add_server_cert(n, results, metadata_only, errmsg);
+        if (rv != 0) {
             json_decref(results);
             if (rv == CMN_ENOTFOUND)
                 http_respond_error(req, 404, "NotFound", "Certificate %s was not found", thumb);
@@ -203,7 +210,7 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
                 http_respond_error(req, 500, "InternalError", "cannot read the trust state: %s",
                                    errmsg);
             return;
-        } else {
+        } else if (!server) {
             if (c.primary[0]) { /* a secondary answers with its primary */
                 struct kv_cert p;
                 if ((rv = kv_cert_get(node_kv(n), c.primary, &p, errmsg)) == 0) {
@@ -221,12 +228,14 @@ static void h_get_certs(struct api *api, struct http_request *req, struct node_a
             kv_cert_fini(&c);
         }
     } else {
+        int rv = 0;
         if (has_name != 1 && has_days != 1 && start == 0)
-            json_array_append_new(results, server_cert_entry(n, metadata_only));
+            rv = add_server_cert(n, results, metadata_only, errmsg);
         struct kv_cert *list = NULL;
         size_t count = 0;
         bool filtered = has_name == 1 || has_days == 1;
-        int rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
+        if (rv == 0)
+            rv = kv_cert_list(node_kv(n), secondary, filtered ? 0 : start,
                               filtered ? SIZE_MAX : page, &list, &count, errmsg);
         if (rv != 0) {
             json_decref(results);
@@ -501,8 +510,9 @@ static void h_put_cert(struct api *api, struct http_request *req, struct node_au
         status = j->name && j->cert && (j->password || !password) ? -1 : 500;
     }
     json_decref(body);
+    if (status == -1 && node_cluster_cas_get(n, &j->cas, errmsg) != 0)
+        status = 500;
     if (status == -1) {
-        node_cluster_cas_get(n, &j->cas);
         j->work.data = j;
         if (uv_queue_work(node_loop(n), &j->work, put_work, put_after) == 0)
             return;
@@ -890,7 +900,7 @@ static void h_export(struct api *api, struct http_request *req, struct node_auth
 static void stat_entry(void *ctx, const char *thumb, int64_t when_ms)
 {
     char when[40], tp[CA_THUMBPRINT_SIZE];
-    api_iso_date(when_ms / 1000, when);
+    cmn_iso_date(when_ms / 1000, when);
     api_upper(thumb, tp);
     json_object_set_new(ctx, tp, json_string(when));
 }
@@ -900,7 +910,12 @@ static void h_stats(struct api *api, struct http_request *req, struct node_auth 
     json_t *map = json_object();
     if (map)
         lastused_each(api->lastused, stat_entry, map);
-    api_respond_json(req, 200, json_pack("{s:o}", "LastRequestTimePerCertificate", map));
+    struct node_expiry_report ex;
+    node_expiry_get(api->n, &ex);
+    api_respond_json(req, 200,
+                     json_pack("{s:o, s:o}", "LastRequestTimePerCertificate", map,
+                               "CertificateExpiry",
+                               node_expiry_json(&ex, cmn_now_ms(&cmn_clock_system) / 1000)));
     (void)a;
 }
 

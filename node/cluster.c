@@ -9,6 +9,7 @@
 
 #include "common/env.h"
 #include "common/log.h"
+#include "node/expiry.h"
 #include "node/resource.h"
 #include "raft/transport.h"
 
@@ -34,7 +35,11 @@ static void h_topology(struct api *api, struct http_request *req, struct node_au
         json_t *dst = st.members[i].role == RAFT_VOTER     ? members
                       : st.members[i].role == RAFT_STANDBY ? promotables
                                                            : watchers;
-        json_object_set_new(dst, st.members[i].tag, json_string(url));
+        /* RavenDB's clients send requests to every entry of Members and Watchers: a member
+         * whose node record is not committed yet (at bootstrap) has no URL to send them to,
+         * so it is listed in AllNodes only until it has one. */
+        if (url[0])
+            json_object_set_new(dst, st.members[i].tag, json_string(url));
         json_object_set_new(all, st.members[i].tag, json_string(url));
     }
     kv_node_free_array(nodes, count);
@@ -45,10 +50,30 @@ static void h_topology(struct api *api, struct http_request *req, struct node_au
     json_t *topo = json_pack("{s:o, s:o, s:o, s:o, s:s, s:I}", "Members", members, "Promotables",
                              promotables, "Watchers", watchers, "AllNodes", all, "TopologyId",
                              "corvid", "Etag", (json_int_t)st.commit_index);
+    /* The top-level Etag is what RavenDB's clients compare: they take a topology only when its
+     * Etag is above the one they hold. The applied index is written in the same RocksDB batch
+     * as every applied entry, so on a node it only grows, restarts included, and every node
+     * passes through the same indexes: an answer with a higher Etag reflects at least every
+     * membership change of a lower one. (Topology.Etag stays the commit index, which
+     * `corvid cluster status` shows.) Status is RavenDB's per-node report of its cluster
+     * observer, which Corvid has not; its clients require the object, so it is empty. */
     api_respond_json(req, 200,
-                     json_pack("{s:o, s:s?, s:s, s:s, s:I}", "Topology", topo, "Leader",
+                     json_pack("{s:o, s:s?, s:s, s:s, s:I, s:I, s:{}}", "Topology", topo, "Leader",
                                st.leader[0] ? st.leader : NULL, "NodeTag", node_config(n)->tag,
-                               "CurrentState", state, "CurrentTerm", (json_int_t)st.term));
+                               "CurrentState", state, "CurrentTerm", (json_int_t)st.term, "Etag",
+                               (json_int_t)st.applied_index, "Status"));
+    (void)a;
+}
+
+/* GET /info/tcp: RavenDB's clients ask it (?tcp=health-check) of a node they saw fail, and
+ * send it requests again once it answers 200. Not early, so a node is taken back only once it
+ * serves. Corvid has no RavenDB TCP endpoint (ServerUrl.Tcp is Raft's, another protocol), so
+ * the answer names none. */
+static void h_tcp_info(struct api *api, struct http_request *req, struct node_auth *a)
+{
+    api_respond_json(
+        req, 200,
+        json_pack("{s:s, s:n, s:[]}", "NodeTag", node_config(api->n)->tag, "Url", "Urls"));
     (void)a;
 }
 
@@ -59,13 +84,16 @@ static void h_node_info(struct api *api, struct http_request *req, struct node_a
     api_upper(node_thumb(n), tp);
     struct rft_status st;
     rft_status(node_rft(n), &st);
-    api_respond_json(req, 200,
-                     json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I}", "NodeTag",
-                               node_config(n)->tag, "ServerUrl", node_config(n)->public_url,
-                               "TcpUrl", node_config(n)->tcp_url, "Thumbprint", tp, "CurrentState",
-                               st.state, "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0),
-                               "CurrentTerm", (json_int_t)st.term, "AppliedIndex",
-                               (json_int_t)st.applied_index));
+    struct node_expiry_report ex;
+    node_expiry_get(n, &ex);
+    api_respond_json(
+        req, 200,
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:o, s:I, s:I}", "NodeTag",
+                  node_config(n)->tag, "ServerUrl", node_config(n)->public_url, "TcpUrl",
+                  node_config(n)->tcp_url, "Thumbprint", tp, "CurrentState", st.state,
+                  "HasFixedPort", 1, "Serving", node_serves(n, NULL, 0), "CertificateExpiry",
+                  node_expiry_json(&ex, cmn_now_ms(&cmn_clock_system) / 1000), "CurrentTerm",
+                  (json_int_t)st.term, "AppliedIndex", (json_int_t)st.applied_index));
     (void)a;
 }
 
@@ -283,6 +311,7 @@ static void h_remove_node(struct api *api, struct http_request *req, struct node
 static const struct api_route routes[] = {
     {HTTP_GET, "/cluster/topology", NEED_VALID_USER, h_topology, false, API_NO_BODY},
     {HTTP_GET, "/cluster/node-info", NEED_NONE, h_node_info, true, API_NO_BODY},
+    {HTTP_GET, "/info/tcp", NEED_VALID_USER, h_tcp_info, false, API_NO_BODY},
     {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_add_node, false, API_NO_BODY},
     {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, h_remove_node, false, API_NO_BODY},
 };

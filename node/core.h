@@ -5,6 +5,7 @@
 #define CORVID_NODE_CORE_H
 
 #include "ca/certfile.h"
+#include "node/expiry.h"
 #include "node/node.h"
 
 struct node_early_revocation;
@@ -46,6 +47,11 @@ enum node_ca_seal node_keys_issuing_state(struct node *n, const struct cmn_buf *
  * not hold fails with CMN_EBADPASSWORD and a message naming both key identifiers. */
 int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY **out,
                            char *errmsg) CMN_MUST_CHECK;
+/* On the leader, from its duty timer: TOTP keys not sealed under the current master key (a
+ * rotation in progress, or keys registered before sealing) are sealed again, a batch at a time:
+ * the registrations are read over a snapshot in the threadpool, the new blobs committed with
+ * KV_CMD_RESEAL_TOTP. Scans while a rotation is in progress, and once after the node starts. */
+void node_keys_reseal_totp(struct node *n);
 /* Narrows every file under dir to owner-only (0600-like) and every folder to 0700. */
 int node_keys_private_data_dir(const char *dir, char *errmsg) CMN_MUST_CHECK;
 
@@ -73,6 +79,16 @@ struct node {
     bool ca_clear_warned;    /* logged once: the trust state's CA key is not sealed */
     bool ca_foreign_warned;  /* logged once: it is sealed under a key this node lacks */
     int64_t reseal_after_ms; /* a failed re-seal is retried from then on */
+    /* TOTP keys under an older master key (node_keys_reseal_totp) */
+    bool totp_scanning;         /* a scan or its proposals in flight */
+    bool totp_scanned;          /* once since the start */
+    int64_t totp_scan_after_ms; /* the next scan */
+    long totp_older;            /* found by the last scan; -1 before one */
+    /* expiring certificates (node/expiry.c) */
+    struct node_expiry_report expiry;
+    bool expiry_checking;
+    int64_t expiry_next_ms, expiry_logged_ms;
+    uint64_t expiry_gen; /* the trust generation the last check saw */
     /* background duties */
     uv_timer_t duty;
     bool registering; /* self-registration proposal in flight */

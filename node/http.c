@@ -277,20 +277,40 @@ void http_respond(struct http_request *req, int status, const char *content_type
     request_done(c);
 }
 
+static void respond_error_v(struct http_request *req, int status, const char *extra,
+                            const char *type, const char *fmt, va_list ap) CMN_PRINTF(5, 0);
+static void respond_error_v(struct http_request *req, int status, const char *extra,
+                            const char *type, const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    /* RavenDB's exception envelope: its clients take the text from Error (Message alone
+     * surfaces as an empty error) and name the request by Url, the path without its query. */
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "Type", type, "Message", msg, "Error", msg, "Url",
+                          req->path);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    http_respond(req, status, "application/json; charset=utf-8", text ? text : "{}",
+                 text ? strlen(text) : 2, extra);
+    free(text);
+    json_decref(o);
+}
+
 void http_respond_error(struct http_request *req, int status, const char *type, const char *fmt,
                         ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    respond_error_v(req, status, NULL, type, fmt, ap);
     va_end(ap);
-    json_t *o = json_pack("{s:s, s:s}", "Type", type, "Message", msg);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    http_respond(req, status, "application/json; charset=utf-8", text ? text : "{}",
-                 text ? strlen(text) : 2, NULL);
-    free(text);
-    json_decref(o);
+}
+
+void http_respond_error_h(struct http_request *req, int status, const char *extra, const char *type,
+                          const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    respond_error_v(req, status, extra, type, fmt, ap);
+    va_end(ap);
 }
 
 void http_close_after(struct http_request *req)

@@ -142,9 +142,12 @@ void http_server_drop(struct http_server *s, bool (*match)(void *ctx, void *auth
 /* Sends the response; extra_headers is "Name: value\r\n"… or NULL. */
 void http_respond(struct http_request *req, int status, const char *content_type, const void *body,
                   size_t len, const char *extra_headers);
-/* {"Type":type,"Message":message} with the status. */
+/* {"Type":type,"Message":message,"Error":message,"Url":path} with the status. */
 void http_respond_error(struct http_request *req, int status, const char *type, const char *fmt,
                         ...) CMN_PRINTF(4, 5);
+/* The same with extra headers (e.g. Retry-After), or NULL. */
+void http_respond_error_h(struct http_request *req, int status, const char *extra, const char *type,
+                          const char *fmt, ...) CMN_PRINTF(5, 6);
 /* Closes the connection after this response (e.g. a refused certificate). */
 void http_close_after(struct http_request *req);
 

@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "ca/encode.h"
+#include "ca/totp.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "node/core.h"
@@ -217,6 +218,174 @@ int node_totp_open(struct node *n, const char *stored, char *out, size_t cap, ch
     cmn_buf_fini(&blob);
     cmn_buf_fini(&plain);
     return rv;
+}
+
+/* ---- TOTP keys of a rotation ---- */
+
+#define TOTP_BATCH     128   /* re-sealed per scan */
+#define TOTP_RESCAN_MS 60000 /* between scans while a rotation is in progress */
+#define TOTP_AGAIN_MS  1000  /* when the last scan found more than a batch */
+
+/* Whether stored is sealed under the current master key. */
+static bool totp_current(struct node *n, const char *stored)
+{
+    size_t plen = strlen(TOTP_PREFIX);
+    uint8_t id[CA_SEAL_ID_SIZE];
+    struct cmn_buf blob;
+    cmn_buf_init(&blob, false);
+    bool cur = strncmp(stored, TOTP_PREFIX, plen) == 0 &&
+               ca_b64_decode(stored + plen, strlen(stored + plen), &blob, NULL) == 0 &&
+               ca_seal_key_id(blob.data, blob.len, id) == 0 &&
+               memcmp(id, n->mkeys[0].id, CA_SEAL_ID_SIZE) == 0;
+    cmn_buf_fini(&blob);
+    return cur;
+}
+
+struct totp_item {
+    char thumb[KV_THUMB_LEN + 1];
+    char *old_key, *new_key;
+};
+
+struct totp_job {
+    uv_work_t work;
+    struct node *n;
+    struct kv_snap *snap;
+    struct totp_item items[TOTP_BATCH];
+    size_t n_items, pending;
+    long older; /* all found, batched or not */
+    int rv;
+    char errmsg[CMN_ERRMSG_SIZE];
+};
+
+static int totp_item(void *ctx, const struct kv_cert *c)
+{
+    struct totp_job *j = ctx;
+    if (c->twofa_key == NULL || totp_current(j->n, c->twofa_key))
+        return 0;
+    j->older++;
+    if (j->n_items == TOTP_BATCH)
+        return 0;
+    char plain[CA_TOTP_MAX_B32 + 1], sealed[NODE_TOTP_STORED_MAX], err[CMN_ERRMSG_SIZE];
+    /* Keys sealed under a master key this node lacks stay as they are (and fail closed). */
+    if (node_totp_open(j->n, c->twofa_key, plain, sizeof plain, err) != 0)
+        return 0;
+    int rv = node_totp_seal(j->n, plain, sealed, err);
+    OPENSSL_cleanse(plain, sizeof plain);
+    if (rv != 0)
+        return 0;
+    struct totp_item *it = &j->items[j->n_items];
+    memcpy(it->thumb, c->thumbprint, sizeof it->thumb);
+    it->old_key = strdup(c->twofa_key);
+    it->new_key = strdup(sealed);
+    if (it->old_key == NULL || it->new_key == NULL) {
+        free(it->old_key);
+        free(it->new_key);
+        return CMN_ENOMEM;
+    }
+    j->n_items++;
+    return 0;
+}
+
+static void totp_work(uv_work_t *w)
+{
+    struct totp_job *j = w->data;
+    j->rv = kv_snap_cert_each(j->snap, totp_item, j, j->errmsg);
+}
+
+static void totp_job_end(struct totp_job *j)
+{
+    struct node *n = j->n;
+    n->totp_scanning = false;
+    n->totp_scan_after_ms =
+        cmn_now_ms(&cmn_clock_system) +
+        ((size_t)j->older > j->n_items || j->rv != 0 ? TOTP_AGAIN_MS : TOTP_RESCAN_MS);
+    for (size_t i = 0; i < j->n_items; i++) {
+        free(j->items[i].old_key);
+        free(j->items[i].new_key);
+    }
+    free(j);
+}
+
+static void totp_done(void *ctx, int status, const struct kv_result *res, const char *errmsg)
+{
+    struct totp_job *j = ctx;
+    if (status != 0 || res->rejected)
+        CMN_WARN("NODE-KEYS", "re-sealing a two-factor key: %s",
+                 status != 0 ? errmsg : res->reason);
+    if (--j->pending == 0)
+        totp_job_end(j);
+}
+
+static void totp_after(uv_work_t *w, int status)
+{
+    struct totp_job *j = w->data;
+    struct node *n = j->n;
+    kv_snap_end(j->snap);
+    if (status != 0 || j->rv != 0) {
+        CMN_WARN("NODE-KEYS", "cannot scan the two-factor keys: %s",
+                 status != 0 ? "the work was cancelled" : j->errmsg);
+        totp_job_end(j);
+        return;
+    }
+    n->totp_older = j->older;
+    if (j->older > 0)
+        CMN_INFO("NODE-KEYS",
+                 "%ld two-factor keys sealed under an older master key: re-sealing %zu", j->older,
+                 j->n_items);
+    j->pending = 1; /* held until every proposal is made */
+    for (size_t i = 0; i < j->n_items; i++) {
+        struct kv_cmd cmd;
+        char errmsg[CMN_ERRMSG_SIZE] = "";
+        kv_cmd_init(&cmd, KV_CMD_RESEAL_TOTP);
+        memcpy(cmd.u.reseal.thumbprint, j->items[i].thumb, sizeof cmd.u.reseal.thumbprint);
+        cmd.u.reseal.old_key = j->items[i].old_key;
+        cmd.u.reseal.new_key = j->items[i].new_key;
+        j->items[i].old_key = j->items[i].new_key = NULL; /* the command's now */
+        memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
+        cmd.actor_clearance = KV_CL_CLUSTER_NODE;
+        j->pending++;
+        if (node_propose(n, &cmd, totp_done, j, errmsg) != 0) {
+            j->pending--;
+            CMN_WARN("NODE-KEYS", "re-sealing a two-factor key: %s", errmsg);
+        }
+    }
+    if (--j->pending == 0)
+        totp_job_end(j);
+}
+
+void node_keys_reseal_totp(struct node *n)
+{
+    if (n->totp_scanning || (n->totp_scanned && n->n_mkeys < 2) ||
+        cmn_now_ms(&cmn_clock_system) < n->totp_scan_after_ms)
+        return;
+    struct totp_job *j = calloc(1, sizeof *j);
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (j == NULL)
+        return;
+    j->n = n;
+    j->work.data = j;
+    if (kv_snap_begin(n->kv, &j->snap, errmsg) != 0) {
+        CMN_WARN("NODE-KEYS", "cannot scan the two-factor keys: %s", errmsg);
+        free(j);
+        return;
+    }
+    if (uv_queue_work(&n->loop, &j->work, totp_work, totp_after) != 0) {
+        kv_snap_end(j->snap);
+        free(j);
+        return;
+    }
+    n->totp_scanning = true;
+    n->totp_scanned = true;
+}
+
+void node_keys_totp_describe(struct node *n, char *out, size_t cap)
+{
+    if (n->totp_older < 0)
+        snprintf(out, cap, "not checked here (the leader checks them)");
+    else if (n->totp_older == 0)
+        snprintf(out, cap, "all sealed under the current master key");
+    else
+        snprintf(out, cap, "%ld sealed under an older master key: being re-sealed", n->totp_older);
 }
 
 void node_keys_describe(struct node *n, const struct cmn_buf *blob, char *master, size_t mcap,

@@ -228,24 +228,35 @@ bool node_trusts_thumbprint(struct node *n, const char *thumbprint)
     return false;
 }
 
-X509 *node_issuing_cert(struct node *n)
+static int issuing_cert_get(struct node *n, X509 **out, char *errmsg)
 {
-    if (n->issuing_cert == NULL) {
-        struct kv_issuing_ca ca;
-        char errmsg[CMN_ERRMSG_SIZE] = "";
-        int rv = kv_issuing_ca_get(n->kv, &ca, errmsg);
-        if (rv != 0) {
-            if (rv != CMN_ENOTFOUND)
-                CMN_WARN("NODE-CA", "the issuing CA: %s", errmsg);
-            return NULL;
-        }
-        if (ca_cert_from_der(ca.cert_der, ca.cert_len, &n->issuing_cert, errmsg) != 0) {
-            CMN_WARN("NODE-CA", "the issuing CA's certificate: %s", errmsg);
-            n->issuing_cert = NULL;
-        }
+    *out = n->issuing_cert;
+    if (n->issuing_cert != NULL)
+        return 0;
+    struct kv_issuing_ca ca;
+    int rv = kv_issuing_ca_get(n->kv, &ca, errmsg);
+    if (rv == CMN_ENOTFOUND)
+        return 0;
+    if (rv == 0) {
+        rv = ca_cert_from_der(ca.cert_der, ca.cert_len, &n->issuing_cert, errmsg);
         kv_issuing_ca_fini(&ca);
     }
-    return n->issuing_cert;
+    if (rv != 0) {
+        n->issuing_cert = NULL;
+        cmn_errctx(errmsg, "the issuing CA");
+        return rv;
+    }
+    *out = n->issuing_cert;
+    return 0;
+}
+
+X509 *node_issuing_cert(struct node *n)
+{
+    X509 *x;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (issuing_cert_get(n, &x, errmsg) != 0)
+        CMN_WARN("NODE-CA", "%s", errmsg);
+    return x;
 }
 
 void node_issuing_forget(struct node *n)
@@ -258,13 +269,17 @@ void node_issuing_forget(struct node *n)
     }
 }
 
-void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out)
+int node_cluster_cas_get(struct node *n, struct node_cluster_cas *out, char *errmsg)
 {
     memset(out, 0, sizeof *out);
-    X509 *v[2] = {n->have_cluster_ca ? n->cluster_ca.leaf : NULL, node_issuing_cert(n)};
+    X509 *v[2] = {n->have_cluster_ca ? n->cluster_ca.leaf : NULL, NULL};
+    int rv = issuing_cert_get(n, &v[1], errmsg);
+    if (rv != 0)
+        return rv; /* never a registration or a trust decision without the cluster CA */
     for (size_t i = 0; i < 2; i++)
         if (v[i] && X509_up_ref(v[i]) == 1)
             out->cert[i] = v[i];
+    return 0;
 }
 
 void node_cluster_cas_fini(struct node_cluster_cas *c)
@@ -286,7 +301,11 @@ static bool issued_by(const struct node_cluster_cas *cas, X509 *cert)
 bool node_issued_by_cluster_ca(struct node *n, X509 *cert)
 {
     struct node_cluster_cas cas;
-    node_cluster_cas_get(n, &cas);
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (node_cluster_cas_get(n, &cas, errmsg) != 0) {
+        CMN_WARN("NODE-TRUST", "%s", errmsg);
+        return false; /* fail closed */
+    }
     bool ok = issued_by(&cas, cert);
     node_cluster_cas_fini(&cas);
     return ok;
@@ -396,8 +415,10 @@ int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearanc
                      struct kv_cert *out, char *errmsg)
 {
     struct node_cluster_cas cas;
-    node_cluster_cas_get(n, &cas);
-    int rv = node_cert_record_cas(&cas, x, name, cl, out, errmsg);
+    int rv = node_cluster_cas_get(n, &cas, errmsg);
+    if (rv != 0)
+        return rv;
+    rv = node_cert_record_cas(&cas, x, name, cl, out, errmsg);
     node_cluster_cas_fini(&cas);
     return rv;
 }
@@ -851,6 +872,7 @@ static void duty_cb(uv_timer_t *t)
     }
     node_watch_leader(n);
     node_disk_watch(n);
+    node_expiry_check(n);
     struct rft_status st;
     rft_status(n->rft, &st);
     uint64_t now = uv_now(&n->loop);
@@ -875,6 +897,8 @@ static void duty_cb(uv_timer_t *t)
                                    : 2 * n->disk_step_down_ms;
         n->disk_step_down_at = now + n->disk_step_down_ms;
     }
+    if (st.ready)
+        node_keys_reseal_totp(n);
     if (st.ready && !n->ca_proposing) {
         struct kv_issuing_ca ca;
         char err[CMN_ERRMSG_SIZE] = "";
@@ -1127,6 +1151,7 @@ static void signal_cb(uv_signal_t *s, int signum)
 static int node_init(struct node *n, const char *config_path, char *errmsg)
 {
     n->lock_fd = -1;
+    n->totp_older = -1;
     ca_cert_list_init(&n->chain);
     ca_cert_list_init(&n->issuers);
     int rv = node_config_load(config_path, &n->cfg, errmsg);

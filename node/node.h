@@ -147,7 +147,8 @@ int node_disk_state(struct node *n, struct node_disk *out);
 /* References to the cached issuing CA (usable in the threadpool). */
 int node_issuer_load(struct node *n, struct node_issuer *out, char *errmsg) CMN_MUST_CHECK;
 void node_issuer_fini(struct node_issuer *is);
-/* The issuing CA's certificate (borrowed, cached; NULL before bootstrap committed it). */
+/* The issuing CA's certificate (borrowed, cached; NULL before bootstrap committed it, and when
+ * it cannot be read: logged). */
 X509 *node_issuing_cert(struct node *n);
 
 /* Builds a certificate registration (kv_cert) for x: thumbprint, pinning hash, serial, validity,
@@ -160,7 +161,8 @@ int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearanc
 struct node_cluster_cas {
     X509 *cert[2];
 };
-void node_cluster_cas_get(struct node *n, struct node_cluster_cas *out);
+/* Fails (and references nothing) when the trust state's issuing CA cannot be read. */
+int node_cluster_cas_get(struct node *n, struct node_cluster_cas *out, char *errmsg) CMN_MUST_CHECK;
 void node_cluster_cas_fini(struct node_cluster_cas *c);
 int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
                          enum kv_clearance cl, struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
@@ -174,6 +176,9 @@ int node_totp_seal(struct node *n, const char *key, char out[NODE_TOTP_STORED_MA
                    char *errmsg) CMN_MUST_CHECK;
 int node_totp_open(struct node *n, const char *stored, char *out, size_t cap,
                    char *errmsg) CMN_MUST_CHECK;
+
+/* For `info`: what this node found of TOTP keys under an older master key, as the leader. */
+void node_keys_totp_describe(struct node *n, char *out, size_t cap);
 
 /* Which key the trust state's CA key blob is sealed under (its identifier into id, "" when
  * clear): a clear key comes from a version without sealing. */

@@ -71,8 +71,6 @@ bool api_same_site(const struct http_request *req, const char *const *urls, size
 
 /* ---- JSON (node/api_common.c) ---- */
 
-/* .NET's round-trip format, as RavenDB writes dates. */
-void api_iso_date(int64_t secs, char out[40]);
 /* A thumbprint in upper case (out holds at least strlen(in) + 1). */
 void api_upper(const char *in, char *out);
 /* Answers status with o as compact JSON (o consumed; NULL answers 500). */

@@ -22,24 +22,7 @@
 #define COOKIE_BYTES 32 /* the cookie: 256 random bits, hex */
 #define MIN_MS       60000
 
-/* {"Type", "Message", "Error"} with the status: the 2FA endpoints' errors carry RavenDB's
- * "Error" field, which its clients read. extra: headers or NULL. */
-static void refuse(struct http_request *req, int status, const char *extra, const char *fmt, ...)
-    CMN_PRINTF(4, 5);
-static void refuse(struct http_request *req, int status, const char *extra, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    json_t *o = json_pack("{s:s, s:s, s:s}", "Type", "TwoFactorAuthentication", "Message", msg,
-                          "Error", msg);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    http_respond(req, status, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
-    free(text);
-    json_decref(o);
-}
+#define TYPE "TwoFactorAuthentication"
 
 /* The issuer shown by authenticator apps: the ServerUrl's host without its first label, as
  * RavenDB names it (a.cluster.example.com: cluster.example.com); "Corvid" for an IP address or
@@ -109,12 +92,14 @@ static void h_configuration(struct api *api, struct http_request *req, struct no
 static bool has_key(struct http_request *req, const struct node_auth *a)
 {
     if (a->status == AUTH_NO_CERT)
-        refuse(req, 400, NULL, "This endpoint needs a client certificate");
+        http_respond_error_h(req, 400, NULL, TYPE, "This endpoint needs a client certificate");
     else if (!a->registered)
-        refuse(req, 400, NULL, "The client certificate '%s' is not registered", a->label);
+        http_respond_error_h(req, 400, NULL, TYPE, "The client certificate '%s' is not registered",
+                             a->label);
     else if (a->def.twofa_key == NULL)
-        refuse(req, 400, NULL, "The client certificate '%s' does not use two-factor authentication",
-               a->label);
+        http_respond_error_h(req, 400, NULL, TYPE,
+                             "The client certificate '%s' does not use two-factor authentication",
+                             a->label);
     else
         return true;
     return false;
@@ -126,8 +111,9 @@ static void locked(struct http_request *req, const char *label, int64_t ms)
     long long secs = (ms + 999) / 1000;
     char extra[64];
     snprintf(extra, sizeof extra, "Retry-After: %lld\r\n", secs);
-    refuse(req, 429, extra,
-           "Too many wrong codes for the certificate '%s': try again in %lld seconds", label, secs);
+    http_respond_error_h(req, 429, extra, TYPE,
+                         "Too many wrong codes for the certificate '%s': try again in %lld seconds",
+                         label, secs);
 }
 
 struct login {
@@ -155,11 +141,11 @@ static void login_done(void *ctx, int status, const struct kv_result *res, const
         /* Counted (or not, when the write failed): either way the code was wrong. */
         if (status != 0)
             CMN_WARN("HTTP-2FA", "a wrong code not counted: %s", errmsg);
-        refuse(req, 406, NULL, "Wrong token provided for %s", l->label);
+        http_respond_error_h(req, 406, NULL, TYPE, "Wrong token provided for %s", l->label);
     } else if (status == CMN_EBUSY) {
-        refuse(req, 503, NULL, "%s", errmsg);
+        http_respond_error_h(req, 503, NULL, TYPE, "%s", errmsg);
     } else if (status != 0) {
-        refuse(req, 500, NULL, "%s", errmsg);
+        http_respond_error_h(req, 500, NULL, TYPE, "%s", errmsg);
     } else if (res->rejected && res->code == KV_REJ_LIMIT) {
         struct kv_twofa t;
         int64_t ms = kv_twofa_get(node_kv(l->n), l->thumb, &t, NULL) == 0
@@ -167,7 +153,8 @@ static void login_done(void *ctx, int status, const struct kv_result *res, const
                          : 0;
         locked(req, l->label, ms > 0 ? ms : 1000);
     } else if (res->rejected) {
-        refuse(req, res->code == KV_REJ_CONFLICT ? 406 : 400, NULL, "%s", res->reason);
+        http_respond_error_h(req, res->code == KV_REJ_CONFLICT ? 406 : 400, NULL, TYPE, "%s",
+                             res->reason);
     } else {
         char extra[512] = "";
         if (l->has_limits)
@@ -213,15 +200,17 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
         minutes = *end || v < 1 ? -1 : v > cfg->twofa_max_min ? 0 : (int)v;
     }
     if (rc < 0 || minutes < 0) {
-        refuse(req, 400, NULL, "sessionDurationInMin must be a number of minutes from 1 to %d",
-               cfg->twofa_max_min);
+        http_respond_error_h(req, 400, NULL, TYPE,
+                             "sessionDurationInMin must be a number of minutes from 1 to %d",
+                             cfg->twofa_max_min);
         return;
     }
     if (minutes == 0) {
-        refuse(req, 400, NULL,
-               "The requested session duration is longer than the maximum of %d minutes "
-               "(Security.TwoFactor.MaxSessionDurationInMin)",
-               cfg->twofa_max_min);
+        http_respond_error_h(
+            req, 400, NULL, TYPE,
+            "The requested session duration is longer than the maximum of %d minutes "
+            "(Security.TwoFactor.MaxSessionDurationInMin)",
+            cfg->twofa_max_min);
         return;
     }
     json_t *body;
@@ -231,8 +220,9 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     bool have_code = token_of(body, code);
     json_decref(body);
     if (!have_code) {
-        refuse(req, 400, NULL, "Token must be the %d-digit code of the authenticator app",
-               CA_TOTP_DIGITS);
+        http_respond_error_h(req, 400, NULL, TYPE,
+                             "Token must be the %d-digit code of the authenticator app",
+                             CA_TOTP_DIGITS);
         return;
     }
     int64_t now = cmn_now_ms(&cmn_clock_system);
@@ -240,7 +230,7 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     char errmsg[CMN_ERRMSG_SIZE] = "";
     int rv = kv_twofa_get(node_kv(n), a->thumb, &t, errmsg);
     if (rv != 0 && rv != CMN_ENOTFOUND) {
-        refuse(req, 500, NULL, "%s", errmsg);
+        http_respond_error_h(req, 500, NULL, TYPE, "%s", errmsg);
         return;
     }
     int64_t lock = kv_twofa_locked_ms(&t, now);
@@ -253,7 +243,8 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     rv = node_totp_open(n, a->def.twofa_key, key, sizeof key, errmsg);
     if (rv != 0) {
         CMN_ERROR("HTTP-2FA", "%s: %s", a->thumb_upper, errmsg);
-        refuse(req, 500, NULL, "The two-factor key of this certificate cannot be opened here");
+        http_respond_error_h(req, 500, NULL, TYPE,
+                             "The two-factor key of this certificate cannot be opened here");
         return;
     }
     rv = ca_totp_verify(key, now / 1000, code, &step, errmsg);
@@ -261,12 +252,13 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     OPENSSL_cleanse(code, sizeof code);
     if (rv == CMN_EINVALID) { /* the code is checked above: the stored key is not base32 */
         CMN_ERROR("HTTP-2FA", "%s: %s", a->thumb_upper, errmsg);
-        refuse(req, 500, NULL, "The two-factor key of this certificate is not usable");
+        http_respond_error_h(req, 500, NULL, TYPE,
+                             "The two-factor key of this certificate is not usable");
         return;
     }
     struct login *l = calloc(1, sizeof *l);
     if (l == NULL) {
-        refuse(req, 500, NULL, "out of memory");
+        http_respond_error_h(req, 500, NULL, TYPE, "out of memory");
         return;
     }
     l->req = req;
@@ -291,7 +283,7 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
                         NULL) != 1)) {
             kv_cmd_fini(&cmd);
             login_free(l);
-            refuse(req, 500, NULL, "no randomness for the session cookie");
+            http_respond_error_h(req, 500, NULL, TYPE, "no randomness for the session cookie");
             return;
         }
         OPENSSL_cleanse(raw, sizeof raw);
@@ -301,7 +293,7 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     cmd.actor_registered = true;
     if (node_propose(n, &cmd, login_done, l, errmsg) != 0) {
         login_free(l);
-        refuse(req, 503, NULL, "%s", errmsg);
+        http_respond_error_h(req, 503, NULL, TYPE, "%s", errmsg);
     }
 }
 
@@ -309,9 +301,9 @@ static void logout_done(void *ctx, int status, const struct kv_result *res, cons
 {
     struct http_request *req = ctx;
     if (status != 0)
-        refuse(req, status == CMN_EBUSY ? 503 : 500, NULL, "%s", errmsg);
+        http_respond_error_h(req, status == CMN_EBUSY ? 503 : 500, NULL, TYPE, "%s", errmsg);
     else if (res->rejected)
-        refuse(req, 400, NULL, "%s", res->reason);
+        http_respond_error_h(req, 400, NULL, TYPE, "%s", res->reason);
     else
         http_respond(req, 204, NULL, NULL, 0,
                      "Set-Cookie: " AUTH_2FA_COOKIE "=; Path=/; Max-Age=0; HttpOnly; Secure; "
@@ -331,7 +323,7 @@ static void h_logout(struct api *api, struct http_request *req, struct node_auth
     cmd.actor_registered = true;
     char errmsg[CMN_ERRMSG_SIZE] = "";
     if (node_propose(api->n, &cmd, logout_done, req, errmsg) != 0)
-        refuse(req, 503, NULL, "%s", errmsg);
+        http_respond_error_h(req, 503, NULL, TYPE, "%s", errmsg);
 }
 
 static const struct api_route routes[] = {

@@ -20,6 +20,73 @@
  * table shrinks back to the last REQUEST_TTL_MS of requests. */
 #define REQUEST_PRUNE 4
 
+/* A set of thumbprints (open addressing, linear probing), so that an entry touching N
+ * registrations (a purge, a revoked collection) stays O(N). */
+struct tpset {
+    char (*slot)[KV_THUMB_LEN + 1]; /* "" empty, "-" a deleted one */
+    size_t cap, used;               /* used counts deleted slots too */
+};
+
+static size_t tp_hash(const char *tp)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *tp; tp++)
+        h = (h ^ (uint8_t)*tp) * 1099511628211ull;
+    return (size_t)h;
+}
+
+static char *tpset_find(const struct tpset *s, const char *tp, bool for_insert)
+{
+    char *tomb = NULL;
+    for (size_t i = tp_hash(tp) & (s->cap - 1);; i = (i + 1) & (s->cap - 1)) {
+        char *e = s->slot[i];
+        if (e[0] == '\0')
+            return for_insert ? (tomb ? tomb : e) : NULL;
+        if (strcmp(e, "-") == 0) {
+            if (tomb == NULL)
+                tomb = e;
+        } else if (strcmp(e, tp) == 0) {
+            return e;
+        }
+    }
+}
+
+static bool tpset_has(const struct tpset *s, const char *tp)
+{
+    return s->cap && tpset_find(s, tp, false) != NULL;
+}
+
+/* Adds tp: 0, or CMN_ENOMEM. */
+static int tpset_add(struct tpset *s, const char *tp)
+{
+    if (2 * (s->used + 1) > s->cap) { /* at most half full: probes stay short */
+        struct tpset g = {.cap = s->cap ? 2 * s->cap : 64};
+        if ((g.slot = calloc(g.cap, sizeof *g.slot)) == NULL)
+            return CMN_ENOMEM;
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slot[i][0] != '\0' && strcmp(s->slot[i], "-") != 0) {
+                memcpy(tpset_find(&g, s->slot[i], true), s->slot[i], KV_THUMB_LEN + 1);
+                g.used++;
+            }
+        free(s->slot);
+        *s = g;
+    }
+    char *e = tpset_find(s, tp, true);
+    if (strcmp(e, tp) != 0) {
+        if (e[0] == '\0')
+            s->used++;
+        snprintf(e, KV_THUMB_LEN + 1, "%s", tp);
+    }
+    return 0;
+}
+
+static void tpset_del(struct tpset *s, const char *tp)
+{
+    char *e = s->cap ? tpset_find(s, tp, false) : NULL;
+    if (e)
+        strcpy(e, "-");
+}
+
 struct apply {
     struct kv *kv;
     uint64_t index;
@@ -31,26 +98,33 @@ struct apply {
     char summary[1024];
     char errmsg[CMN_ERRMSG_SIZE]; /* I/O or decoding errors while reading the state */
     /* What the entry changes, for kv_result (kept only when it commits). */
-    unsigned fx;                       /* KV_FX_* */
-    char (*removed)[KV_THUMB_LEN + 1]; /* registrations removed and not put back */
+    unsigned fx; /* KV_FX_* */
+    /* Registrations removed and not put back: in order, with "" for one put back, and as a set;
+     * kv_result gets them without the gaps. */
+    char (*removed)[KV_THUMB_LEN + 1];
     size_t n_removed, cap_removed;
+    struct tpset removed_set;
 };
 
 /* Notes that registration tp is gone (gone: true) or back (false) after this entry. */
 static int note_removed(struct apply *a, const char *tp, bool gone)
 {
-    for (size_t i = 0; i < a->n_removed; i++) {
-        if (strcmp(a->removed[i], tp) == 0) {
-            if (!gone) {
-                memmove(a->removed[i], a->removed[i + 1],
-                        (a->n_removed - i - 1) * sizeof *a->removed);
-                a->n_removed--;
-            }
-            return 0;
+    bool known = tpset_has(&a->removed_set, tp);
+    if (!gone) {
+        if (known) {
+            tpset_del(&a->removed_set, tp);
+            for (size_t i = a->n_removed; i-- > 0;)
+                if (strcmp(a->removed[i], tp) == 0) {
+                    a->removed[i][0] = '\0';
+                    break;
+                }
         }
-    }
-    if (!gone)
         return 0;
+    }
+    if (known)
+        return 0;
+    if (tpset_add(&a->removed_set, tp) != 0)
+        return cmn_fail(a->errmsg, CMN_ENOMEM, "out of memory");
     if (a->n_removed == a->cap_removed) {
         size_t cap = a->cap_removed ? 2 * a->cap_removed : 8;
         void *v = realloc(a->removed, cap * sizeof *a->removed);
@@ -531,14 +605,23 @@ out:
 struct doomed {
     struct kv_cert *certs;
     size_t n, cap;
+    struct tpset set; /* their thumbprints */
 };
 
 static bool doomed_has(const struct doomed *d, const char *tp)
 {
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->certs[i].thumbprint, tp) == 0)
-            return true;
-    return false;
+    return tpset_has(&d->set, tp);
+}
+
+/* The slot of doomed_slot, filled, is taken (or released on failure). */
+static int doomed_take(struct doomed *d)
+{
+    if (tpset_add(&d->set, d->certs[d->n].thumbprint) != 0) {
+        kv_cert_fini(&d->certs[d->n]);
+        return CMN_ENOMEM;
+    }
+    d->n++;
+    return 0;
 }
 
 static struct kv_cert *doomed_slot(struct doomed *d)
@@ -562,7 +645,7 @@ static int doom_collection(struct apply *a, struct doomed *d, const struct kv_ce
     struct kv_cert *slot = doomed_slot(d);
     if (slot == NULL || kv_cert_copy(slot, primary) != 0)
         return CMN_ENOMEM;
-    d->n++;
+    TRY(doomed_take(d));
     for (size_t i = 0; i < primary->n_secondaries; i++) {
         if (doomed_has(d, primary->secondaries[i]))
             continue;
@@ -574,7 +657,7 @@ static int doom_collection(struct apply *a, struct doomed *d, const struct kv_ce
             continue;
         if (rv != 0)
             return rv;
-        d->n++;
+        TRY(doomed_take(d));
     }
     return 0;
 }
@@ -889,6 +972,15 @@ static int pack_twofa(msgpack_packer *pk, const void *r)
     return kv_twofa_pack(pk, r);
 }
 
+/* The registration of tp, or a rejection when there is none. */
+static int load_registered(struct apply *a, const char *tp, struct kv_cert *out)
+{
+    int rv = load_cert(a, tp, out);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
+    return rv;
+}
+
 static int apply_twofa(struct apply *a)
 {
     const struct kv_cmd *c = a->cmd;
@@ -900,11 +992,7 @@ static int apply_twofa(struct apply *a)
     if (!c->actor_registered || strcmp(c->actor, tp) != 0)
         return reject(a, KV_REJ_FORBIDDEN, "a two-factor session is its own certificate's");
     struct kv_cert cert;
-    int rv = load_cert(a, tp, &cert);
-    if (rv == CMN_ENOTFOUND)
-        return reject(a, KV_REJ_NOTFOUND, "Certificate %s is not registered", tp);
-    if (rv != 0)
-        return rv;
+    TRY(load_registered(a, tp, &cert));
     char name[128];
     snprintf(name, sizeof name, "%s", cert.name ? cert.name : "");
     bool has_key = cert.twofa_key != NULL;
@@ -913,7 +1001,7 @@ static int apply_twofa(struct apply *a)
         return reject(a, KV_REJ_INVALID,
                       "The certificate '%s' has no two-factor authentication key", name);
     struct kv_twofa t;
-    rv = kv__get_record(a->kv, CF_TWOFA, tp, KV_THUMB_LEN, kv__unpack_twofa, &t, a->errmsg);
+    int rv = kv__get_record(a->kv, CF_TWOFA, tp, KV_THUMB_LEN, kv__unpack_twofa, &t, a->errmsg);
     if (rv == CMN_ENOTFOUND) {
         memset(&t, 0, sizeof t);
         memcpy(t.thumbprint, tp, sizeof t.thumbprint);
@@ -958,6 +1046,33 @@ static int apply_twofa(struct apply *a)
     return put_packed(a, CF_TWOFA, tp, KV_THUMB_LEN, pack_twofa, &t);
 }
 
+/* A master-key rotation: the leader seals each TOTP key again under the current key. The key
+ * itself is the same, so its session goes on; an edit that came in between wins. */
+static int apply_reseal_totp(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    char tp[KV_THUMB_LEN + 1];
+    TRY(need_admin(a));
+    if (kv_thumb_norm(c->u.reseal.thumbprint, tp) != 0 || c->u.reseal.new_key == NULL ||
+        c->u.reseal.new_key[0] == '\0')
+        return reject(a, KV_REJ_INVALID, "a re-seal names a thumbprint and the sealed key");
+    struct kv_cert cert;
+    TRY(load_registered(a, tp, &cert));
+    int rv;
+    if (cert.twofa_key == NULL || c->u.reseal.old_key == NULL ||
+        strcmp(cert.twofa_key, c->u.reseal.old_key) != 0) {
+        rv = reject(a, KV_REJ_CONFLICT, "the two-factor key of %s changed meanwhile", tp);
+    } else {
+        struct kv_cert upd = cert;
+        upd.twofa_key = c->u.reseal.new_key;
+        rv = put_packed(a, CF_CERTS, tp, KV_THUMB_LEN, pack_cert, &upd);
+        summarize(a, "two-factor key of '%s' (%s) sealed under the current master key",
+                  cert.name ? cert.name : "", tp);
+    }
+    kv_cert_fini(&cert);
+    return rv;
+}
+
 /* ---- the entry point ---- */
 
 static int execute(struct apply *a, struct doomed *d)
@@ -991,6 +1106,8 @@ static int execute(struct apply *a, struct doomed *d)
     case KV_CMD_TWOFA_FAIL:
     case KV_CMD_TWOFA_LOGOUT:
         return apply_twofa(a);
+    case KV_CMD_RESEAL_TOTP:
+        return apply_reseal_totp(a);
     case KV_CMD_REFRESH_CRL:
         TRY(need_admin(a));
         crl_changed(a);
@@ -1249,6 +1366,8 @@ int kv_apply(struct kv *kv, uint64_t index, const void *entry, size_t len, struc
         rocksdb_writebatch_clear(a.b); /* nothing of a rejected command is kept */
         a.fx = 0;
         a.n_removed = 0;
+        free(a.removed_set.slot);
+        a.removed_set = (struct tpset){0};
         rv = 0;
     }
     if (rv == 0)
@@ -1284,10 +1403,14 @@ commit:
         res->code = rejected ? a.code : KV_REJ_NONE;
         snprintf(res->reason, sizeof res->reason, "%s", rejected ? a.reason : "");
         res->effects = a.fx;
-        if (a.n_removed) {
+        size_t k = 0;
+        for (size_t i = 0; i < a.n_removed; i++) /* without the ones put back */
+            if (a.removed[i][0] != '\0')
+                memmove(a.removed[k++], a.removed[i], sizeof *a.removed);
+        if (k) {
             res->effects |= KV_FX_REMOVED;
             res->removed = a.removed; /* moves to the result */
-            res->n_removed = a.n_removed;
+            res->n_removed = k;
             a.removed = NULL;
         }
     }
@@ -1299,7 +1422,9 @@ out:
     for (size_t i = 0; i < d.n; i++)
         kv_cert_fini(&d.certs[i]);
     free(d.certs);
+    free(d.set.slot);
     free(a.removed);
+    free(a.removed_set.slot);
     if (drv == 0)
         kv_cmd_fini(&cmd);
     rocksdb_writebatch_destroy(a.b);

@@ -25,6 +25,7 @@ static const char *const type_names[KV_CMD_TYPE_MAX + 1] = {
     "TwoFactorLogin",
     "TwoFactorWrongCode",
     "TwoFactorLogout",
+    "ResealTwoFactorKey",
 };
 
 const char *kv_cmd_type_name(int type)
@@ -72,6 +73,10 @@ void kv_cmd_fini(struct kv_cmd *c)
         break;
     case KV_CMD_AUDIT:
         free(c->u.audit.event);
+        break;
+    case KV_CMD_RESEAL_TOTP:
+        free(c->u.reseal.old_key);
+        free(c->u.reseal.new_key);
         break;
     default:
         break;
@@ -136,6 +141,11 @@ static int pack_body(msgpack_packer *pk, const struct kv_cmd *c)
         TRY(kv__pk_i64(pk, "exp", c->u.twofa.expires_ms));
         TRY(kv__pk_bool(pk, "lim", c->u.twofa.has_limits));
         return kv__pk_bin(pk, "ck", c->u.twofa.cookie_hash, sizeof c->u.twofa.cookie_hash);
+    case KV_CMD_RESEAL_TOTP:
+        PKM(msgpack_pack_map(pk, 3));
+        TRY(kv__pk_str(pk, "tp", c->u.reseal.thumbprint));
+        TRY(kv__pk_str(pk, "old", c->u.reseal.old_key ? c->u.reseal.old_key : ""));
+        return kv__pk_str(pk, "new", c->u.reseal.new_key ? c->u.reseal.new_key : "");
     }
     return CMN_EINVALID;
 }
@@ -288,6 +298,16 @@ static int twofa_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     return CMN_EMALFORMED;
 }
 
+static int reseal_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
+{
+    struct kv_cmd *c = ctx;
+    if (f == 0)
+        return kv__get_strbuf(v, "tp", c->u.reseal.thumbprint, sizeof c->u.reseal.thumbprint,
+                              errmsg);
+    return kv__get_str(v, f == 1 ? "old" : "new", 256,
+                       f == 1 ? &c->u.reseal.old_key : &c->u.reseal.new_key, errmsg);
+}
+
 static int none_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
 {
     return CMN_EMALFORMED;
@@ -302,6 +322,7 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
     static const char *const confirm_f[] = {"tp", "tag"};
     static const char *const audit_f[] = {"ev"};
     static const char *const twofa_f[] = {"tp", "step", "exp", "lim", "ck"};
+    static const char *const reseal_f[] = {"tp", "old", "new"};
     switch (c->type) {
     case KV_CMD_PUT_CERTS:
         return kv__walk_map(b, "put", put_f, 2, 3, put_field, c, errmsg);
@@ -333,6 +354,8 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
     case KV_CMD_TWOFA_FAIL:
     case KV_CMD_TWOFA_LOGOUT:
         return kv__walk_map(b, "two-factor", twofa_f, 5, 0x1f, twofa_field, c, errmsg);
+    case KV_CMD_RESEAL_TOTP:
+        return kv__walk_map(b, "re-seal", reseal_f, 3, 7, reseal_field, c, errmsg);
     }
     return CMN_EUNSUPPORTED;
 }

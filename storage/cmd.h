@@ -35,8 +35,9 @@ enum kv_cmd_type {
     KV_CMD_TWOFA_LOGIN = 13,  /* a right code: a session, unless replayed or rate-limited */
     KV_CMD_TWOFA_FAIL = 14,   /* a wrong code, counted against the limit */
     KV_CMD_TWOFA_LOGOUT = 15, /* ends the session everywhere */
+    KV_CMD_RESEAL_TOTP = 16,  /* a TOTP key sealed again under the current master key */
 };
-#define KV_CMD_TYPE_MAX 15
+#define KV_CMD_TYPE_MAX 16
 
 const char *kv_cmd_type_name(int type);
 
@@ -91,6 +92,11 @@ struct kv_cmd {
             bool has_limits;
             uint8_t cookie_hash[KV_2FA_COOKIE_HASH];
         } twofa;
+        struct {
+            char thumbprint[KV_THUMB_LEN + 1];
+            char *old_key; /* the stored form it replaces (applied only if still stored) */
+            char *new_key;
+        } reseal;
     } u;
 };
 

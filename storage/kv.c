@@ -496,6 +496,34 @@ int kv_snap_cert_count(struct kv_snap *s, size_t *n, char *errmsg)
     return kv__scan(s->kv, s->snap, CF_CERTS, "", 0, count_item, n, errmsg);
 }
 
+struct each_scan {
+    int (*fn)(void *ctx, const struct kv_cert *c);
+    void *ctx;
+};
+
+static int each_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
+                     char *errmsg)
+{
+    const struct each_scan *s = ctx;
+    msgpack_unpacked u;
+    struct kv_cert c;
+    TRY(kv_mp_unpack(v, vlen, &u, errmsg));
+    int rv = kv_cert_unpack(&u.data, &c, errmsg);
+    msgpack_unpacked_destroy(&u);
+    if (rv != 0)
+        return rv;
+    rv = s->fn(s->ctx, &c);
+    kv_cert_fini(&c);
+    return rv;
+}
+
+int kv_snap_cert_each(struct kv_snap *s, int (*fn)(void *ctx, const struct kv_cert *c), void *ctx,
+                      char *errmsg)
+{
+    struct each_scan e = {fn, ctx};
+    return kv__scan(s->kv, s->snap, CF_CERTS, "", 0, each_item, &e, errmsg);
+}
+
 /* Decodes every value of a column family into a vec of records of `size` bytes. */
 struct all_scan {
     kv__unpack_fn fn;

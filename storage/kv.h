@@ -141,6 +141,10 @@ void kv_snap_end(struct kv_snap *s);
 /* kv_state_hash (or kv_trust_hash) and kv_cert_count of the view, from any thread. */
 int kv_snap_hash(struct kv_snap *s, bool trust_only, uint8_t out[32], char *errmsg) CMN_MUST_CHECK;
 int kv_snap_cert_count(struct kv_snap *s, size_t *n, char *errmsg) CMN_MUST_CHECK;
+/* Calls fn for each registration of the view (c borrowed for the call), from any thread; fn
+ * returns 0 to go on, 1 to stop, a negative code to fail. */
+int kv_snap_cert_each(struct kv_snap *s, int (*fn)(void *ctx, const struct kv_cert *c), void *ctx,
+                      char *errmsg) CMN_MUST_CHECK;
 
 /* Replaces the whole state with a serialised snapshot. The buffer is checked completely before
  * anything is written. CMN_ESTALE (and nothing done) when the store is already at or past the

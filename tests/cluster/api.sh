@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The HTTPS API on three nodes: the authorization matrix (endpoint x caller -> status, with
 # the trust state unchanged by every refusal), the seed's curl flow verbatim, revocation on
-# open keep-alive connections of every node, and bad input answered with clear 4xx.
+# open keep-alive connections of every node, bad input answered with clear 4xx, and what
+# RavenDB's clients read (the topology's shape and Etag, the health check, error bodies).
 . "$(dirname "$0")/lib.sh"
 TESTCERT="$CORVID_BIN/corvid-testcert"
 pki
@@ -90,6 +91,7 @@ matrix GET /admin/stats ''                                403  403 403 403 403 4
 matrix GET /cluster/topology ''                           403  403 403 403 403 200 200 200 200 200 200 200
 matrix GET /certificates/whoami ''                        204  204 204 204 204 200 200 200 200 200 200 200
 matrix GET /cluster/node-info ''                          200  200 200 200 200 200 200 200 200 200 200 200
+matrix GET '/info/tcp?tcp=health-check' ''                403  403 403 403 403 200 200 200 200 200 200 200
 # refused CALLERS... -- METHOD PATH BODY: 403 for each caller on every node.
 refused() {
   local callers=() who node
@@ -135,6 +137,23 @@ grep -q '"Name":"user2"' "$WORK/last.body" || fail "edit not visible"
 grep -q '"Certificate"' "$WORK/last.body" && fail "metadataOnly returned the certificate"
 expect 204 node DELETE A /admin/certificates/purge ''
 expect 404 admin DELETE A "/admin/certificates?thumbprint=0000000000000000000000000000000000000000" ''
+
+log "what RavenDB's clients read: the topology on every node, its Etag growing, error bodies"
+# json EXPR ARGS...: EXPR holds for d, the last answer's JSON, with ARGS in a.
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); a=sys.argv[2:]; sys.exit(not ($1))" "$WORK/last.body" "${@:2}"; }
+json 'd["Error"] == d["Message"] and "doesn" in d["Error"] and d["Url"] == "/admin/certificates"' ||
+  fail "the error lacks RavenDB's Error and Url: $(cat "$WORK/last.body")"
+for t in A B C; do
+  expect 200 reader GET "$t" /cluster/topology
+  json 'd["Status"] == {} and d["Topology"]["Watchers"] == {} and d["Topology"]["Members"] == dict(zip("ABC", a))' \
+    "$(url A '')" "$(url B '')" "$(url C '')" || fail "topology on $t: $(cat "$WORK/last.body")"
+done
+etag() { expect 200 reader GET A /cluster/topology && python3 -c 'import json,sys; print(json.load(sys.stdin)["Etag"])' <"$WORK/last.body"; }
+E1=$(etag)
+READER_TP=$(openssl x509 -in "$C/reader.pem" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+expect 201 admin POST A /admin/certificates/edit "{\"Thumbprint\":\"$READER_TP\",\"Name\":\"reader\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{\"db1\":\"Read\"}}"
+E2=$(etag)
+[ "$E1" -gt 0 ] && [ "$E2" -gt "$E1" ] || fail "the topology's Etag went from $E1 to $E2 over a write"
 
 log "revocation on open keep-alive connections, on every node"
 # One TLS connection per node, fed through a FIFO: a first request answered before the DELETE,

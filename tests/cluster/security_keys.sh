@@ -6,7 +6,8 @@
 # another user or inside its DataDir refuses to start and names the key; a node with another
 # master key cannot issue, says why and keeps running; certificates issued through every node
 # verify against the root; and a master key rotation (corvid pki rotate-master-key) re-seals
-# the CA key under the new key, after which the old key alone opens nothing.
+# the CA key and the TOTP keys under the new key (a two-factor session goes on, a login works
+# after it), after which the old key alone opens nothing; no TOTP key is stored or logged.
 . "$(dirname "$0")/lib.sh"
 
 pki
@@ -164,6 +165,19 @@ wait_until 60 "$W back with the cluster's master key" ready A B C
 issue_all back
 
 # ---- rotation: new key first, old key kept; re-sealed; --finish; the old key alone fails
+# A certificate with a TOTP key, whose key is re-sealed too, and its session kept.
+TOTP=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ
+https() { # METHOD PATH PEM [BODY]: status; body in $WORK/https.body
+  curl -s -o "$WORK/https.body" -w '%{http_code}' --cacert "$WORK/pki/ca-chain.crt" --cert "$3" \
+    -X "$1" ${4:+-H 'Content-Type: application/json' -d "$4"} "$(url A "$2")" || true
+}
+[ "$(https POST /admin/certificates "$WORK/pki/A.pem" "{\"Name\":\"totp\",\"SecurityClearance\":\"Operator\",\"Permissions\":{},\"TwoFactorAuthenticationKey\":\"$TOTP\"}")" = 200 ] ||
+  fail "a certificate with a TOTP key: $(cat "$WORK/https.body")"
+(mkdir -p "$WORK/totp" && cd "$WORK/totp" && unzip -q "$WORK/https.body" && cat totp.crt totp.key >totp.pem) || fail "totp zip"
+TOTP_PEM=$WORK/totp/totp.pem
+[ "$(https GET /admin/certificates "$TOTP_PEM")" = 428 ] || fail "no 428 before the login"
+[ "$(https POST '/authentication/2fa?hasLimits=false' "$TOTP_PEM" "{\"Token\":\"$(oathtool --totp -b "$TOTP")\"}")" = 202 ] ||
+  fail "login: $(cat "$WORK/https.body")"
 OLD_ID=$(field A MasterKey)
 cp -p "$MK" "$WORK/keys/old.key"
 "$CLI" pki rotate-master-key --key "$MK" >"$WORK/rotate.out" || fail "rotate-master-key: $(cat "$WORK/rotate.out")"
@@ -187,6 +201,10 @@ resealed() {
 }
 wait_until 60 "the CA key re-sealed under $NEW_ID on every node" resealed
 grep -q "re-sealed under master key $NEW_ID" "$WORK"/[ABC].log || fail "no node logged the re-seal"
+totp_resealed() { [ "$(field "$(leader_of A B C)" TwoFactorKeys)" = "all sealed under the current master key" ]; }
+wait_until 90 "the TOTP keys re-sealed under $NEW_ID" totp_resealed
+grep -q "two-factor keys sealed under an older master key: re-sealing" "$WORK"/[ABC].log ||
+  fail "no node re-sealed the TOTP key"
 issue_all rotating
 "$CLI" pki rotate-master-key --key "$MK" --finish >/dev/null || fail "rotate-master-key --finish"
 rolling_restart
@@ -194,7 +212,10 @@ for t in A B C; do
   [ "$(field "$t" MasterKey)" = "$NEW_ID" ] || fail "$t: MasterKey $(field "$t" MasterKey) after --finish"
 done
 issue_all rotated
-log "rotated from $OLD_ID to $NEW_ID; every node issues"
+wait_until 30 "the session kept through the rotation" test "$(https GET /admin/certificates "$TOTP_PEM")" = 200
+[ "$(https POST '/authentication/2fa?hasLimits=false' "$TOTP_PEM" "{\"Token\":\"$(oathtool --totp -b --now "@$(($(date +%s) + 30))" "$TOTP")\"}")" = 202 ] ||
+  fail "login after the rotation: $(cat "$WORK/https.body")"
+log "rotated from $OLD_ID to $NEW_ID; every node issues, the TOTP key opens under the new key"
 W=$(echo A B C | tr ' ' '\n' | grep -v "$(leader_of A B C)" | tail -1)
 stop "$W"
 sed 's#"Security.MasterKey.Path": "pki/master.key"#"Security.MasterKey.Path": "keys/old.key"#' \
@@ -214,5 +235,6 @@ check_modes
 for t in A B C; do
   grep -aF -f "$K/pem-lines" "$WORK/$t.log" >/dev/null && fail "$t's log holds key material"
 done
+grep -rlaF "$TOTP" "$WORK/data" "$WORK"/[ABC].log && fail "the TOTP key is stored or logged in clear"
 for t in A B C; do stop "$t"; done
 log "PASS"

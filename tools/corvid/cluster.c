@@ -39,6 +39,57 @@ static void sleep_ms(int ms)
 
 /* ---------------------------------------------------------------- status */
 
+/* One line for a certificate of a node's CertificateExpiry whose level is not Ok. */
+static bool expiry_line(const char *what, json_t *e)
+{
+    const char *level = cli_str(e, "Level");
+    if (e == NULL || !level[0] || strcmp(level, "Ok") == 0)
+        return false;
+    json_int_t days = json_integer_value(json_object_get(e, "DaysLeft"));
+    printf("%s: %s: %s %.10s (%lld days)\n", level, what,
+           strcmp(level, "Expired") == 0 ? "expired on" : "expires on", cli_str(e, "NotAfter"),
+           (long long)days);
+    return true;
+}
+
+/* Expiry warnings (RavenDB's levels: Warning 20 days before, Error 3 days before): each node's
+ * certificate, then the issuing CA and the client certificates, cluster-wide, once, from the
+ * node that counted them last (each counts every hour, and a minute after a change). */
+static void print_expiry(json_t *nodes)
+{
+    size_t i;
+    json_t *e, *shared = NULL;
+    bool any = false;
+    json_array_foreach(nodes, i, e)
+    {
+        json_t *ex = json_object_get(e, "CertificateExpiry");
+        char what[64];
+        snprintf(what, sizeof what, "node %s's certificate", cli_str(e, "Tag"));
+        any |= expiry_line(what, json_object_get(ex, "NodeCertificate"));
+        if (json_is_object(ex) &&
+            (shared == NULL || strcmp(cli_str(ex, "CheckedAt"), cli_str(shared, "CheckedAt")) > 0))
+            shared = ex; /* the latest count */
+    }
+    if (shared == NULL)
+        return;
+    any |= expiry_line("the issuing CA", json_object_get(shared, "IssuingCA"));
+    json_t *cl = json_object_get(shared, "ClientCertificates");
+    json_int_t w = json_integer_value(json_object_get(cl, "Warning")),
+               er = json_integer_value(json_object_get(cl, "Error")),
+               x = json_integer_value(json_object_get(cl, "Expired"));
+    if (w + er + x > 0) {
+        printf("%s: client certificates: %lld expire within %lld days, %lld within %lld days, "
+               "%lld expired (corvid certs expiring)\n",
+               er + x ? "Error" : "Warning", (long long)w,
+               (long long)json_integer_value(json_object_get(shared, "WarningDays")), (long long)er,
+               (long long)json_integer_value(json_object_get(shared, "ErrorDays")), (long long)x);
+        any = true;
+    }
+    if (!any)
+        printf("\nNo certificate expires within %lld days.\n",
+               (long long)json_integer_value(json_object_get(shared, "WarningDays")));
+}
+
 static const char status_help[] =
     "usage: corvid cluster status [global options]\n"
     "\n"
@@ -46,8 +97,12 @@ static const char status_help[] =
     "leader it follows and its commit index (Etag). A node that cannot be reached is shown as\n"
     "such; the command still exits 0 when one node answered (check \"Healthy\" with --json).\n"
     "\n"
+    "Then the certificates that expire soon: each node's, the issuing CA and the client\n"
+    "certificates (a warning 20 days before, an error 3 days before).\n"
+    "\n"
     "With --json: {\"Leader\", \"Term\", \"Healthy\", \"Nodes\": [{\"Tag\", \"Url\", \"Role\",\n"
-    "\"Reachable\", \"State\", \"Term\", \"Leader\", \"Etag\", \"Error\"}...]}.\n"
+    "\"Reachable\", \"State\", \"Term\", \"Leader\", \"Etag\", \"Error\",\n"
+    "\"CertificateExpiry\"}...]}.\n"
     "\n"
     "Examples:\n"
     "  corvid cluster status\n"
@@ -118,6 +173,12 @@ static int cmd_status(int argc, char **argv)
                     json_sprintf("the URL answers as node %s", cli_str(seen, "NodeTag")));
                 healthy = false;
             }
+            json_t *info = NULL;
+            char ierr[CMN_ERRMSG_SIZE];
+            if (cli_get_json_at(&c, json_string_value(url), "/cluster/node-info", &info, ierr) ==
+                CLI_OK)
+                json_object_set(n, "CertificateExpiry", json_object_get(info, "CertificateExpiry"));
+            json_decref(info);
         } else {
             healthy = false;
             json_object_set_new(n, "Error", json_string(errmsg));
@@ -184,6 +245,7 @@ static int cmd_status(int argc, char **argv)
         }
         if (!healthy)
             printf("\n");
+        print_expiry(nodes);
     }
     json_decref(nodes);
     json_decref(first);

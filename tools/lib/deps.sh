@@ -7,14 +7,20 @@ CORVID_BUILD_PACKAGES="build-essential cmake pkg-config clang clang-format libcl
 # What the tests and tools/chaos run besides the build: the cluster scripts' Python, the chaos
 # harness's namespaces (iproute2, util-linux), partitions (nftables) and clocks (faketime), and
 # what a two-factor user has: an authenticator (oathtool) and a QR reader (zbarimg, with
-# rsvg-convert to render the SVG it reads).
+# rsvg-convert to render the SVG it reads), and Node.js with npm for RavenDB's Node.js client
+# (tests/compat, installed by tests/compat/install.sh).
 CORVID_TEST_PACKAGES="python3 iproute2 util-linux nftables faketime oathtool zbar-tools
-  librsvg2-bin"
+  librsvg2-bin nodejs npm"
 
+# corvid_missing_packages PKG...: those neither installed nor provided by an installed package
+# (NodeSource's nodejs provides npm, and conflicts with Debian's).
 corvid_missing_packages() {
-  local missing="" p
+  local missing="" p provided
+  provided=" $(dpkg-query -W -f='${db:Status-Abbrev}|${Provides}\n' 2>/dev/null |
+    sed -n 's/^ii *|//p' | tr ',' '\n' | sed 's/ *(.*//; s/^ *//' | tr '\n' ' ') "
   for p in "$@"; do
-    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ]; then
+    if [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" != "install ok installed" ] &&
+      [[ "$provided" != *" $p "* ]]; then
       missing="$missing $p"
     fi
   done

@@ -3,7 +3,8 @@
  * its status and message, the trust state unchanged after each; clearance refusals; and a
  * registration, a read and a revocation through Raft. Requests are made in memory and their
  * answers taken by an http_sink: the server and authorization (tested elsewhere) are skipped,
- * the caller's verdict passed in. */
+ * the caller's verdict passed in. Last, what RavenDB's Node.js client needs of the answers
+ * (tests/compat runs the client itself). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -288,6 +289,43 @@ static void membership_refusals(void **state)
             "DELETE /admin/cluster/node needs ?nodeTag=TAG");
 }
 
+/* Every read-only endpoint with the Nth read of the trust state failing, N = 1, 2, … until
+ * the request runs clean: a failed read is answered 500 with its reason, never a 200 that
+ * leaves out what could not be read. */
+static void read_failures_answer_500(void **state)
+{
+    char admin_q[128];
+    snprintf(admin_q, sizeof admin_q, "thumbprint=%s", ADMIN.thumb);
+    static const struct {
+        int method;
+        const char *path;
+        int clean; /* the status when nothing fails */
+    } reqs[] = {
+        {HTTP_GET, "/admin/certificates", 200},        {HTTP_GET, "/admin/certificates", 200},
+        {HTTP_GET, "/admin/certificates/export", 200}, {HTTP_GET, "/cluster/topology", 200},
+        {HTTP_GET, "/certificates/whoami", 200},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        const char *query = i == 1 ? admin_q : NULL;
+        unsigned nth = 1;
+        for (;; nth++) {
+            struct answer ans;
+            kv_fail_read_at(node_kv(T.n), nth);
+            int got = call(reqs[i].method, reqs[i].path, query, NULL, &OPERATOR, &ans);
+            bool fired = kv_fail_read_at(node_kv(T.n), 0) == 0;
+            if (!fired) {
+                assert_int_equal(got, reqs[i].clean);
+                break;
+            }
+            if (got != 500 || strstr(ans.body, "storage") == NULL)
+                fail_msg("%s %s?%s with read %u failing: %d %s", http_method_str(reqs[i].method),
+                         reqs[i].path, query ? query : "", nth, got, ans.body);
+        }
+        if (reqs[i].method == HTTP_GET && strcmp(reqs[i].path, "/certificates/whoami") != 0)
+            assert_true(nth > 1); /* it reads the state: the sweep did fail something */
+    }
+}
+
 /* A registration, its read and its revocation, each through Raft. */
 static void register_read_revoke(void **state)
 {
@@ -319,6 +357,117 @@ static void register_read_revoke(void **state)
     EVP_PKEY_free(k);
 }
 
+/* ---- what RavenDB's Node.js client needs of the answers ---- */
+
+static json_t *body_json(const struct answer *ans)
+{
+    json_error_t e;
+    json_t *o = json_loads(ans->body, 0, &e);
+    if (!json_is_object(o))
+        fail_msg("not a JSON object (%s): %s", e.text, ans->body);
+    return o;
+}
+
+static const char *str_at(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    if (v == NULL)
+        fail_msg("no string %s in %s", key, json_dumps(o, JSON_COMPACT));
+    return v;
+}
+
+/* The client shows an error's Error field (Message alone surfaces as an empty error). */
+static void errors_carry_ravendb_envelope(void **state)
+{
+    struct answer ans;
+    assert_int_equal(
+        call(HTTP_GET, "/admin/certificates", "thumbprint=" ZERO_THUMB, NULL, &OPERATOR, &ans),
+        404);
+    json_t *o = body_json(&ans);
+    assert_string_equal(str_at(o, "Type"), "NotFound");
+    assert_string_equal(str_at(o, "Message"), "Certificate " ZERO_THUMB " was not found");
+    assert_string_equal(str_at(o, "Error"), str_at(o, "Message"));
+    assert_string_equal(str_at(o, "Url"), "/admin/certificates");
+    json_decref(o);
+}
+
+/* GetCertificatesOperation() without arguments sends start=undefined&pageSize=undefined. */
+static void listing_takes_undefined_as_the_default(void **state)
+{
+    static const char *pairs[][2] = {
+        {"metadataOnly=true", "metadataOnly=true&start=undefined&pageSize=undefined"},
+        {"metadataOnly=true&start=1", "metadataOnly=true&start=1&pageSize=undefined"},
+        {"metadataOnly=true&pageSize=1", "metadataOnly=true&start=undefined&pageSize=1"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        struct answer plain, undef;
+        assert_int_equal(
+            call(HTTP_GET, "/admin/certificates", pairs[i][0], NULL, &OPERATOR, &plain), 200);
+        assert_int_equal(
+            call(HTTP_GET, "/admin/certificates", pairs[i][1], NULL, &OPERATOR, &undef), 200);
+        assert_string_equal(undef.body, plain.body);
+        assert_non_null(strstr(plain.body, "\"Results\":[{"));
+    }
+    refused(HTTP_GET, "/admin/certificates", "start=undefinedx", NULL, &OPERATOR, 400,
+            "'start' must be a number from 0 to");
+    refused(HTTP_GET, "/admin/certificates", "pageSize=null", NULL, &OPERATOR, 400,
+            "'pageSize' must be a number from 0 to 1000000");
+}
+
+static void apply_node_record(bool put)
+{
+    struct kv_cmd c;
+    kv_cmd_init(&c, put ? KV_CMD_PUT_NODE : KV_CMD_REMOVE_NODE);
+    snprintf(c.u.node.tag, sizeof c.u.node.tag, "A");
+    if (put) {
+        assert_non_null(c.u.node.server_url = strdup(node_config(T.n)->public_url));
+        assert_non_null(c.u.node.tcp_url = strdup(node_config(T.n)->tcp_url));
+        memcpy(c.u.node.thumbprint, node_thumb(T.n), sizeof c.u.node.thumbprint);
+    }
+    tc_apply(&T, &c);
+}
+
+/* The topology's top-level Status (an object) and Etag (a number that grows with every
+ * committed change), and the members listed where the client sends requests only with a URL. */
+static void topology_for_ravendb_clients(void **state)
+{
+    struct answer ans;
+    apply_node_record(true);
+    assert_int_equal(call(HTTP_GET, "/cluster/topology", NULL, NULL, &OPERATOR, &ans), 200);
+    json_t *o = body_json(&ans);
+    assert_true(json_is_object(json_object_get(o, "Status")));
+    assert_true(json_is_integer(json_object_get(o, "Etag")));
+    json_int_t etag = json_integer_value(json_object_get(o, "Etag"));
+    assert_true(etag > 0);
+    json_t *topo = json_object_get(o, "Topology");
+    assert_string_equal(str_at(json_object_get(topo, "Members"), "A"),
+                        node_config(T.n)->public_url);
+    assert_true(json_is_object(json_object_get(topo, "Watchers")));
+    assert_string_equal(str_at(o, "NodeTag"), "A");
+    json_decref(o);
+
+    apply_node_record(false); /* a voter without its record: no URL to send requests to */
+    assert_int_equal(call(HTTP_GET, "/cluster/topology", NULL, NULL, &OPERATOR, &ans), 200);
+    o = body_json(&ans);
+    topo = json_object_get(o, "Topology");
+    assert_int_equal(json_object_size(json_object_get(topo, "Members")), 0);
+    assert_string_equal(str_at(json_object_get(topo, "AllNodes"), "A"), "");
+    json_int_t later = json_integer_value(json_object_get(o, "Etag"));
+    assert_true(later > etag);
+    json_decref(o);
+    apply_node_record(true);
+}
+
+/* The health check of a node the client saw fail: any JSON object with 200 takes it back. */
+static void tcp_info_answers_the_health_check(void **state)
+{
+    struct answer ans;
+    assert_int_equal(call(HTTP_GET, "/info/tcp", "tcp=health-check", NULL, &OPERATOR, &ans), 200);
+    json_t *o = body_json(&ans);
+    assert_string_equal(str_at(o, "NodeTag"), "A");
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -328,7 +477,12 @@ int main(void)
         cmocka_unit_test(revocation_and_edit_refusals),
         cmocka_unit_test(listing_refusals),
         cmocka_unit_test(membership_refusals),
+        cmocka_unit_test(read_failures_answer_500),
         cmocka_unit_test(register_read_revoke),
+        cmocka_unit_test(errors_carry_ravendb_envelope),
+        cmocka_unit_test(listing_takes_undefined_as_the_default),
+        cmocka_unit_test(topology_for_ravendb_clients),
+        cmocka_unit_test(tcp_info_answers_the_health_check),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -29,6 +29,7 @@ static const struct {
     {HTTP_GET, "/admin/stats", NEED_OPERATOR, false, false},
     {HTTP_GET, "/cluster/topology", NEED_VALID_USER, false, false},
     {HTTP_GET, "/cluster/node-info", NEED_NONE, true, false},
+    {HTTP_GET, "/info/tcp", NEED_VALID_USER, false, false}, /* RavenDB clients' health check */
     {HTTP_PUT, "/admin/cluster/node", NEED_CLUSTER_ADMIN, false, false},
     {HTTP_DELETE, "/admin/cluster/node", NEED_CLUSTER_ADMIN, false, false},
     {HTTP_GET, "/ca/certificate", NEED_NONE, true, false},

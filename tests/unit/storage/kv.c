@@ -874,8 +874,29 @@ static void two_factor_sessions(void **state)
     assert_int_equal(t.expires_ms, 0);
     assert_int_equal(t.last_step, 102);
 
+    /* a re-seal (a master-key rotation) replaces the stored key only if it is still the one
+     * read, and keeps the session */
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 75000, 103);
+    assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+    assert_false(res.rejected);
+    for (int stale = 1; stale >= 0; stale--) {
+        kv_cmd_init(&c, KV_CMD_RESEAL_TOTP);
+        fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
+        snprintf(c.u.reseal.thumbprint, sizeof c.u.reseal.thumbprint, "%s", tp);
+        c.u.reseal.old_key = strdup(stale ? "not-what-is-stored" : "sealed-key");
+        c.u.reseal.new_key = strdup("resealed-key");
+        assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
+        assert_int_equal(res.rejected, stale);
+    }
+    struct kv_cert got;
+    assert_int_equal(kv_cert_get(e->kv, tp, &got, NULL), 0);
+    assert_string_equal(got.twofa_key, "resealed-key");
+    kv_cert_fini(&got);
+    assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), 0);
+    assert_int_equal(t.expires_ms, t0 + 75000 + 60000);
+
     /* a new key, or the registration's end, forgets it all */
-    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 80000, 103);
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 80000, 104);
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
     assert_false(res.rejected);
     edit_cmd(&c, tp, "alice", KV_CL_VALID_USER);
@@ -883,7 +904,7 @@ static void two_factor_sessions(void **state)
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
     assert_false(res.rejected);
     assert_int_equal(kv_twofa_get(e->kv, tp, &t, NULL), CMN_ENOTFOUND);
-    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 90000, 104);
+    twofa_cmd(&c, KV_CMD_TWOFA_LOGIN, tp, t0 + 90000, 105);
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
     fx_delete(&c, tp, NULL, KV_CL_CLUSTER_ADMIN);
     assert_int_equal(fx_apply(e->kv, idx++, &c, &res), 0);
