@@ -10,10 +10,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 for t in chromium pk12util certutil node npm oathtool unzip; do
   command -v "$t" >/dev/null || fail "$t is missing: tools/run-tests installs it (tools/lib/deps.sh)"
 done
-if [ ! -f "$HERE/node_modules/playwright-core/package.json" ]; then
-  log "installing playwright-core (tests/studio/package-lock.json)"
-  npm ci --prefix "$HERE" --no-audit --no-fund >/dev/null || fail "npm ci in tests/studio"
-fi
+. "$HERE/../../tools/lib/deps.sh"
+corvid_npm_ci "$HERE" || fail "playwright-core (tests/studio/package-lock.json) is not installed"
 
 # client certificate NAME: a self-signed client certificate (not a CA) in $WORK/own/NAME.*
 own_cert() {

@@ -45,25 +45,20 @@ corvid_install_packages() {
     { echo "corvid: apt-get install failed for:$missing" >&2; return 1; }
 }
 
-# What the Studio's browser test (tests/studio/) runs: Debian's Chromium, NSS's tools (pk12util
-# and certutil, to put a certificate in Chromium's own store), and playwright-core from npm,
-# pinned by tests/studio/package-lock.json (it needs Node.js 20 or later; npm comes with
-# Node.js where it is not Debian's).
+# What the Studio's browser test (tests/studio/) runs besides Node.js: Debian's Chromium and
+# NSS's tools (pk12util and certutil, to put a certificate into Chromium's own store).
 CORVID_STUDIO_PACKAGES="chromium libnss3-tools"
 
-# corvid_install_studio_deps: the packages above, then `npm ci` in tests/studio when its
-# node_modules is missing or older than the lock file. Run from the repository's root.
-corvid_install_studio_deps() {
-  # shellcheck disable=SC2086
-  corvid_install_packages $CORVID_STUDIO_PACKAGES || return 1
-  if ! command -v npm >/dev/null; then
-    corvid_install_packages nodejs npm || return 1
+# corvid_npm_ci DIR: `npm ci` in DIR unless DIR/node_modules was installed from the same
+# package-lock.json (a copy of it is kept there as the stamp); quiet when it was.
+corvid_npm_ci() {
+  local dir=$1 out
+  if cmp -s "$dir/package-lock.json" "$dir/node_modules/.corvid-lock.json"; then return 0; fi
+  echo "corvid: installing the npm packages of $dir (npm ci)"
+  if ! out=$(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error 2>&1); then
+    printf '%s\n' "$out" >&2
+    echo "corvid: npm ci failed in $dir" >&2
+    return 1
   fi
-  local dir=tests/studio
-  if [ ! -f "$dir/node_modules/playwright-core/package.json" ] ||
-    [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    echo "corvid: installing playwright-core in $dir (npm ci)"
-    npm ci --prefix "$dir" --no-audit --no-fund >/dev/null ||
-      { echo "corvid: npm ci failed in $dir" >&2; return 1; }
-  fi
+  cp "$dir/package-lock.json" "$dir/node_modules/.corvid-lock.json"
 }
