@@ -20,6 +20,15 @@ function roleOf(topo, tag) {
   return '—';
 }
 
+// A certificate's expiry as the node reports it (CertificateExpiry: RavenDB's levels,
+// Warning within 20 days, Error within 3).
+function expiry(e) {
+  if (!e) return '—';
+  const cls = { Ok: 'good', Warning: 'warn', Error: 'bad', Expired: 'bad' }[e.Level] || '';
+  const text = e.Level === 'Expired' ? 'Expired' : `${e.DaysLeft} day${e.DaysLeft === 1 ? '' : 's'} left`;
+  return h('span', { class: `badge ${cls}`, title: `Valid until ${e.NotAfter}` }, text);
+}
+
 function health(info, err) {
   if (err) return h('span', { class: 'badge bad', title: err.message }, 'Unreachable');
   if (info.Serving) return h('span', { class: 'badge good' }, 'Serving');
@@ -71,10 +80,11 @@ export async function renderCluster(main, ctx) {
   document.title = 'Cluster · Corvid Studio';
   const admin = ctx.me.SecurityClearance === 'ClusterAdmin' || ctx.me.SecurityClearance === 'ClusterNode';
   const summary = h('dl', { class: 'stats', id: 'cluster-summary' }, h('div', null, h('dt', null, 'Leader'), h('dd', null, '…')));
-  const tbody = h('tbody', null, h('tr', { class: 'placeholder' }, h('td', { colspan: 9 }, 'Loading the cluster…')));
+  const tbody = h('tbody', null, h('tr', { class: 'placeholder' }, h('td', { colspan: 10 }, 'Loading the cluster…')));
   const leaderNote = h('div');
   const addBtn = admin ? h('button', { type: 'button', class: 'primary' }, 'Add node') : null;
   const err = h('div', { role: 'alert' });
+  const caExpiry = h('p', { id: 'ca-expiry' });
   replace(main,
     h('div', { class: 'pagehead' },
       h('div', null, h('h1', null, 'Cluster'), h('p', null, `The nodes of the cluster, as node ${ctx.nodeTag} sees them; refreshed every few seconds.`)),
@@ -83,11 +93,12 @@ export async function renderCluster(main, ctx) {
     h('section', { class: 'card', 'aria-labelledby': 'nodes-title' },
       h('header', null, h('h2', { id: 'nodes-title' }, 'Nodes'), summary),
       h('div', { class: 'tablewrap' }, h('table', { class: 'stack', id: 'cluster-nodes' },
-        h('thead', null, h('tr', null, ['Tag', 'URL', 'Role', 'State', 'Term', 'Applied index', 'Health', 'Thumbprint', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', null, h('tr', null, ['Tag', 'URL', 'Role', 'State', 'Term', 'Applied index', 'Health', 'Thumbprint', 'Certificate', ''].map((t) => h('th', { scope: 'col' }, t)))),
         tbody))),
     h('section', { class: 'card', 'aria-labelledby': 'ca-title' },
       h('header', null, h('h2', { id: 'ca-title' }, 'Certificate authority'),
         h('p', null, 'Every certificate the cluster issues chains to its root; the CRL lists what was revoked.')),
+      caExpiry,
       h('div', { class: 'actions' },
         h('a', { class: 'button', href: '/ca/certificate', download: 'corvid-ca-chain.pem' }, 'Download the CA chain (PEM)'),
         h('a', { class: 'button', href: '/ca/crl', download: 'corvid.crl' }, 'Download the CRL'))));
@@ -124,10 +135,14 @@ export async function renderCluster(main, ctx) {
           h('td', { 'data-label': 'Applied index' }, info && info.AppliedIndex !== undefined ? String(info.AppliedIndex) : '—'),
           h('td', { 'data-label': 'Health' }, health(info, r.status === 'rejected' ? r.reason : null)),
           h('td', { 'data-label': 'Thumbprint' }, info ? thumbCell(info.Thumbprint) : '—'),
+          h('td', { 'data-label': 'Certificate' }, expiry(info && info.CertificateExpiry && info.CertificateExpiry.NodeCertificate)),
           h('td', { class: 'actions-cell' }, admin && onLeader && t !== topo.NodeTag
             ? h('button', { type: 'button', class: 'small', 'aria-label': `Remove node ${t}`, onclick: () => removeDialog(ctx, refresh, t) }, 'Remove') : null));
       }));
       replace(err);
+      const here = infos[tags.indexOf(topo.NodeTag)];
+      const ca = here && here.status === 'fulfilled' && here.value.CertificateExpiry ? here.value.CertificateExpiry.IssuingCA : null;
+      replace(caExpiry, ca ? ['The issuing CA is valid until ', h('strong', null, ca.NotAfter.slice(0, 10)), ' ', expiry(ca)] : null);
     } catch (e) {
       if (e.status === 428) return;
       // a node that does not answer is the banner's to say; the page keeps asking

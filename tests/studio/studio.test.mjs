@@ -444,12 +444,14 @@ try {
       await r.getByText('Serving').waitFor();
       await r.locator('td[data-label="Applied index"]').filter({ hasText: /^\d+$/ }).waitFor();
       await r.getByText(tag === LEADER ? 'Leader' : 'Follower').waitFor();
+      await r.locator('td[data-label="Certificate"] .badge.good').filter({ hasText: /^\d+ days left$/ }).waitFor();
     }
     await admin.locator('#leader').filter({ hasText: `Node ${LEADER}` }).waitFor();
     assert.ok(await admin.getByRole('button', { name: 'Add node' }).isEnabled());
     const follower = ['A', 'B', 'C'].find((t) => t !== LEADER);
     await admin.getByRole('button', { name: `Remove node ${follower}` }).waitFor();
     await admin.getByRole('link', { name: 'Download the CA chain (PEM)' }).waitFor();
+    await admin.locator('#ca-expiry').getByText('The issuing CA is valid until').waitFor();
     const [dl] = await Promise.all([admin.waitForEvent('download'), admin.getByRole('link', { name: 'Download the CA chain (PEM)' }).click()]);
     await dl.saveAs(join(OUT, 'ca-chain.pem'));
     assert.match(readFileSync(join(OUT, 'ca-chain.pem'), 'utf8'), /BEGIN CERTIFICATE/);
