@@ -148,6 +148,11 @@ try {
     await row(admin, 'oper').waitFor({ state: 'detached' });
     await filter.fill('');
     await row(admin, 'oper').waitFor();
+    // the thumbprint is shortened on screen and copied whole
+    await admin.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: NODES.A });
+    await row(admin, 'user').getByRole('button', { name: 'Copy thumbprint' }).click();
+    await row(admin, 'user').getByRole('button', { name: 'Copy thumbprint' }).filter({ hasText: 'Copied' }).waitFor();
+    assert.equal(await admin.evaluate(() => navigator.clipboard.readText()), tp);
     const names = () => admin.locator('#client-certs tbody tr td.name').evaluateAll((tds) => tds.map((td) => td.firstChild.textContent));
     const sorted = (await names()).slice().sort((a, b) => a.localeCompare(b));
     await admin.getByRole('button', { name: 'Name', exact: true }).click();
@@ -435,6 +440,15 @@ try {
     assert.equal(curl(pem, 'GET', 'A', '/admin/certificates').status, 428);
     await a.getByRole('button', { name: 'End session' }).click();
     await a.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
+    assert.equal(curl(pem, 'GET', 'B', '/admin/certificates').status, 428, 'the session outlived its end');
+    // without "only this browser" the session holds for any client with the certificate (a
+    // code is taken once: the next one, which the node accepts as well)
+    await a.getByLabel(/Only this browser/).uncheck();
+    const next = sh('oathtool', ['--totp', '-b', '--now', `@${Math.floor(Date.now() / 1000) + 30}`, secret]).trim();
+    await a.getByLabel('Code from your authenticator app').fill(next);
+    await a.getByRole('button', { name: 'Continue' }).click();
+    await a.getByRole('heading', { name: 'Certificates', level: 1 }).waitFor();
+    assert.equal(curl(pem, 'GET', 'B', '/admin/certificates').status, 200, 'a session for every client');
   });
 
   await step('the Cluster page on the leader: every node, its role, state, term and applied index; add and remove offered', async () => {
