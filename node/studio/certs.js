@@ -223,6 +223,17 @@ async function generateDialog(ctx, reload, from) {
   await changed(made, made && `Generated ${made.name}: the browser saved ${made.file}.`, reload);
 }
 
+// RavenDB's Certificate field for a file: base64 of its bytes. A PEM file sends only its
+// certificates: a private key beside them (a .pem of certificate and key) stays in the browser.
+async function certificateField(f) {
+  const bytes = await f.arrayBuffer();
+  const text = new TextDecoder().decode(bytes);
+  if (!text.includes('-----BEGIN')) return b64(bytes);
+  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+  if (!certs) throw new Error(`${f.name} holds no certificate (no BEGIN CERTIFICATE block).`);
+  return b64(new TextEncoder().encode(`${certs.join('\n')}\n`));
+}
+
 async function uploadDialog(ctx, reload) {
   const s = settingsFields(ctx, { SecurityClearance: 'ValidUser' });
   const file = h('input', { type: 'file', name: 'file', required: true, accept: '.pfx,.p12,.pem,.crt,.cer' });
@@ -242,7 +253,7 @@ async function uploadDialog(ctx, reload) {
     onSubmit: async () => {
       const f = file.files[0];
       if (!f) throw new Error('Choose a certificate file.');
-      const body = { ...s.read(), Certificate: b64(await f.arrayBuffer()) };
+      const body = { ...s.read(), Certificate: await certificateField(f) };
       if (pass.value) body.Password = pass.value;
       const key = tfa.input.checked ? await addKey(body) : null;
       await request('PUT', '/admin/certificates', { json: body });

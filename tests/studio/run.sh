@@ -54,6 +54,7 @@ openssl pkcs12 -export -in "$WORK/own/stranger.crt" -inkey "$WORK/own/stranger.k
 own_cert member-1 # a .pfx collection of two certificates, to upload as one entry
 own_cert member-2
 own_cert plain # a .crt to upload
+own_cert keyed # a .pem of certificate and key to upload
 openssl pkcs12 -export -in "$WORK/own/member-1.crt" -inkey "$WORK/own/member-1.key" \
   -certfile "$WORK/own/member-2.crt" -out "$WORK/own/collection.pfx" -passout pass:s3cret ||
   fail "collection.pfx"

@@ -263,6 +263,26 @@ try {
     assert.equal(reg.SecurityClearance, 'Operator');
   });
 
+  await step('upload a .pem of certificate and key: the key never leaves the browser', async () => {
+    const pem = join(OUT, 'with-key.pem');
+    sh('sh', ['-c', `cat "${join(WORK, 'own', 'keyed.key')}" "${join(WORK, 'own', 'keyed.crt')}" > "${pem}"`]);
+    const bodies = [];
+    const seen = (req) => { if (req.method() === 'PUT') bodies.push(req.postData() || ''); };
+    admin.on('request', seen);
+    await admin.getByRole('button', { name: 'Upload client certificate' }).click();
+    const dlg = admin.getByRole('dialog', { name: 'Upload client certificate' });
+    await dlg.getByLabel('Certificate file').setInputFiles(pem);
+    await dlg.getByLabel('Name', { exact: true }).fill('with-key');
+    await dlg.getByRole('button', { name: 'Upload' }).click();
+    await row(admin, 'with-key').waitFor();
+    admin.off('request', seen);
+    assert.equal(bodies.length, 1);
+    const sent = Buffer.from(JSON.parse(bodies[0]).Certificate, 'base64').toString();
+    assert.match(sent, /BEGIN CERTIFICATE/);
+    assert.doesNotMatch(sent, /PRIVATE KEY/);
+    assert.equal(registered('with-key')[0].Thumbprint, fingerprint(readFileSync(join(WORK, 'own', 'keyed.crt'), 'utf8')));
+  });
+
   await step('an upload the API refuses shows the server\'s message', async () => {
     await admin.getByRole('button', { name: 'Upload client certificate' }).click();
     const dlg = admin.getByRole('dialog', { name: 'Upload client certificate' });
