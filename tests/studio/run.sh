@@ -55,6 +55,11 @@ own_cert member-1 # a .pfx collection of two certificates, to upload as one entr
 own_cert member-2
 own_cert plain # a .crt to upload
 own_cert keyed # a .pem of certificate and key to upload
+# one that expired a week ago (made ten days back with faketime), registered as it is
+faketime -f '-10d' openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 \
+  -subj /CN=expired -addext basicConstraints=critical,CA:FALSE -keyout "$WORK/own/expired.key" \
+  -out "$WORK/own/expired.crt" 2>/dev/null || fail "the expired certificate"
+must 201 admin PUT A /admin/certificates "{\"Name\":\"expired\",\"SecurityClearance\":\"ValidUser\",\"Permissions\":{},\"Certificate\":\"$(base64 -w0 "$WORK/own/expired.crt")\"}"
 openssl pkcs12 -export -in "$WORK/own/member-1.crt" -inkey "$WORK/own/member-1.key" \
   -certfile "$WORK/own/member-2.crt" -out "$WORK/own/collection.pfx" -passout pass:s3cret ||
   fail "collection.pfx"

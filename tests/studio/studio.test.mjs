@@ -106,7 +106,7 @@ try {
     await admin.goto(studio('A'));
     await admin.getByRole('heading', { name: 'Certificates', level: 1 }).waitFor();
     await admin.getByTestId('me').filter({ hasText: 'admin' }).waitFor();
-    for (const n of ['admin', 'oper', 'user', 'alice', 'soon']) await row(admin, n).waitFor();
+    for (const n of ['admin', 'oper', 'user', 'alice', 'soon', 'expired']) await row(admin, n).waitFor();
     await row(admin, 'admin').getByText('you').waitFor();
     await row(admin, 'alice').locator('.badge.twofa').waitFor();
     await row(admin, 'user').getByText('orders: Read/Write').waitFor();
@@ -116,6 +116,7 @@ try {
     // "user" was seen by node C only: its time comes from C's statistics, through A
     await row(admin, 'user').locator('td[data-label="Last Used"] time').waitFor();
     await row(admin, 'soon').getByText(/^Expires in [45] days$/).waitFor();
+    await row(admin, 'expired').locator('.badge.bad').filter({ hasText: /^Expired$/ }).waitFor();
     assert.equal(await row(admin, 'admin').locator('.badge.warn, .badge.bad').count(), 0, 'a 5-year certificate marked as expiring');
     for (const tag of ['A', 'B', 'C']) {
       const info = JSON.parse(curl(ADMIN, 'GET', tag, '/cluster/node-info').body);
