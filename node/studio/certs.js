@@ -40,6 +40,18 @@ async function lastUsed(ctx) {
   return { latest, missing };
 }
 
+// Every registration, page after page (a page holds PAGE; the first also this node's "Server
+// Certificate"), until a page comes back empty.
+const PAGE = 1000;
+async function allCertificates() {
+  const list = await getJson('/admin/certificates', { metadataOnly: true, pageSize: PAGE });
+  for (let start = PAGE; ; start += PAGE) {
+    const more = await getJson('/admin/certificates', { metadataOnly: true, start, pageSize: PAGE });
+    if (!more.Results.length) return list;
+    list.Results.push(...more.Results);
+  }
+}
+
 // Each node's certificate thumbprint (GET /cluster/node-info of every node).
 async function nodeThumbprints(ctx) {
   const got = await Promise.allSettled(ctx.nodes.map((n) => getJson('/cluster/node-info', { nodeTag: n.tag })));
@@ -475,7 +487,7 @@ export async function renderCertificates(main, ctx) {
   data.reload = async () => {
     try {
       const [list, lu, thumbs] = await Promise.all([
-        getJson('/admin/certificates', { metadataOnly: true }), lastUsed(ctx), nodeThumbprints(ctx)]);
+        allCertificates(), lastUsed(ctx), nodeThumbprints(ctx)]);
       Object.assign(data, { list, used: lu.latest, thumbs });
       data.clients = list.Results.filter((r) => r.SecurityClearance !== 'ClusterNode' && r.Thumbprint !== list.LoadedServerCert);
       usedNote.hidden = !lu.missing.length;
