@@ -26,6 +26,8 @@ own_cert wk-admin
 mkdir -p "$WORK/own"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=Partner CA" \
   -keyout "$WORK/own/partner-ca.key" -out "$WORK/own/partner-ca.crt" 2>/dev/null || fail "partner CA"
+openssl pkcs12 -export -in "$WORK/own/wk-admin.crt" -inkey "$WORK/own/wk-admin.key" \
+  -out "$WORK/own/wk-admin.pfx" -passout pass: || fail "wk-admin.pfx"
 WK_ADMIN=$(openssl x509 -in "$WORK/own/wk-admin.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
 export STUDIO_WK_ADMIN=$WK_ADMIN
 CLUSTER_EXTRA="\"Security.WellKnownCertificates.Admin\": [\"$WK_ADMIN\"], \"Security.WellKnownIssuers.Admin\": [\"own/partner-ca.crt\"]" \

@@ -414,6 +414,14 @@ try {
     assert.deepEqual(op.jsErrors, []);
   });
 
+  await step('a well-known admin certificate (configured, not registered) gets the whole Studio', async () => {
+    const wk = await browserAs('wk-admin', join(WORK, 'own', 'wk-admin.pfx'));
+    await wk.goto(studio('C'));
+    await wk.getByTestId('me').filter({ hasText: 'Well Known Admin Certificate' }).waitFor();
+    await wk.getByRole('button', { name: 'Generate client certificate' }).waitFor();
+    await row(wk, 'admin').getByRole('button', { name: 'Edit admin' }).waitFor();
+  });
+
   await step('a User gets a page that says what it may do', async () => {
     const u = await browserAs('user', join(CERTS, 'z-user', 'user.pfx'));
     await u.goto(studio('C'));
