@@ -52,6 +52,11 @@ int node_keys_open_issuing(struct node *n, const struct cmn_buf *blob, EVP_PKEY 
  * the registrations are read over a snapshot in the threadpool, the new blobs committed with
  * KV_CMD_RESEAL_TOTP. Scans while a rotation is in progress, and once after the node starts. */
 void node_keys_reseal_totp(struct node *n);
+/* A job that reads the trust state in the threadpool: takes a snapshot into *snap and queues
+ * w (its data set by the caller) with work and after, which ends the snapshot. On failure
+ * nothing is left to end. */
+int node_snapshot_job(struct node *n, struct kv_snap **snap, uv_work_t *w, uv_work_cb work,
+                      uv_after_work_cb after, char *errmsg) CMN_MUST_CHECK;
 /* Narrows every file under dir to owner-only (0600-like) and every folder to 0700. */
 int node_keys_private_data_dir(const char *dir, char *errmsg) CMN_MUST_CHECK;
 

@@ -154,13 +154,8 @@ void node_expiry_check(struct node *n)
     j->r.node_not_after = not_after_of(n->cert);
     j->r.ca_not_after = not_after_of(node_issuing_cert(n));
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_snap_begin(n->kv, &j->snap, errmsg) != 0) {
+    if (node_snapshot_job(n, &j->snap, &j->work, expiry_work, expiry_after, errmsg) != 0) {
         CMN_WARN("NODE-EXPIRY", "cannot count the expiring certificates: %s", errmsg);
-        free(j);
-        return;
-    }
-    if (uv_queue_work(&n->loop, &j->work, expiry_work, expiry_after) != 0) {
-        kv_snap_end(j->snap);
         free(j);
         return;
     }

@@ -364,13 +364,8 @@ void node_keys_reseal_totp(struct node *n)
         return;
     j->n = n;
     j->work.data = j;
-    if (kv_snap_begin(n->kv, &j->snap, errmsg) != 0) {
+    if (node_snapshot_job(n, &j->snap, &j->work, totp_work, totp_after, errmsg) != 0) {
         CMN_WARN("NODE-KEYS", "cannot scan the two-factor keys: %s", errmsg);
-        free(j);
-        return;
-    }
-    if (uv_queue_work(&n->loop, &j->work, totp_work, totp_after) != 0) {
-        kv_snap_end(j->snap);
         free(j);
         return;
     }

@@ -371,6 +371,20 @@ static int node_trust(void *ctx, X509 *cert, const char *tag, char *errmsg)
 
 /* ---- proposals ---- */
 
+int node_snapshot_job(struct node *n, struct kv_snap **snap, uv_work_t *w, uv_work_cb work,
+                      uv_after_work_cb after, char *errmsg)
+{
+    int rv = kv_snap_begin(n->kv, snap, errmsg);
+    if (rv != 0)
+        return rv;
+    if (uv_queue_work(&n->loop, w, work, after) != 0) {
+        kv_snap_end(*snap);
+        *snap = NULL;
+        return cmn_fail(errmsg, CMN_EIO, "cannot queue the work");
+    }
+    return 0;
+}
+
 int node_propose(struct node *n, struct kv_cmd *cmd, rft_propose_cb cb, void *ctx, char *errmsg)
 {
     int rv = node_disk_check(n, NULL, errmsg);
