@@ -430,6 +430,9 @@ try {
     await u.getByText('read and write').waitFor();
     assert.equal(await u.getByRole('button', { name: 'Generate client certificate' }).count(), 0);
     await shot(u, 'user');
+    await u.getByRole('link', { name: 'Cluster', exact: true }).click();
+    await u.locator('#cluster-nodes tr[data-node="A"]').getByText('Serving').waitFor();
+    assert.equal(await u.getByRole('button', { name: /Add node|Remove node/ }).count(), 0, 'membership actions for a User');
   });
 
   await step('a certificate the cluster does not know, and none at all: how to import the .pfx, with the node\'s message', async () => {
