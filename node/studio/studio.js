@@ -126,5 +126,13 @@ async function who() {
   route();
 }
 
+// A node that goes down is told on every page within a few seconds, not only at the next
+// click: a light request (node-info, which reads nothing of the trust state) while the page is
+// shown. Its failure raises the banner; an answer takes it down again.
+const HEARTBEAT_MS = 5000;
+setInterval(() => {
+  if (ctx && document.visibilityState === 'visible') request('GET', '/cluster/node-info').catch(() => {});
+}, HEARTBEAT_MS);
+
 window.addEventListener('hashchange', route);
 boot();
