@@ -180,23 +180,36 @@ int node_totp_seal(struct node *n, const char *key, char out[NODE_TOTP_STORED_MA
     return rv;
 }
 
-int node_totp_open(struct node *n, const char *stored, char *out, size_t cap, char *errmsg)
+/* The blob of a stored TOTP key (appended to blob) and the identifier of the master key that
+ * sealed it: 0, CMN_ENOTFOUND for a key stored before sealing (no prefix), another error for
+ * a prefix without a sealed blob behind it. */
+static int totp_blob(const char *stored, struct cmn_buf *blob, uint8_t id[CA_SEAL_ID_SIZE],
+                     char *errmsg)
 {
     size_t plen = strlen(TOTP_PREFIX);
-    if (strncmp(stored, TOTP_PREFIX, plen) != 0) { /* registered before keys were sealed */
-        if (strlen(stored) >= cap)
-            return cmn_fail(errmsg, CMN_ETOOBIG, "the two-factor key is too long");
-        memcpy(out, stored, strlen(stored) + 1);
-        return 0;
-    }
+    if (strncmp(stored, TOTP_PREFIX, plen) != 0)
+        return CMN_ENOTFOUND;
+    int rv = ca_b64_decode(stored + plen, strlen(stored + plen), blob, errmsg);
+    if (rv == 0 && (rv = ca_seal_key_id(blob->data, blob->len, id)) != 0)
+        cmn_fail(errmsg, rv, "not a sealed key");
+    return rv;
+}
+
+int node_totp_open(struct node *n, const char *stored, char *out, size_t cap, char *errmsg)
+{
     struct cmn_buf blob, plain;
     cmn_buf_init(&blob, false);
     cmn_buf_init(&plain, true);
     uint8_t id[CA_SEAL_ID_SIZE];
     const struct ca_master_key *mk = NULL;
-    int rv = ca_b64_decode(stored + plen, strlen(stored + plen), &blob, errmsg);
-    if (rv == 0 && (rv = ca_seal_key_id(blob.data, blob.len, id)) != 0)
-        cmn_fail(errmsg, rv, "not a sealed key");
+    int rv = totp_blob(stored, &blob, id, errmsg);
+    if (rv == CMN_ENOTFOUND) { /* registered before keys were sealed */
+        cmn_buf_fini(&blob);
+        if (strlen(stored) >= cap)
+            return cmn_fail(errmsg, CMN_ETOOBIG, "the two-factor key is too long");
+        memcpy(out, stored, strlen(stored) + 1);
+        return 0;
+    }
     if (rv == 0 && (mk = key_by_id(n, id)) == NULL) {
         char have[CA_SEAL_ID_HEX], want[CA_SEAL_ID_HEX];
         ca_master_key_id_hex(n->mkeys[0].id, have);
@@ -229,14 +242,11 @@ int node_totp_open(struct node *n, const char *stored, char *out, size_t cap, ch
 /* Whether stored is sealed under the current master key. */
 static bool totp_current(struct node *n, const char *stored)
 {
-    size_t plen = strlen(TOTP_PREFIX);
     uint8_t id[CA_SEAL_ID_SIZE];
     struct cmn_buf blob;
     cmn_buf_init(&blob, false);
-    bool cur = strncmp(stored, TOTP_PREFIX, plen) == 0 &&
-               ca_b64_decode(stored + plen, strlen(stored + plen), &blob, NULL) == 0 &&
-               ca_seal_key_id(blob.data, blob.len, id) == 0 &&
-               memcmp(id, n->mkeys[0].id, CA_SEAL_ID_SIZE) == 0;
+    bool cur =
+        totp_blob(stored, &blob, id, NULL) == 0 && memcmp(id, n->mkeys[0].id, CA_SEAL_ID_SIZE) == 0;
     cmn_buf_fini(&blob);
     return cur;
 }
