@@ -289,11 +289,8 @@ static int twofa_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     case 3:
         return kv__get_bool(v, "lim", &c->u.twofa.has_limits, errmsg);
     case 4:
-        if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != KV_2FA_COOKIE_HASH)
-            return cmn_fail(errmsg, CMN_EMALFORMED, "field 'ck': expected %d bytes",
-                            KV_2FA_COOKIE_HASH);
-        memcpy(c->u.twofa.cookie_hash, v->via.bin.ptr, KV_2FA_COOKIE_HASH);
-        return 0;
+        return kv__get_binbuf(v, "ck", c->u.twofa.cookie_hash, sizeof c->u.twofa.cookie_hash,
+                              errmsg);
     }
     return CMN_EMALFORMED;
 }

@@ -580,11 +580,7 @@ static int twofa_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     case T_LIM:
         return kv__get_bool(v, "lim", &t->has_limits, errmsg);
     case T_CK:
-        if (v->type != MSGPACK_OBJECT_BIN || v->via.bin.size != sizeof t->cookie_hash)
-            return cmn_fail(errmsg, CMN_EMALFORMED, "field 'ck': expected %zu bytes",
-                            sizeof t->cookie_hash);
-        memcpy(t->cookie_hash, v->via.bin.ptr, sizeof t->cookie_hash);
-        return 0;
+        return kv__get_binbuf(v, "ck", t->cookie_hash, sizeof t->cookie_hash, errmsg);
     case T_STEP:
         return kv__get_u64(v, "step", &t->last_step, errmsg);
     case T_FAIL:

@@ -84,6 +84,15 @@ int kv__get_strbuf(const msgpack_object *o, const char *field, char *out, size_t
     return 0;
 }
 
+int kv__get_binbuf(const msgpack_object *o, const char *field, uint8_t *out, size_t size,
+                   char *errmsg)
+{
+    if (o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != size)
+        return cmn_fail(errmsg, CMN_EMALFORMED, "field '%s': expected %zu bytes", field, size);
+    memcpy(out, o->via.bin.ptr, size);
+    return 0;
+}
+
 int kv__get_bin(const msgpack_object *o, const char *field, size_t max, uint8_t **out, size_t *len,
                 char *errmsg)
 {

@@ -30,6 +30,9 @@ int kv__get_str(const msgpack_object *o, const char *field, size_t max, char **o
                 char *errmsg) CMN_MUST_CHECK;
 int kv__get_strbuf(const msgpack_object *o, const char *field, char *out, size_t cap,
                    char *errmsg) CMN_MUST_CHECK;
+/* Exactly size bytes into out (a digest); CMN_EMALFORMED for any other length or type. */
+int kv__get_binbuf(const msgpack_object *o, const char *field, uint8_t *out, size_t size,
+                   char *errmsg) CMN_MUST_CHECK;
 int kv__get_bin(const msgpack_object *o, const char *field, size_t max, uint8_t **out, size_t *len,
                 char *errmsg) CMN_MUST_CHECK;
 int kv__get_i64(const msgpack_object *o, const char *field, int64_t *out,
