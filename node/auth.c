@@ -329,6 +329,22 @@ static const char *suffix(enum route_need need)
                                       : "";
 }
 
+int node_auth_cookie_hash(const char *cookie, uint8_t out[KV_2FA_COOKIE_HASH])
+{
+    unsigned len = 0;
+    return EVP_Digest(cookie, strlen(cookie), out, &len, EVP_sha256(), NULL) == 1 ? 0 : CMN_ECRYPTO;
+}
+
+/* RavenDB's 428, and why when the session exists but this request is not in it ("" else). */
+static void refuse_two_factor(struct http_request *req, const struct node_auth *a, const char *why)
+{
+    http_respond_error(
+        req, 428, "InvalidAuth",
+        "The supplied client certificate '%s' requires two factor authorization "
+        "to be valid. Please POST the relevant TOTP value to /authentication/2fa%s%s",
+        a->label, why[0] ? ". " : "", why);
+}
+
 /* The request's part of a two-factor session: not expired, and the cookie when it has limits
  * (compared by digest, in constant time). */
 static bool twofa_request_ok(struct http_request *req, const struct node_auth *a)
@@ -338,23 +354,18 @@ static bool twofa_request_ok(struct http_request *req, const struct node_auth *a
     if (cmn_now_ms(&cmn_clock_system) >= a->twofa_expires_ms) {
         why = "Its two-factor session has expired.";
     } else if (a->twofa_limits) {
-        uint8_t h[32];
-        unsigned len = 0;
+        uint8_t h[KV_2FA_COOKIE_HASH];
         int rc = http_cookie(req, AUTH_2FA_COOKIE, cookie, sizeof cookie);
         if (rc != 1)
             why = "Missing the '" AUTH_2FA_COOKIE "' in the request";
-        else if (EVP_Digest(cookie, strlen(cookie), h, &len, EVP_sha256(), NULL) != 1 ||
+        else if (node_auth_cookie_hash(cookie, h) != 0 ||
                  CRYPTO_memcmp(h, a->twofa_cookie, sizeof h) != 0)
             why = "Expected cookie value does not match provided value";
         OPENSSL_cleanse(cookie, sizeof cookie);
     }
     if (why == NULL)
         return true;
-    http_respond_error(req, 428, "InvalidAuth",
-                       "The supplied client certificate '%s' requires two factor authorization "
-                       "to be valid. Please POST the relevant TOTP value to /authentication/2fa. "
-                       "%s",
-                       a->label, why);
+    refuse_two_factor(req, a, why);
     return false;
 }
 
@@ -419,11 +430,7 @@ bool node_auth_check(struct node *n, struct http_request *req, struct node_auth 
                            a->label);
         return false;
     case AUTH_TWO_FACTOR:
-        http_respond_error(req, 428, "InvalidAuth",
-                           "The supplied client certificate '%s' requires two factor "
-                           "authorization to be valid. Please POST the relevant TOTP value to "
-                           "/authentication/2fa",
-                           a->label);
+        refuse_two_factor(req, a, "");
         return false;
     default:
         http_respond_error(req, 403, "InvalidAuth",

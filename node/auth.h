@@ -69,6 +69,9 @@ void node_auth_free(struct node_auth *a);
 bool node_auth_check(struct node *n, struct http_request *req, struct node_auth *a,
                      enum route_need need);
 
+/* The digest of a session cookie, as the session stores it (SHA-256): 0, or CMN_ECRYPTO. */
+int node_auth_cookie_hash(const char *cookie, uint8_t out[KV_2FA_COOKIE_HASH]) CMN_MUST_CHECK;
+
 /* The caller's effective clearance for the state machine's own checks. */
 enum kv_clearance node_auth_clearance(const struct node_auth *a);
 

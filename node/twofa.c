@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include "ca/totp.h"
 #include "common/env.h"
@@ -276,11 +275,9 @@ static void h_login(struct api *api, struct http_request *req, struct node_auth 
     cmd.u.twofa.has_limits = l->has_limits;
     if (l->has_limits) {
         uint8_t raw[COOKIE_BYTES];
-        unsigned len = 0;
         if (cmn_random(&cmn_rng_system, raw, sizeof raw) != 0 ||
             (cmn_hex_lower(raw, sizeof raw, l->cookie),
-             EVP_Digest(l->cookie, strlen(l->cookie), cmd.u.twofa.cookie_hash, &len, EVP_sha256(),
-                        NULL) != 1)) {
+             node_auth_cookie_hash(l->cookie, cmd.u.twofa.cookie_hash) != 0)) {
             kv_cmd_fini(&cmd);
             login_free(l);
             http_respond_error_h(req, 500, NULL, TYPE, "no randomness for the session cookie");
