@@ -77,7 +77,7 @@ int ca_totp_secret_check(const char *s, char *errmsg)
     return rv;
 }
 
-static bool six_digits(const char *code)
+bool ca_totp_code_form(const char *code)
 {
     if (strlen(code) != CA_TOTP_DIGITS)
         return false;
@@ -89,7 +89,7 @@ static bool six_digits(const char *code)
 
 int ca_totp_verify(const char *secret, int64_t now, const char *code, uint64_t *step, char *errmsg)
 {
-    if (!six_digits(code))
+    if (!ca_totp_code_form(code))
         return cmn_fail(errmsg, CMN_EINVALID, "the code must be %d digits", CA_TOTP_DIGITS);
     char *key;
     size_t len;

@@ -5,6 +5,7 @@
 #ifndef CORVID_CA_TOTP_H
 #define CORVID_CA_TOTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,8 @@ int ca_totp_secret_new(const struct cmn_rng *rng, char out[CA_TOTP_SECRET_B32 + 
 /* Whether s is a secret: base32 of CA_TOTP_MIN_BYTES or more, at most CA_TOTP_MAX_B32
  * characters. CMN_EINVALID with the reason (never the secret). */
 int ca_totp_secret_check(const char *s, char *errmsg) CMN_MUST_CHECK;
+/* Whether code has the form of a code: exactly CA_TOTP_DIGITS ASCII digits. */
+bool ca_totp_code_form(const char *code);
 /* Checks code (CA_TOTP_DIGITS digits) against secret at time now (seconds): 0 and *step, the
  * time step (now / 30, shifted by at most CA_TOTP_WINDOW) whose code it is; CMN_EDENIED for a
  * wrong code, CMN_EINVALID for a code that is not 6 digits or a secret that is not base32. */

@@ -172,7 +172,7 @@ static bool token_of(json_t *body, char out[CA_TOTP_DIGITS + 1])
 {
     json_t *v = json_object_get(body, "Token");
     const char *s = json_string_value(v);
-    if (s && strlen(s) == CA_TOTP_DIGITS && strspn(s, "0123456789") == CA_TOTP_DIGITS) {
+    if (s && ca_totp_code_form(s)) {
         memcpy(out, s, CA_TOTP_DIGITS + 1);
         return true;
     }
