@@ -842,24 +842,33 @@ static int apply_set_ca(struct apply *a)
     return 0;
 }
 
-struct node_scan {
-    const struct kv_node *n;
-    bool clash;
+/* A scan of the node records for the certificate tp: whether a node other than tag names it,
+ * and how many records there are and name target (tag's counting as switched to it). */
+struct node_uses {
+    const char *tag;  /* the node concerned */
+    const char *tp;   /* lower case: the certificate looked for */
+    bool other;       /* another node's record names tp */
+    size_t n, on_new; /* node records, and how many (after the switch) name `target` */
+    const char *target;
 };
 
-static int node_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
+static int uses_item(void *ctx, const char *k, size_t klen, const char *v, size_t vlen,
                      char *errmsg)
 {
-    struct node_scan *s = ctx;
-    msgpack_unpacked u;
-    TRY(kv_mp_unpack(v, vlen, &u, errmsg));
+    struct node_uses *u = ctx;
+    msgpack_unpacked m;
+    TRY(kv_mp_unpack(v, vlen, &m, errmsg));
     struct kv_node other;
-    int rv = kv_node_unpack(&u.data, &other, errmsg);
-    msgpack_unpacked_destroy(&u);
+    int rv = kv_node_unpack(&m.data, &other, errmsg);
+    msgpack_unpacked_destroy(&m);
     if (rv != 0)
         return rv;
-    if (strcmp(other.tag, s->n->tag) != 0 && strcasecmp(other.thumbprint, s->n->thumbprint) == 0)
-        s->clash = true;
+    bool self = strcmp(other.tag, u->tag) == 0;
+    if (!self && strcasecmp(other.thumbprint, u->tp) == 0)
+        u->other = true;
+    u->n++;
+    if (self || (u->target && strcasecmp(other.thumbprint, u->target) == 0))
+        u->on_new++;
     kv_node_fini(&other);
     return 0;
 }
@@ -874,9 +883,9 @@ static int apply_put_node(struct apply *a)
         return reject(a, KV_REJ_INVALID, "node %s needs a server URL", n->tag);
     if (!cmn_is_hex(n->thumbprint, KV_THUMB_LEN))
         return reject(a, KV_REJ_INVALID, "node %s needs its certificate thumbprint", n->tag);
-    struct node_scan s = {.n = n};
-    TRY(kv__scan(a->kv, NULL, CF_NODES, "", 0, node_item, &s, a->errmsg));
-    if (s.clash)
+    struct node_uses u = {.tag = n->tag, .tp = n->thumbprint};
+    TRY(kv__scan(a->kv, NULL, CF_NODES, "", 0, uses_item, &u, a->errmsg));
+    if (u.other)
         return reject(a, KV_REJ_CONFLICT, "another node already uses certificate %s",
                       n->thumbprint);
     TRY(put_packed(a, CF_NODES, n->tag, strlen(n->tag), pack_node, n));
@@ -904,7 +913,50 @@ static int apply_remove_node(struct apply *a)
     return 0;
 }
 
-/* ---- server-certificate replacement ---- */
+/* ---- server-certificate replacement and node rotation ---- */
+
+#define CRL_SUPERSEDED 4 /* RFC 5280 CRLReason superseded */
+
+static int get_replacement(struct apply *a, struct kv_replacement *doc)
+{
+    return kv__get_record(a->kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
+                          kv__unpack_replacement, doc, a->errmsg);
+}
+
+static int put_replacement(struct apply *a, const struct kv_replacement *doc)
+{
+    a->fx |= KV_FX_REPLACE;
+    return put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), pack_replacement,
+                      doc);
+}
+
+static void del_replacement(struct apply *a)
+{
+    a->fx |= KV_FX_REPLACE;
+    rocksdb_writebatch_delete_cf(a->b, a->kv->cf[CF_META], META_REPLACEMENT,
+                                 strlen(META_REPLACEMENT));
+}
+
+/* Rejects unless tp is registered as ClusterNode: a node may only switch to a certificate its
+ * peers already trust. */
+static int need_node_cert(struct apply *a, const char *tp)
+{
+    char low[KV_THUMB_LEN + 1];
+    if (kv_thumb_norm(tp, low) != 0)
+        return reject(a, KV_REJ_INVALID, "'%s' is not a thumbprint", tp);
+    struct kv_cert reg;
+    int rv = load_cert(a, low, &reg);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_CONFLICT, "certificate %s is not registered", low);
+    if (rv != 0)
+        return rv;
+    enum kv_clearance cl = reg.clearance;
+    kv_cert_fini(&reg);
+    if (cl != KV_CL_CLUSTER_NODE)
+        return reject(a, KV_REJ_CONFLICT, "certificate %s is registered as %s, not ClusterNode",
+                      low, kv_clearance_name(cl));
+    return 0;
+}
 
 static int apply_replace_install(struct apply *a)
 {
@@ -913,12 +965,28 @@ static int apply_replace_install(struct apply *a)
     if (r->pfx.len == 0 || !cmn_is_hex(r->thumbprint, KV_THUMB_LEN))
         return reject(a, KV_REJ_INVALID,
                       "a replacement needs the new certificate and its thumbprint");
-    struct kv_replacement doc = *r;
-    doc.n_confirmed = doc.n_replaced = 0;
+    TRY(need_node_cert(a, r->thumbprint));
+    struct kv_replacement doc;
+    int rv = get_replacement(a, &doc);
+    if (rv == 0) {
+        rv = reject(a, KV_REJ_CONFLICT,
+                    "a replacement with certificate %s is in progress: wait for it to finish, or "
+                    "reset it (POST /admin/certificates/replacement/reset)",
+                    doc.thumbprint);
+        kv_replacement_fini(&doc);
+        return rv;
+    }
+    if (rv != CMN_ENOTFOUND)
+        return rv;
+    doc = *r;
+    doc.started_ms = a->cmd->time_ms;
+    doc.n_confirmed = doc.n_replaced = doc.n_notes = 0;
     doc.confirmed = doc.replaced = NULL;
-    TRY(put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT), pack_replacement, &doc));
+    doc.notes = NULL;
+    cmn_ascii_lower(doc.thumbprint);
+    TRY(put_replacement(a, &doc));
     summarize(a, "server certificate replacement %s -> %s started%s", r->old_thumbprint,
-              r->thumbprint, r->replace_immediately ? " (replace immediately)" : "");
+              doc.thumbprint, r->replace_immediately ? " (replace immediately)" : "");
     return 0;
 }
 
@@ -936,15 +1004,110 @@ static int add_tag(char (**list)[KV_TAG_MAX + 1], size_t *n, const char *tag)
     return 0;
 }
 
-static int apply_replace_confirm(struct apply *a, bool replaced)
+/* Sets (note non-NULL) or clears tag's note in the replacement document. */
+static int set_note(struct kv_replacement *doc, const char *tag, const char *note)
+{
+    size_t tl = strlen(tag), k = doc->n_notes;
+    for (size_t i = 0; i < doc->n_notes; i++)
+        if (strncmp(doc->notes[i], tag, tl) == 0 && doc->notes[i][tl] == ':')
+            k = i;
+    if (note == NULL) {
+        if (k < doc->n_notes)
+            memmove(doc->notes[k], doc->notes[k + 1], (doc->n_notes - k - 1) * sizeof *doc->notes);
+        doc->n_notes -= k < doc->n_notes;
+        return 0;
+    }
+    if (k == doc->n_notes) {
+        char(*p)[KV_REPL_NOTE_MAX] = realloc(doc->notes, (doc->n_notes + 1) * sizeof *p);
+        if (p == NULL)
+            return CMN_ENOMEM;
+        doc->notes = p;
+        doc->n_notes++;
+    }
+    snprintf(doc->notes[k], sizeof doc->notes[k], "%s: %s", tag, note);
+    return 0;
+}
+
+/* Node `tag` now serves with certificate `tp` (registered as ClusterNode): its record names
+ * it, and the certificate it used before is revoked as superseded unless another node still
+ * uses it. A replacement in progress for tp counts the node, and ends once every node
+ * switched. */
+static int apply_replaced(struct apply *a)
+{
+    const struct kv_cmd *c = a->cmd;
+    TRY(need_admin(a));
+    if (!valid_tag(c->u.confirm.tag))
+        return reject(a, KV_REJ_INVALID, "'%s' is not a node tag", c->u.confirm.tag);
+    TRY(need_node_cert(a, c->u.confirm.thumbprint));
+    char tp[KV_THUMB_LEN + 1];
+    CMN_IGNORE(kv_thumb_norm(c->u.confirm.thumbprint, tp));
+    const char *tag = c->u.confirm.tag;
+    struct kv_node rec;
+    int rv = kv__get_record(a->kv, CF_NODES, tag, strlen(tag), kv__unpack_node, &rec, a->errmsg);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "node %s is not in the cluster", tag);
+    if (rv != 0)
+        return rv;
+    char old[KV_THUMB_LEN + 1];
+    snprintf(old, sizeof old, "%s", rec.thumbprint);
+    cmn_ascii_lower(old);
+    struct kv_replacement doc;
+    rv = get_replacement(a, &doc);
+    bool loaded = rv == 0, have_doc = loaded && strcmp(doc.thumbprint, tp) == 0;
+    if (rv == CMN_ENOTFOUND)
+        rv = 0;
+    struct node_uses u = {.tag = tag, .tp = old, .target = have_doc ? tp : NULL};
+    if (rv == 0)
+        rv = kv__scan(a->kv, NULL, CF_NODES, "", 0, uses_item, &u, a->errmsg);
+    if (rv == 0 && strcmp(old, tp) != 0) {
+        memcpy(rec.thumbprint, tp, sizeof rec.thumbprint);
+        rv = put_packed(a, CF_NODES, tag, strlen(tag), pack_node, &rec);
+        a->fx |= KV_FX_NODES;
+        struct kv_cert prev;
+        int got = u.other ? CMN_ENOTFOUND : load_cert(a, old, &prev);
+        if (rv == 0 && got == 0) {
+            if (prev.clearance == KV_CL_CLUSTER_NODE && prev.primary[0] == '\0' &&
+                prev.n_secondaries == 0) {
+                rv = cert_remove(a, &prev);
+                if (rv == 0)
+                    rv = cert_revoke(a, &prev, CRL_SUPERSEDED);
+            }
+            kv_cert_fini(&prev);
+        } else if (got != 0 && got != CMN_ENOTFOUND) {
+            rv = got;
+        }
+    }
+    bool done = false;
+    if (rv == 0 && have_doc) {
+        rv = add_tag(&doc.replaced, &doc.n_replaced, tag);
+        if (rv == 0)
+            rv = add_tag(&doc.confirmed, &doc.n_confirmed, tag);
+        if (rv == 0)
+            rv = set_note(&doc, tag, NULL);
+        done = u.on_new >= u.n;
+        if (rv == 0 && done)
+            del_replacement(a);
+        else if (rv == 0)
+            rv = put_replacement(a, &doc);
+    }
+    if (rv == 0)
+        summarize(a, "node %s switched from certificate %s to %s%s%s", tag, old, tp,
+                  u.other || strcmp(old, tp) == 0 ? "" : " (the old one revoked as superseded)",
+                  done ? "; the server certificate was replaced in the entire cluster" : "");
+    if (loaded)
+        kv_replacement_fini(&doc);
+    kv_node_fini(&rec);
+    return rv;
+}
+
+static int apply_received(struct apply *a)
 {
     const struct kv_cmd *c = a->cmd;
     TRY(need_admin(a));
     if (!valid_tag(c->u.confirm.tag))
         return reject(a, KV_REJ_INVALID, "'%s' is not a node tag", c->u.confirm.tag);
     struct kv_replacement doc;
-    int rv = kv__get_record(a->kv, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
-                            kv__unpack_replacement, &doc, a->errmsg);
+    int rv = get_replacement(a, &doc);
     if (rv == CMN_ENOTFOUND)
         return reject(a, KV_REJ_NOTFOUND, "no server certificate replacement is in progress");
     if (rv != 0)
@@ -953,16 +1116,32 @@ static int apply_replace_confirm(struct apply *a, bool replaced)
         rv = reject(a, KV_REJ_CONFLICT, "the replacement in progress is for %s, not %s",
                     doc.thumbprint, c->u.confirm.thumbprint);
     } else {
-        rv = replaced ? add_tag(&doc.replaced, &doc.n_replaced, c->u.confirm.tag)
-                      : add_tag(&doc.confirmed, &doc.n_confirmed, c->u.confirm.tag);
+        rv = add_tag(&doc.confirmed, &doc.n_confirmed, c->u.confirm.tag);
         if (rv == 0)
-            rv = put_packed(a, CF_META, META_REPLACEMENT, strlen(META_REPLACEMENT),
-                            pack_replacement, &doc);
-        summarize(a, "node %s %s server certificate %s", c->u.confirm.tag,
-                  replaced ? "switched to" : "received", doc.thumbprint);
+            rv = set_note(&doc, c->u.confirm.tag, c->u.confirm.note);
+        if (rv == 0)
+            rv = put_replacement(a, &doc);
+        summarize(a, "node %s received server certificate %s%s%s", c->u.confirm.tag, doc.thumbprint,
+                  c->u.confirm.note ? ": " : "", c->u.confirm.note ? c->u.confirm.note : "");
     }
     kv_replacement_fini(&doc);
     return rv;
+}
+
+static int apply_replace_reset(struct apply *a)
+{
+    TRY(need_admin(a));
+    struct kv_replacement doc;
+    int rv = get_replacement(a, &doc);
+    if (rv == CMN_ENOTFOUND)
+        return reject(a, KV_REJ_NOTFOUND, "no server certificate replacement is in progress");
+    if (rv != 0)
+        return rv;
+    del_replacement(a);
+    summarize(a, "server certificate replacement with %s reset (%zu node(s) had switched)",
+              doc.thumbprint, doc.n_replaced);
+    kv_replacement_fini(&doc);
+    return 0;
 }
 
 /* ---- two-factor authentication ---- */
@@ -1095,9 +1274,11 @@ static int execute(struct apply *a, struct doomed *d)
     case KV_CMD_REPLACE_INSTALL:
         return apply_replace_install(a);
     case KV_CMD_REPLACE_RECEIVED:
-        return apply_replace_confirm(a, false);
+        return apply_received(a);
     case KV_CMD_REPLACE_REPLACED:
-        return apply_replace_confirm(a, true);
+        return apply_replaced(a);
+    case KV_CMD_REPLACE_RESET:
+        return apply_replace_reset(a);
     case KV_CMD_AUDIT:
         TRY(need_admin(a));
         summarize(a, "%s", a->cmd->u.audit.event);

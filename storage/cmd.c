@@ -26,6 +26,7 @@ static const char *const type_names[KV_CMD_TYPE_MAX + 1] = {
     "TwoFactorWrongCode",
     "TwoFactorLogout",
     "ResealTwoFactorKey",
+    "ResetServerCertificateReplacement",
 };
 
 const char *kv_cmd_type_name(int type)
@@ -71,6 +72,10 @@ void kv_cmd_fini(struct kv_cmd *c)
     case KV_CMD_REPLACE_INSTALL:
         kv_replacement_fini(&c->u.replace);
         break;
+    case KV_CMD_REPLACE_RECEIVED:
+    case KV_CMD_REPLACE_REPLACED:
+        free(c->u.confirm.note);
+        break;
     case KV_CMD_AUDIT:
         free(c->u.audit.event);
         break;
@@ -113,6 +118,7 @@ static int pack_body(msgpack_packer *pk, const struct kv_cmd *c)
         return kv__pk_i64(pk, "why", c->u.del.reason);
     case KV_CMD_PURGE_EXPIRED:
     case KV_CMD_REFRESH_CRL:
+    case KV_CMD_REPLACE_RESET:
         PKM(msgpack_pack_map(pk, 0));
         return 0;
     case KV_CMD_SET_ISSUING_CA:
@@ -126,9 +132,10 @@ static int pack_body(msgpack_packer *pk, const struct kv_cmd *c)
         return kv_replacement_pack(pk, &c->u.replace);
     case KV_CMD_REPLACE_RECEIVED:
     case KV_CMD_REPLACE_REPLACED:
-        PKM(msgpack_pack_map(pk, 2));
+        PKM(msgpack_pack_map(pk, c->u.confirm.note ? 3 : 2));
         TRY(kv__pk_str(pk, "tp", c->u.confirm.thumbprint));
-        return kv__pk_str(pk, "tag", c->u.confirm.tag);
+        TRY(kv__pk_str(pk, "tag", c->u.confirm.tag));
+        return c->u.confirm.note ? kv__pk_str(pk, "note", c->u.confirm.note) : 0;
     case KV_CMD_AUDIT:
         PKM(msgpack_pack_map(pk, 1));
         return kv__pk_str(pk, "ev", c->u.audit.event ? c->u.audit.event : "");
@@ -267,6 +274,9 @@ static int confirm_field(void *ctx, int f, const msgpack_object *v, char *errmsg
     if (f == 0)
         return kv__get_strbuf(v, "tp", c->u.confirm.thumbprint, sizeof c->u.confirm.thumbprint,
                               errmsg);
+    if (f == 2)
+        return kv__get_str(v, "note", KV_REPL_NOTE_MAX - KV_TAG_MAX - 3, &c->u.confirm.note,
+                           errmsg);
     return kv__get_strbuf(v, "tag", c->u.confirm.tag, sizeof c->u.confirm.tag, errmsg);
 }
 
@@ -316,7 +326,7 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
     static const char *const edit_f[] = {"tp", "name", "cl", "perms", "del2fa", "2fa"};
     static const char *const del_f[] = {"tps", "why"};
     static const char *const tag_f[] = {"tag"};
-    static const char *const confirm_f[] = {"tp", "tag"};
+    static const char *const confirm_f[] = {"tp", "tag", "note"};
     static const char *const audit_f[] = {"ev"};
     static const char *const twofa_f[] = {"tp", "step", "exp", "lim", "ck"};
     static const char *const reseal_f[] = {"tp", "old", "new"};
@@ -334,6 +344,8 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
         return kv__walk_map(b, "purge", NULL, 0, 0, none_field, c, errmsg);
     case KV_CMD_REFRESH_CRL:
         return kv__walk_map(b, "refresh CRL", NULL, 0, 0, none_field, c, errmsg);
+    case KV_CMD_REPLACE_RESET:
+        return kv__walk_map(b, "reset replacement", NULL, 0, 0, none_field, c, errmsg);
     case KV_CMD_SET_ISSUING_CA:
         return kv_issuing_ca_unpack(b, &c->u.set_ca, errmsg);
     case KV_CMD_PUT_NODE:
@@ -344,7 +356,7 @@ static int unpack_body(struct kv_cmd *c, const msgpack_object *b, char *errmsg)
         return kv_replacement_unpack(b, &c->u.replace, errmsg);
     case KV_CMD_REPLACE_RECEIVED:
     case KV_CMD_REPLACE_REPLACED:
-        return kv__walk_map(b, "confirm", confirm_f, 2, 3, confirm_field, c, errmsg);
+        return kv__walk_map(b, "confirm", confirm_f, 3, 3, confirm_field, c, errmsg);
     case KV_CMD_AUDIT:
         return kv__walk_map(b, "audit", audit_f, 1, 1, audit_field, c, errmsg);
     case KV_CMD_TWOFA_LOGIN:

@@ -32,12 +32,13 @@ enum kv_cmd_type {
     KV_CMD_REFRESH_CRL = 12, /* the leader re-issues the CRL (a new number and thisUpdate) */
     /* Two-factor authentication (POST and DELETE /authentication/2fa): the proposer checked
      * the code against the certificate's key; apply decides replay and the rate limit. */
-    KV_CMD_TWOFA_LOGIN = 13,  /* a right code: a session, unless replayed or rate-limited */
-    KV_CMD_TWOFA_FAIL = 14,   /* a wrong code, counted against the limit */
-    KV_CMD_TWOFA_LOGOUT = 15, /* ends the session everywhere */
-    KV_CMD_RESEAL_TOTP = 16,  /* a TOTP key sealed again under the current master key */
+    KV_CMD_TWOFA_LOGIN = 13,   /* a right code: a session, unless replayed or rate-limited */
+    KV_CMD_TWOFA_FAIL = 14,    /* a wrong code, counted against the limit */
+    KV_CMD_TWOFA_LOGOUT = 15,  /* ends the session everywhere */
+    KV_CMD_RESEAL_TOTP = 16,   /* a TOTP key sealed again under the current master key */
+    KV_CMD_REPLACE_RESET = 17, /* forget the replacement in progress */
 };
-#define KV_CMD_TYPE_MAX 16
+#define KV_CMD_TYPE_MAX 17
 
 const char *kv_cmd_type_name(int type);
 
@@ -78,10 +79,15 @@ struct kv_cmd {
         struct kv_issuing_ca set_ca;
         struct kv_node node;           /* PUT_NODE; REMOVE_NODE uses node.tag only */
         struct kv_replacement replace; /* INSTALL: pfx, thumbprints, flag */
+        /* RECEIVED / REPLACED by node `tag` for certificate `thumbprint`. REPLACED also ends a
+         * node's own rotation (no replacement in progress): its node record takes the
+         * thumbprint and its old certificate is retired. RECEIVED with a note: why the node
+         * cannot switch yet, for replacement/status. */
         struct {
             char thumbprint[KV_THUMB_LEN + 1];
             char tag[KV_TAG_MAX + 1];
-        } confirm; /* RECEIVED / REPLACED by node `tag` for new certificate `thumbprint` */
+            char *note; /* NULL when none */
+        } confirm;
         struct {
             char *event;
         } audit;

@@ -253,7 +253,7 @@ int kv__unpack_cert(const msgpack_object *o, void *out, char *errmsg)
 {
     return kv_cert_unpack(o, out, errmsg);
 }
-static int unpack_node(const msgpack_object *o, void *out, char *errmsg)
+int kv__unpack_node(const msgpack_object *o, void *out, char *errmsg)
 {
     return kv_node_unpack(o, out, errmsg);
 }
@@ -589,7 +589,8 @@ int kv_revoked_get(struct kv *kv, const char *serial, struct kv_revoked *out, ch
 int kv_node_list(struct kv *kv, struct kv_node **out, size_t *n, char *errmsg)
 {
     void *items;
-    int rv = all_records(kv, CF_NODES, unpack_node, sizeof **out, &items, n, node_fini_v, errmsg);
+    int rv =
+        all_records(kv, CF_NODES, kv__unpack_node, sizeof **out, &items, n, node_fini_v, errmsg);
     *out = items;
     return rv;
 }

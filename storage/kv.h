@@ -34,6 +34,7 @@ enum kv_effect {
     KV_FX_CA = 1u << 3,      /* the issuing CA (or the seal of its key) changed */
     KV_FX_NODES = 1u << 4,   /* node records changed */
     KV_FX_2FA = 1u << 5,     /* a two-factor session began or ended */
+    KV_FX_REPLACE = 1u << 6, /* the server-certificate replacement began, moved or ended */
 };
 #define KV_FX_TRUST (KV_FX_CERTS | KV_FX_REMOVED | KV_FX_CRL | KV_FX_CA | KV_FX_2FA)
 

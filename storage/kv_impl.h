@@ -66,6 +66,7 @@ int kv__scan(struct kv *kv, const rocksdb_snapshot_t *snap, int cf, const char *
              kv__scan_fn fn, void *ctx, char *errmsg);
 int kv__unpack_cert(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_ca(const msgpack_object *o, void *out, char *errmsg);
+int kv__unpack_node(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_replacement(const msgpack_object *o, void *out, char *errmsg);
 int kv__unpack_twofa(const msgpack_object *o, void *out, char *errmsg);
 

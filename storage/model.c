@@ -97,6 +97,7 @@ void kv_replacement_fini(struct kv_replacement *r)
     cmn_buf_fini(&r->pfx);
     free(r->confirmed);
     free(r->replaced);
+    free(r->notes);
     memset(r, 0, sizeof *r);
 }
 
@@ -482,8 +483,9 @@ int kv_revoked_unpack(const msgpack_object *o, struct kv_revoked *out, char *err
 
 /* ---- certificate replacement ---- */
 
-enum { P_PFX, P_TP, P_OLD, P_NOW, P_CONF, P_REPL, P_N };
-static const char *const repl_fields[P_N] = {"pfx", "tp", "old", "now", "conf", "repl"};
+enum { P_PFX, P_TP, P_OLD, P_NOW, P_CONF, P_REPL, P_AT, P_NOTES, P_N };
+static const char *const repl_fields[P_N] = {"pfx",  "tp",   "old", "now",
+                                             "conf", "repl", "at",  "notes"};
 
 int kv_replacement_pack(msgpack_packer *pk, const struct kv_replacement *r)
 {
@@ -496,6 +498,8 @@ int kv_replacement_pack(msgpack_packer *pk, const struct kv_replacement *r)
                         sizeof *r->confirmed));
     TRY(kv__pk_strarray(pk, "repl", r->replaced ? r->replaced[0] : "", r->n_replaced,
                         sizeof *r->replaced));
+    TRY(kv__pk_i64(pk, "at", r->started_ms));
+    TRY(kv__pk_strarray(pk, "notes", r->notes ? r->notes[0] : "", r->n_notes, sizeof *r->notes));
     return 0;
 }
 
@@ -520,6 +524,10 @@ static int repl_field(void *ctx, int f, const msgpack_object *v, char *errmsg)
     case P_REPL:
         return kv__get_strarray(v, "repl", 64, sizeof *r->replaced, &r->replaced, &r->n_replaced,
                                 errmsg);
+    case P_AT:
+        return kv__get_i64(v, "at", &r->started_ms, errmsg);
+    case P_NOTES:
+        return kv__get_strarray(v, "notes", 64, sizeof *r->notes, &r->notes, &r->n_notes, errmsg);
     }
     return CMN_EMALFORMED;
 }

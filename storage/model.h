@@ -101,16 +101,25 @@ struct kv_revoked {
     int reason; /* RFC 5280 CRLReason */
 };
 
-/* An in-progress server-certificate replacement (RavenDB's server/cert document). */
+/* An in-progress server-certificate replacement (RavenDB's server/cert document). Every node
+ * switches to the new certificate as soon as it holds it (old and new are both registered as
+ * ClusterNode meanwhile) and confirms; each confirmation retires that node's old certificate
+ * unless another node still uses it, and the last one ends the replacement. */
+#define KV_REPL_NOTE_MAX 320 /* "TAG: why it has not switched", NUL included */
 struct kv_replacement {
-    struct cmn_buf pfx; /* secret: the new server certificate with its key, no password */
+    /* secret: the new certificate with its key, sealed under the master key by the proposer
+     * (storage never opens it) */
+    struct cmn_buf pfx;
     char thumbprint[KV_THUMB_LEN + 1];
-    char old_thumbprint[KV_THUMB_LEN + 1];
+    char old_thumbprint[KV_THUMB_LEN + 1]; /* the proposer's certificate when it began */
     bool replace_immediately;
+    int64_t started_ms;
     char (*confirmed)[KV_TAG_MAX + 1]; /* tags that confirmed receipt */
     size_t n_confirmed;
     char (*replaced)[KV_TAG_MAX + 1]; /* tags that confirmed the swap */
     size_t n_replaced;
+    char (*notes)[KV_REPL_NOTE_MAX]; /* the latest problem each node reported, one per tag */
+    size_t n_notes;
 };
 
 /* A certificate's two-factor state, replicated so that one login holds on every node and

@@ -598,24 +598,56 @@ static void cluster_records(void **state)
     assert_string_equal(nodes[1].tag, "C");
     kv_node_free_array(nodes, n);
 
+    /* a replacement needs the new certificate registered as ClusterNode first */
+    char fresh[KV_THUMB_LEN + 1];
     kv_cmd_init(&c, KV_CMD_REPLACE_INSTALL);
     fx_actor(&c, NULL, KV_CL_CLUSTER_ADMIN);
     assert_int_equal(cmn_buf_append(&c.u.replace.pfx, "pfx", 3), 0);
     snprintf(c.u.replace.thumbprint, sizeof c.u.replace.thumbprint, "%040d", 9);
     assert_int_equal(fx_apply(e->kv, 9, &c, &res), 0);
+    assert_true(res.rejected);
+    put(e->kv, 10, 77, KV_CL_CLUSTER_NODE, KV_CL_CLUSTER_ADMIN, fresh, &res);
+    assert_false(res.rejected);
+    kv_cmd_init(&c, KV_CMD_REPLACE_INSTALL);
+    fx_actor(&c, NULL, KV_CL_CLUSTER_ADMIN);
+    assert_int_equal(cmn_buf_append(&c.u.replace.pfx, "pfx", 3), 0);
+    memcpy(c.u.replace.thumbprint, fresh, sizeof c.u.replace.thumbprint);
+    assert_int_equal(fx_apply(e->kv, 11, &c, &res), 0);
+    assert_false(res.rejected);
+    assert_true(res.effects & KV_FX_REPLACE);
+    const char *left[] = {"A", "C"}; /* B was removed above */
     for (int i = 0; i < 2; i++) {
         kv_cmd_init(&c, KV_CMD_REPLACE_RECEIVED);
         fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
-        snprintf(c.u.confirm.thumbprint, sizeof c.u.confirm.thumbprint, "%040d", 9);
-        strcpy(c.u.confirm.tag, tags[i]);
-        assert_int_equal(fx_apply(e->kv, 10 + (uint64_t)i, &c, &res), 0);
+        memcpy(c.u.confirm.thumbprint, fresh, sizeof c.u.confirm.thumbprint);
+        strcpy(c.u.confirm.tag, left[i]);
+        if (i == 1)
+            c.u.confirm.note = strdup("not valid before tomorrow");
+        assert_int_equal(fx_apply(e->kv, 12 + (uint64_t)i, &c, &res), 0);
         assert_false(res.rejected);
     }
     struct kv_replacement r;
     assert_int_equal(kv_replacement_get(e->kv, &r, NULL), 0);
     assert_int_equal(r.n_confirmed, 2);
     assert_int_equal(r.n_replaced, 0);
+    assert_int_equal(r.n_notes, 1);
+    assert_string_equal(r.notes[0], "C: not valid before tomorrow");
     kv_replacement_fini(&r);
+    /* each switch counts; the last one ends the replacement */
+    for (int i = 0; i < 2; i++) {
+        kv_cmd_init(&c, KV_CMD_REPLACE_REPLACED);
+        fx_actor(&c, NULL, KV_CL_CLUSTER_NODE);
+        memcpy(c.u.confirm.thumbprint, fresh, sizeof c.u.confirm.thumbprint);
+        strcpy(c.u.confirm.tag, left[i]);
+        assert_int_equal(fx_apply(e->kv, 14 + (uint64_t)i, &c, &res), 0);
+        assert_false(res.rejected);
+        assert_true(res.effects & KV_FX_NODES);
+    }
+    assert_int_equal(kv_replacement_get(e->kv, &r, NULL), CMN_ENOTFOUND);
+    assert_int_equal(kv_node_list(e->kv, &nodes, &n, NULL), 0);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(nodes[i].thumbprint, fresh);
+    kv_node_free_array(nodes, n);
 }
 
 static void audit_changes_state_not_trust(void **state)
