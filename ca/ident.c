@@ -155,6 +155,27 @@ int ca_node_tag(const X509 *x, char out[CA_NODE_TAG_SIZE])
     return rv;
 }
 
+bool ca_names_node(const X509 *x, const char *tag)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    bool found = false;
+    char want[64];
+    if (!ca_node_tag_valid(tag) ||
+        snprintf(want, sizeof want, CA_NODE_URN_PREFIX "%s", tag) >= (int)sizeof want)
+        want[0] = '\0';
+    for (int i = 0; want[0] && gens != NULL && !found && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type != GEN_URI)
+            continue;
+        const ASN1_STRING *u = g->d.uniformResourceIdentifier;
+        found = (size_t)ASN1_STRING_length(u) == strlen(want) &&
+                memcmp(ASN1_STRING_get0_data(u), want, strlen(want)) == 0;
+    }
+    GENERAL_NAMES_free(gens);
+    ERR_clear_error();
+    return found;
+}
+
 int ca_ident_get(const X509 *x, struct ca_ident *out, char *errmsg)
 {
     memset(out, 0, sizeof *out);

@@ -57,6 +57,9 @@ unsigned ca_eku(const X509 *x);
 bool ca_is_ca(const X509 *x);
 /* The node tag of a node certificate; CMN_ENOTFOUND when it has no urn:corvid:node SAN. */
 int ca_node_tag(const X509 *x, char out[CA_NODE_TAG_SIZE]) CMN_MUST_CHECK;
+/* Whether x names node tag in any of its URI:urn:corvid:node:<TAG> names: a certificate that
+ * several nodes share (a cluster-wide replacement) names each of them. */
+bool ca_names_node(const X509 *x, const char *tag);
 
 /* Subject / issuer as one line, most specific first: "CN=Corvid Node A, O=Example". Appends a
  * NUL-terminated string to out. */

@@ -26,8 +26,9 @@
 
 /* Purpose labels (associated data). A new use of sealing gets its own label; changing what a
  * label's plaintext means needs a new label, never a reuse. */
-#define CA_SEAL_ISSUING_CA "corvid issuing-ca key v1"
-#define CA_SEAL_TOTP       "corvid totp key v1"
+#define CA_SEAL_ISSUING_CA  "corvid issuing-ca key v1"
+#define CA_SEAL_TOTP        "corvid totp key v1"
+#define CA_SEAL_SERVER_CERT "corvid server certificate v1" /* a replacement's .pfx */
 
 /* One master key, expanded: the AES key and the identifier are both derived from the 32 file
  * bytes (HMAC-SHA256 with distinct labels), so the file bytes themselves never key AES and the

@@ -1028,6 +1028,11 @@ void http_server_close(struct http_server *s, void (*cb)(void *ctx), void *ctx)
         conn_close(c, false);
 }
 
+void http_server_set_ctx(struct http_server *s, SSL_CTX *ctx)
+{
+    s->ctx = ctx;
+}
+
 void http_server_free(struct http_server *s)
 {
     free(s);

@@ -131,6 +131,9 @@ int http_server_start(uv_loop_t *loop, SSL_CTX *ctx, const char *hostport, http_
                       struct http_server **out, char *errmsg) CMN_MUST_CHECK;
 /* Stops listening and closes every connection; cb fires when all handles are closed. */
 void http_server_close(struct http_server *s, void (*cb)(void *ctx), void *ctx);
+/* Handshakes from now on use ctx (borrowed: the caller keeps it until the next call or
+ * http_server_free); connections already open keep the one they began with. */
+void http_server_set_ctx(struct http_server *s, SSL_CTX *ctx);
 /* Frees a server whose close completed (or that never started listening). */
 void http_server_free(struct http_server *s);
 

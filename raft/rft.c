@@ -452,7 +452,7 @@ static int transport_trust(void *ctx, X509 *cert, raft_id id, char *errmsg)
         got[0] = '\0';
     if (want[0] == '\0')
         return cmn_fail(errmsg, CMN_EDENIED, "invalid node id %llu", (unsigned long long)id);
-    if (strcmp(want, got) != 0)
+    if (!ca_names_node(cert, want))
         return cmn_fail(errmsg, CMN_EDENIED, "its certificate names node '%s', not '%s'", got,
                         want);
     return r->cfg.trust(r->cfg.cb_ctx, cert, want, errmsg);
@@ -1785,6 +1785,13 @@ int rft_remove_node(struct rft *r, const char *tag, rft_change_cb cb, void *ctx,
         return change_error(r, rv, errmsg);
     r->change_busy = true;
     return 0;
+}
+
+void rft_set_ssl_ctx(struct rft *r, SSL_CTX *ctx)
+{
+    r->cfg.ssl_ctx = ctx;
+    if (r->transport.impl != NULL)
+        rft_transport_set_ctx(&r->transport, ctx);
 }
 
 void rft_drop_peer(struct rft *r, const char *thumbprint_lower)

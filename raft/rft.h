@@ -140,6 +140,10 @@ bool rft_lease_held(struct rft *r, char *why, size_t cap);
 
 /* Closes Raft connections authenticated with a revoked node certificate. */
 void rft_drop_peer(struct rft *r, const char *thumbprint_lower);
+/* This node's certificate changed: connections made from now on, both ways, present the one
+ * of ctx (borrowed, as cfg->ssl_ctx: the caller keeps it until the next call or rft_free);
+ * open connections finish on the one they began with (each SSL holds its own reference). */
+void rft_set_ssl_ctx(struct rft *r, SSL_CTX *ctx);
 
 /* Whether Raft cannot go on on this node: canonical/raft stopped on its own (state
  * Unavailable: an I/O error or an inconsistency; it then answers nothing until restarted), or

@@ -672,6 +672,12 @@ void rft_transport_fini(struct raft_uv_transport *t)
     t->impl = NULL;
 }
 
+void rft_transport_set_ctx(struct raft_uv_transport *t, SSL_CTX *ctx)
+{
+    struct impl *im = t->impl;
+    im->ctx = ctx;
+}
+
 void rft_transport_drop_peer(struct raft_uv_transport *t, const char *thumbprint_lower)
 {
     struct impl *im = t->impl;

@@ -64,6 +64,8 @@ void rft_chan_close(struct rft_chan *ch);
 
 /* Closes every connection authenticated with this certificate thumbprint (revocation). */
 void rft_transport_drop_peer(struct raft_uv_transport *t, const char *thumbprint_lower);
+/* New connections, both ways, use ctx (borrowed, as cfg->ctx); open ones keep theirs. */
+void rft_transport_set_ctx(struct raft_uv_transport *t, SSL_CTX *ctx);
 
 /* Node tag <-> Raft id: "A" = 1, …, "Z" = 26, "AA" = 27*1+1 … (bijective base 26). */
 raft_id rft_tag_to_id(const char *tag);

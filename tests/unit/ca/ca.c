@@ -182,6 +182,9 @@ static void test_issue_node(void **state)
         char tag[CA_NODE_TAG_SIZE];
         assert_int_equal(ca_node_tag(x, tag), 0);
         assert_string_equal(tag, cases[i].tag);
+        assert_true(ca_names_node(x, cases[i].tag));
+        assert_false(ca_names_node(x, "Q"));
+        assert_false(ca_names_node(x, ""));
         struct ca_ident id;
         assert_int_equal(ca_ident_get(x, &id, NULL), 0);
         assert_string_equal(id.node_tag, cases[i].tag);
@@ -221,6 +224,7 @@ static void test_issue_client(void **state)
     ca_strlist_fini(&sans);
     char tag[CA_NODE_TAG_SIZE];
     assert_int_equal(ca_node_tag(x, tag), CMN_ENOTFOUND);
+    assert_false(ca_names_node(x, "A"));
     assert_int_equal(t_verify(x, p.root, &p.chain, X509_PURPOSE_SSL_CLIENT, NULL), X509_V_OK);
     assert_int_equal(t_verify(x, p.root, &p.chain, X509_PURPOSE_SSL_SERVER, NULL),
                      X509_V_ERR_INVALID_PURPOSE);
