@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "ca/certfile.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "node/lineconn.h"
@@ -88,6 +90,13 @@ static const char help_text[] =
     "                                         as ClusterNode, add it to Raft, catch it up and\n"
     "                                         promote it to voter\n"
     "  removeNode <Tag>                       (on the leader) remove a node from the cluster\n"
+    "  replaceClusterCert [-replaceImmediately] <pfx> [password]\n"
+    "                                         one certificate, naming every node, for the whole\n"
+    "                                         cluster: each node switches as it gets it\n"
+    "  renewNodeCert [<cluster-ca.pfx> [password]]\n"
+    "                                         a new certificate for this node from the\n"
+    "                                         cluster CA, in place at once: recovers a node\n"
+    "                                         whose certificate expired\n"
     "  help                                   this text\n";
 
 /* info: the Raft figures are read on the loop; the state hashes and the certificate count read
@@ -587,6 +596,110 @@ static void cmd_add_node(struct client *c, int argc, char **argv)
         answer(c, 1, "error: %s", errmsg[0] ? errmsg : cmn_strerror(rv));
 }
 
+static void renewed_now(void *ctx, const struct node_rotate_result *res)
+{
+    *(struct node_rotate_result *)ctx = *res;
+}
+
+/* renewNodeCert [<cluster-ca.pfx> [password]]: a new key and certificate for this node from
+ * the cluster CA (the trust state's issuing CA, or the one in the file), put in place at once.
+ * For a node whose certificate expired while it was off: its peers refuse it, so nothing could
+ * be committed first; they take the new one because the cluster CA issued it for a node they
+ * know, and the node then registers it and retires the old one through Raft. */
+static void cmd_renew(struct client *c, int argc, char **argv)
+{
+    struct node *n = c->a->n;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    if (argc > 3) {
+        answer(c, 2, "usage: renewNodeCert [<cluster-ca.pfx> [password]]");
+        return;
+    }
+    struct ca_certfile f = {0};
+    bool have_file = argc >= 2;
+    int rv = 0;
+    if (have_file)
+        rv = ca_certfile_load(argv[1], NULL, argc == 3 ? argv[2] : NULL, CA_CERTFILE_KEY, &f, NULL,
+                              errmsg);
+    if (rv == 0 && have_file && !ca_is_ca(f.leaf))
+        rv = cmn_fail(errmsg, CMN_EINVALID, "%s holds no CA certificate with its key", argv[1]);
+    struct ca_cert_list chain;
+    ca_cert_list_init(&chain);
+    struct ca_signer signer = {0};
+    struct node_rotate_req req = {.recovery = true};
+    if (rv == 0 && have_file) {
+        signer.cert = f.leaf;
+        signer.key = f.key;
+        rv = ca_cert_list_add(&chain, f.leaf);
+        for (size_t i = 0; rv == 0 && i < f.certs.n; i++)
+            if (f.certs.v[i] != f.leaf)
+                rv = ca_cert_list_add(&chain, f.certs.v[i]);
+        req.signer = &signer;
+        req.signer_chain = &chain;
+    }
+    struct node_rotate_result res = {0};
+    if (rv == 0)
+        rv = node_rotate(n, &req, renewed_now, &res, errmsg);
+    ca_cert_list_fini(&chain);
+    if (have_file && (rv == 0 || f.certs.v))
+        ca_certfile_fini(&f);
+    if (rv != 0) {
+        answer(c, 1, "%s", errmsg);
+        return;
+    }
+    char na[32];
+    time_t t = (time_t)res.not_after;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(na, sizeof na, "%Y-%m-%d %H:%M UTC", &tm);
+    answer(c, 0,
+           "node %s now presents certificate %s, valid until %s (was %s); it registers it with "
+           "the cluster and retires the old one as soon as its peers answer",
+           node_config(n)->tag, res.new_thumb, na, res.old_thumb);
+}
+
+/* replaceClusterCert [-replaceImmediately] <pfx> [password]: RavenDB's, as
+ * POST /admin/certificates/replace-cluster-cert, on any node. */
+static void replace_done(void *ctx, int status, const char *msg)
+{
+    answer(ctx, status == 0 ? 0 : 1,
+           status == 0 ? "the replacement is committed: every node switches to the new "
+                         "certificate as it applies it (replacement/status follows it)%s"
+                       : "error: %s",
+           msg);
+}
+
+static void cmd_replace_cluster(struct client *c, int argc, char **argv)
+{
+    struct node *n = c->a->n;
+    char errmsg[CMN_ERRMSG_SIZE] = "";
+    int at = 1;
+    bool immediately = argc > 1 && strcmp(argv[1], "-replaceImmediately") == 0;
+    at += immediately;
+    if (argc - at < 1 || argc - at > 2) {
+        answer(c, 2, "usage: replaceClusterCert [-replaceImmediately] <pfx> [password]");
+        return;
+    }
+    struct ca_certfile f;
+    int rv = ca_certfile_load(argv[at], NULL, argc - at == 2 ? argv[at + 1] : NULL,
+                              CA_CERTFILE_PFX | CA_CERTFILE_KEY, &f, NULL, errmsg);
+    if (rv != 0) {
+        answer(c, 1, "error: %s", errmsg);
+        return;
+    }
+    struct ca_cert_list chain;
+    ca_cert_list_init(&chain);
+    rv = ca_certfile_chain(&f, &chain);
+    struct node_rotate_req req = {.cert = f.leaf, .key = f.key, .chain = &chain};
+    if (rv == 0)
+        rv = node_replace_cluster(n, &req, immediately, replace_done, c, errmsg);
+    ca_cert_list_fini(&chain);
+    ca_certfile_fini(&f);
+    if (rv == CMN_EEXISTS)
+        answer(c, 0, "nothing to do: %s", errmsg);
+    else if (rv != 0)
+        answer(c, 1, "error: %s", errmsg);
+}
+
 static void cmd_remove_node(struct client *c, int argc, char **argv)
 {
     if (argc != 2) {
@@ -636,8 +749,9 @@ static void execute(struct node_lineconn *lc, char *line)
     }
     /* Never log the arguments: they may hold a password; nor an unknown first word, which is
      * whatever bytes a client sent. Read-only commands are polled. */
-    static const char *const changing[] = {"trustClientCert", "trustServerCert",
-                                           "generateClientCert", "addNode", "removeNode"};
+    static const char *const changing[] = {"trustClientCert",    "trustServerCert",
+                                           "generateClientCert", "addNode",
+                                           "removeNode",         "renewNodeCert"};
     bool known = false;
     for (size_t i = 0; i < sizeof changing / sizeof *changing; i++)
         known = known || strcmp(argv[0], changing[i]) == 0;
@@ -664,6 +778,10 @@ static void execute(struct node_lineconn *lc, char *line)
         cmd_add_node(c, argc, argv);
     else if (strcmp(argv[0], "removeNode") == 0)
         cmd_remove_node(c, argc, argv);
+    else if (strcmp(argv[0], "renewNodeCert") == 0)
+        cmd_renew(c, argc, argv);
+    else if (strcmp(argv[0], "replaceClusterCert") == 0)
+        cmd_replace_cluster(c, argc, argv);
     else
         answer(c, 2, "unknown command '%s' (try: help)", argv[0]);
 }

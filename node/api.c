@@ -20,8 +20,9 @@
 /* ---- routing ---- */
 
 /* Every resource's routes; a new resource adds its table here. */
-static const struct api_routes *const tables[] = {
-    &api_cert_routes, &api_cluster_routes, &api_pki_routes, &api_twofa_routes, &api_studio_routes};
+static const struct api_routes *const tables[] = {&api_cert_routes,   &api_cluster_routes,
+                                                  &api_pki_routes,    &api_twofa_routes,
+                                                  &api_studio_routes, &api_replace_routes};
 
 const struct api_route *api_route_find(int method, const char *path, bool *path_known)
 {
@@ -256,6 +257,15 @@ static void api_trust_changed(void *room, const struct node_trust_change *ch)
     }
 }
 
+static void api_identity_changed(void *room, SSL_CTX *server_ctx)
+{
+    struct api *api = room;
+    if (api->http)
+        http_server_set_ctx(api->http, server_ctx);
+    SSL_CTX_free(api->ctx);
+    api->ctx = server_ctx;
+}
+
 static void api_close(void *room)
 {
     struct api *api = room;
@@ -273,8 +283,10 @@ static void api_free(void *room)
     free(api);
 }
 
-static const struct node_room_ops api_ops = {
-    .trust_changed = api_trust_changed, .close = api_close, .free = api_free};
+static const struct node_room_ops api_ops = {.trust_changed = api_trust_changed,
+                                             .identity_changed = api_identity_changed,
+                                             .close = api_close,
+                                             .free = api_free};
 
 int node_api_start(struct node *n, char *errmsg)
 {

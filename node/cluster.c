@@ -99,44 +99,6 @@ static void h_node_info(struct api *api, struct http_request *req, struct node_a
 
 /* ---- cluster membership: PUT/DELETE /admin/cluster/node (leader only; 307 elsewhere) ---- */
 
-/* Answers 307 to the leader's URL when this node is not the leader; true when answered. */
-static bool redirect_to_leader(struct node *n, struct http_request *req)
-{
-    struct rft_status st;
-    rft_status(node_rft(n), &st);
-    if (st.ready)
-        return false;
-    const char *url = NULL;
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
-        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
-        return true;
-    }
-    for (size_t i = 0; st.leader[0] && i < count; i++)
-        if (strcmp(nodes[i].tag, st.leader) == 0)
-            url = nodes[i].server_url;
-    if (url == NULL) {
-        http_respond_error(req, 503, "NoLeader",
-                           "The cluster has no leader right now: retry when a majority of nodes "
-                           "is up");
-    } else {
-        char extra[6000];
-        snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
-                 req->query[0] ? "?" : "", req->query);
-        char msg[128];
-        snprintf(msg, sizeof msg, "Membership changes run on the leader, node %s", st.leader);
-        json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        http_respond(req, 307, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
-        free(text);
-        json_decref(o);
-    }
-    kv_node_free_array(nodes, count);
-    return true;
-}
-
 static int member_status(int code)
 {
     switch (code) {
@@ -242,7 +204,7 @@ static void add_fetched(void *ctx, int status, const char *msg, X509 *peer, int 
 static void h_add_node(struct api *api, struct http_request *req, struct node_auth *a)
 {
     struct node *n = api->n;
-    if (redirect_to_leader(n, req))
+    if (api_redirect_to_leader(n, req, "Membership changes"))
         return;
     struct add_job *j = calloc(1, sizeof *j);
     if (j == NULL) {
@@ -295,7 +257,7 @@ static void remove_done(void *ctx, int status, const char *msg)
 static void h_remove_node(struct api *api, struct http_request *req, struct node_auth *a)
 {
     struct node *n = api->n;
-    if (redirect_to_leader(n, req))
+    if (api_redirect_to_leader(n, req, "Membership changes"))
         return;
     char tag[16], errmsg[CMN_ERRMSG_SIZE] = "";
     if (http_query(req, "nodeTag", tag, sizeof tag, NULL) != 1) {

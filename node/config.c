@@ -276,6 +276,13 @@ static int set_snap_mb(struct node_config *c, const char *key, json_t *v, const 
     return set_uint(&c->snapshot_mb, key, v, 1, 4096, errmsg);
 }
 
+/* 0: never renew automatically. */
+static int set_renew_days(struct node_config *c, const char *key, json_t *v, const char *base,
+                          char *errmsg)
+{
+    return set_uint(&c->renew_before_days, key, v, 0, 3650, errmsg);
+}
+
 static const struct {
     const char *key;
     setter_fn set;
@@ -286,6 +293,7 @@ static const struct {
     {"DataDir", set_data_dir},
     {"Security.Certificate.Path", set_cert_path},
     {"Security.Certificate.Password", set_cert_password},
+    {"Security.Certificate.RenewBeforeDays", set_renew_days},
     {"Security.WellKnownCertificates.Admin", set_admin_thumbs},
     {"Security.WellKnownIssuers.Admin", set_admin_issuers},
     {"Security.ClusterCA.Path", set_cluster_ca_path},
@@ -334,6 +342,7 @@ int node_config_load(const char *path, struct node_config *c, char *errmsg)
 {
     memset(c, 0, sizeof *c);
     c->twofa_default_min = 120;
+    c->renew_before_days = 30;
     c->twofa_max_min = 1440;
     c->log_level = CMN_LOG_INFO;
     json_error_t jerr;

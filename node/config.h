@@ -27,7 +27,8 @@ struct node_config {
     char *data_dir;
     char *cert_path;
     char *cert_password;
-    char **admin_thumbprints; /* Security.WellKnownCertificates.Admin */
+    unsigned renew_before_days; /* Security.Certificate.RenewBeforeDays; 0: never */
+    char **admin_thumbprints;   /* Security.WellKnownCertificates.Admin */
     size_t n_admin_thumbprints;
     char **admin_issuers; /* Security.WellKnownIssuers.Admin: paths (resolved) or base64 */
     size_t n_admin_issuers;

@@ -9,6 +9,7 @@
 #include "node/node.h"
 
 struct node_early_revocation;
+struct node_rotation;
 
 /* ---- the core's own functions, across its files ---- */
 
@@ -38,6 +39,12 @@ void node_issuing_forget(struct node *n);
  * 32 or 64 bytes); node_keys_fini wipes the keys. */
 int node_keys_load(struct node *n, char *errmsg) CMN_MUST_CHECK;
 void node_keys_fini(struct node *n);
+/* Any secret for purpose (CA_SEAL_*), sealed under the current master key (appended to out),
+ * and opened again with whichever of this node's keys sealed it (out: a secret buffer). */
+int node_keys_seal(struct node *n, const char *purpose, const void *plain, size_t len,
+                   struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
+int node_keys_open(struct node *n, const char *purpose, const struct cmn_buf *blob,
+                   struct cmn_buf *out, char *errmsg) CMN_MUST_CHECK;
 /* Appends key, sealed under the current master key, to out. */
 int node_keys_seal_issuing(struct node *n, EVP_PKEY *key, struct cmn_buf *out,
                            char *errmsg) CMN_MUST_CHECK;
@@ -94,6 +101,14 @@ struct node {
     bool expiry_checking;
     int64_t expiry_next_ms, expiry_logged_ms;
     uint64_t expiry_gen; /* the trust generation the last check saw */
+    /* this node's certificate being replaced (node/rotate.c), NULL when none */
+    struct node_rotation *rotation;
+    int64_t renew_after_ms; /* the next automatic renewal check */
+    /* the cluster-wide replacement, as this node takes part (node/rotate.c) */
+    bool repl_proposing;              /* its RECEIVED note in flight */
+    int64_t repl_after_ms;            /* the next look at the replacement */
+    char repl_note[KV_REPL_NOTE_MAX]; /* the last note it committed */
+    bool renew_warned;                /* logged once: cannot renew automatically */
     /* background duties */
     uv_timer_t duty;
     bool registering; /* self-registration proposal in flight */

@@ -84,6 +84,30 @@ static const struct ca_master_key *key_by_id(struct node *n, const uint8_t id[CA
     return NULL;
 }
 
+int node_keys_seal(struct node *n, const char *purpose, const void *plain, size_t len,
+                   struct cmn_buf *out, char *errmsg)
+{
+    return ca_seal(&n->mkeys[0], purpose, &cmn_rng_system, plain, len, out, errmsg);
+}
+
+int node_keys_open(struct node *n, const char *purpose, const struct cmn_buf *blob,
+                   struct cmn_buf *out, char *errmsg)
+{
+    uint8_t id[CA_SEAL_ID_SIZE];
+    char hex[CA_SEAL_ID_HEX], have[CA_SEAL_ID_HEX];
+    if (ca_seal_key_id(blob->data, blob->len, id) != 0)
+        return cmn_fail(errmsg, CMN_EMALFORMED, "not a sealed blob");
+    const struct ca_master_key *mk = key_by_id(n, id);
+    if (mk == NULL) {
+        ca_master_key_id_hex(id, hex);
+        ca_master_key_id_hex(n->mkeys[0].id, have);
+        return cmn_fail(errmsg, CMN_EBADPASSWORD,
+                        "sealed under master key %s, but this node's " KEY_MSG " (%s) holds key %s",
+                        hex, n->cfg.master_key_path, have);
+    }
+    return ca_seal_open(mk, purpose, blob->data, blob->len, out, errmsg);
+}
+
 int node_keys_seal_issuing(struct node *n, EVP_PKEY *key, struct cmn_buf *out, char *errmsg)
 {
     unsigned char *der = NULL;

@@ -244,7 +244,7 @@ int node_member_add(struct node *n, const char *tag, const char *server_url, con
     int rv = ca_ident_get(cert, &id, errmsg);
     if (rv != 0)
         return rv;
-    if (strcmp(id.node_tag, tag) != 0)
+    if (!ca_names_node(cert, tag))
         return cmn_fail(errmsg, CMN_EINVALID, "the certificate names node '%s', not '%s'",
                         id.node_tag, tag);
     if (!(id.eku & CA_EKU_ANY) &&

@@ -92,7 +92,7 @@ static int load_identity(struct node *n, char *errmsg)
         rv = cmn_fail(errmsg, CMN_EINVALID,
                       "Security.Certificate.Path: the certificate lacks the clientAuth usage "
                       "that nodes use to authenticate to each other");
-    if (rv == 0 && strcmp(id.node_tag, n->cfg.tag) != 0)
+    if (rv == 0 && !ca_names_node(leaf, n->cfg.tag))
         rv = cmn_fail(errmsg, CMN_EINVALID,
                       "Security.Certificate.Path: the certificate names node '%s' "
                       "(URI:urn:corvid:node:…) but Cluster.NodeTag is '%s'",
@@ -204,20 +204,19 @@ static bool is_bootstrap_tag(struct node *n, const char *tag)
     return false;
 }
 
-static bool node_record_exists(struct node *n, const char *tag)
+/* Whether the trust state has a node record for tag: 0 (*found set) or the read's error. */
+static int node_record_find(struct node *n, const char *tag, bool *found, char *errmsg)
 {
     struct kv_node *nodes;
     size_t count;
-    bool found = false;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_node_list(n->kv, &nodes, &count, errmsg) != 0) {
-        CMN_WARN("NODE-TRUST", "node %s: %s", tag, errmsg);
-        return true; /* fail closed: then only a registration lets the node in */
-    }
+    *found = false;
+    int rv = kv_node_list(n->kv, &nodes, &count, errmsg);
+    if (rv != 0)
+        return rv;
     for (size_t i = 0; i < count; i++)
-        found |= strcmp(nodes[i].tag, tag) == 0;
+        *found |= strcmp(nodes[i].tag, tag) == 0;
     kv_node_free_array(nodes, count);
-    return found;
+    return 0;
 }
 
 bool node_trusts_thumbprint(struct node *n, const char *thumbprint)
@@ -355,9 +354,16 @@ int node_peer_trust(struct node *n, X509 *cert, const char *tag, char *errmsg)
     for (size_t i = 0; strcmp(st.state, "Passive") == 0 && i < n->n_trusted; i++)
         if (strcmp(n->trusted[i], lower) == 0)
             return 0;
-    /* Before the bootstrap members have registered themselves, a member's certificate from the
-     * cluster CA is enough; once the trust state knows the node, only its registration is. */
-    if (is_bootstrap_tag(n, tag) && !node_record_exists(n, tag) &&
+    /* A certificate from the cluster CA naming the node: before the bootstrap members have
+     * registered themselves; and for a node this trust state knows, whose new certificate it
+     * has not applied yet (a node that was down while its peer rotated, renewed or recovered
+     * from an expired certificate: node/rotate.c). The cluster CA certifies node names only
+     * in node certificates. A removed node has no record: refused. */
+    bool known;
+    if (node_record_find(n, tag, &known, why) != 0)
+        return cmn_fail(errmsg, CMN_EDENIED, "certificate %s: cannot read the node records: %s",
+                        id.thumbprint, why);
+    if ((known || is_bootstrap_tag(n, tag)) && ca_names_node(cert, tag) &&
         node_issued_by_cluster_ca(n, cert))
         return 0;
     return cmn_fail(errmsg, CMN_EDENIED, "certificate %s is not a trusted cluster node certificate",
@@ -774,20 +780,31 @@ static void self_register(struct node *n)
             CMN_WARN("NODE-BOOT", "self-registration: %s", errmsg);
             return;
         }
+        bool switched = false;
         for (size_t i = 0; i < count; i++)
-            if (strcmp(nodes[i].tag, n->cfg.tag) == 0)
-                current = strcmp(nodes[i].thumbprint, n->thumb) == 0 &&
-                          strcmp(nodes[i].server_url, n->cfg.public_url) == 0 &&
+            if (strcmp(nodes[i].tag, n->cfg.tag) == 0) {
+                switched = strcasecmp(nodes[i].thumbprint, n->thumb) != 0;
+                current = !switched && strcmp(nodes[i].server_url, n->cfg.public_url) == 0 &&
                           strcmp(nodes[i].tcp_url, n->cfg.tcp_url) == 0;
+            }
         kv_node_free_array(nodes, count);
         if (current)
             return;
+        if (switched && n->rotation == NULL) {
+            /* this node started with (or recovered to) a certificate its record does not name:
+             * the last step of a rotation (node/rotate.c), the old one retired */
+            kv_cmd_init(&cmd, KV_CMD_REPLACE_REPLACED);
+            memcpy(cmd.u.confirm.thumbprint, n->thumb, sizeof cmd.u.confirm.thumbprint);
+            snprintf(cmd.u.confirm.tag, sizeof cmd.u.confirm.tag, "%s", n->cfg.tag);
+            goto propose;
+        }
         kv_cmd_init(&cmd, KV_CMD_PUT_NODE);
         snprintf(cmd.u.node.tag, sizeof cmd.u.node.tag, "%.4s", n->cfg.tag);
         cmd.u.node.server_url = strdup(n->cfg.public_url);
         cmd.u.node.tcp_url = strdup(n->cfg.tcp_url);
         memcpy(cmd.u.node.thumbprint, n->thumb, sizeof cmd.u.node.thumbprint);
     }
+propose:
     memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
     cmd.actor_clearance = KV_CL_CLUSTER_NODE;
     n->registering = true;
@@ -940,6 +957,8 @@ static void duty_cb(uv_timer_t *t)
         maybe_refresh_crl(n);
     if (st.leader[0] && !n->registering && strcmp(st.state, "Passive") != 0)
         self_register(n);
+    node_renew_watch(n);
+    node_replacement_watch(n);
     if (!n->serving && !n->syncing && st.leader[0] && strcmp(st.state, "Passive") != 0)
         catch_up(n);
 }

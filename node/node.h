@@ -102,6 +102,9 @@ struct node_room_ops {
     /* After a trust change (ch NULL: a snapshot replaced the whole state), once the core has
      * bumped node_trust_gen and dropped its own caches. May be NULL. */
     void (*trust_changed)(void *room, const struct node_trust_change *ch);
+    /* This node's certificate changed (node_rotate): server_ctx (a reference now the room's)
+     * holds the new one, for handshakes from now on. May be NULL. */
+    void (*identity_changed)(void *room, SSL_CTX *server_ctx);
     /* The node stops: close every handle; the loop ends once all are closed. */
     void (*close)(void *room);
     /* After the loop ended (or when the node is freed without running). */
@@ -193,6 +196,60 @@ int node_member_add(struct node *n, const char *tag, const char *server_url, con
                     X509 *cert, node_member_cb cb, void *ctx, char *errmsg) CMN_MUST_CHECK;
 int node_member_remove(struct node *n, const char *tag, node_member_cb cb, void *ctx,
                        char *errmsg) CMN_MUST_CHECK;
+
+/* Rotation of this node's own certificate (node/rotate.c): the new one registered as
+ * ClusterNode beside the old, written to Security.Certificate.Path (owner-only, with
+ * Security.Certificate.Password), swapped into every TLS context with no restart (open
+ * connections finish on the old one), then the old one revoked as superseded. */
+struct node_rotate_req {
+    /* the new certificate with its key (and the chain to send after it), borrowed; or, when
+     * cert is NULL, a new key made here and certified by signer (with signer_chain, its
+     * certificate first), or by the trust state's issuing CA when signer is NULL too */
+    X509 *cert;
+    EVP_PKEY *key;
+    const struct ca_cert_list *chain;
+    const struct ca_signer *signer;
+    const struct ca_cert_list *signer_chain;
+    /* swap at once and leave the registration and the switch to the duty timer: for a node
+     * whose certificate expired, which its peers refuse */
+    bool recovery;
+    /* the certificate is registered as ClusterNode already (a cluster-wide replacement) */
+    bool registered;
+};
+struct node_rotate_result {
+    int status;     /* 0 or a CMN_E* code: CMN_EDENIED a refusal of the trust state, CMN_EBUSY no
+                     * leader, CMN_EIO the node stops or its disk failed */
+    bool unchanged; /* the node already had that certificate: nothing was done */
+    char old_thumb[CA_THUMBPRINT_SIZE], new_thumb[CA_THUMBPRINT_SIZE]; /* lower case */
+    int64_t not_after;                                                 /* the new one's */
+    char msg[CMN_ERRMSG_SIZE];
+};
+typedef void (*node_rotate_cb)(void *ctx, const struct node_rotate_result *res);
+/* Starts; cb (may be NULL) fires once it ended either way, from the loop (for a recovery or an
+ * unchanged certificate, before this returns). Fails at once, cb not called, when the new
+ * certificate does not fit this node (CMN_EINVALID: usages, tag, validity), when another
+ * rotation is in progress (CMN_EEXISTS), or when no signer is at hand. */
+int node_rotate(struct node *n, const struct node_rotate_req *req, node_rotate_cb cb, void *ctx,
+                char *errmsg) CMN_MUST_CHECK;
+/* From the duty timer: renews this node's certificate from the cluster CA once less than
+ * Security.Certificate.RenewBeforeDays remain. */
+void node_renew_watch(struct node *n);
+/* RavenDB's replace-cluster-cert: one certificate (req->cert with its key and chain), naming
+ * every node, for the whole cluster. Checked (CMN_EINVALID: usages, validity, a node not
+ * named; CMN_EEXISTS: this node's own; CMN_EBUSY: a replacement in progress), registered as
+ * ClusterNode ("Server Certificate"), then installed: the .pfx, sealed under the master key, in
+ * the replicated state, which every node takes as soon as it applies it, or when it comes back
+ * (node_replacement_watch); cb gets 0 once the install is committed, or the error. */
+typedef void (*node_replace_cb)(void *ctx, int status, const char *msg);
+int node_replace_cluster(struct node *n, const struct node_rotate_req *req, bool immediately,
+                         node_replace_cb cb, void *ctx, char *errmsg) CMN_MUST_CHECK;
+/* RavenDB's refresh: Security.Certificate.Path read again; a certificate other than the one in
+ * use (the file was overwritten) is put in place as node_rotate does. */
+int node_refresh_identity(struct node *n, node_rotate_cb cb, void *ctx,
+                          char *errmsg) CMN_MUST_CHECK;
+/* From the duty timer: switches this node to the certificate of the replacement in progress,
+ * or commits why it cannot (replacement/status shows it). */
+void node_replacement_watch(struct node *n);
 
 /* An HTTPS GET to another node (node/fetch.c). cb gets status 0 and the answer, or an error and
  * a message; peer is the certificate the node presented (borrowed for the call). */

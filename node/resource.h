@@ -53,6 +53,7 @@ extern const struct api_routes api_cluster_routes; /* node/cluster.c */
 extern const struct api_routes api_pki_routes;     /* node/pki.c */
 extern const struct api_routes api_twofa_routes;   /* node/twofa.c */
 extern const struct api_routes api_studio_routes;  /* node/studio.c */
+extern const struct api_routes api_replace_routes; /* node/replace.c */
 
 /* The route for (method, path), path without trailing slashes; NULL when there is none, and
  * *path_known then tells a path served for other methods (405) from an unknown one (404). */
@@ -98,6 +99,10 @@ void api_write_free(struct api_write *j);
  * 503 NoLeader, 507 DiskFull. j (consumed) may be NULL. */
 void api_propose(struct node *n, struct http_request *req, struct node_auth *a, struct kv_cmd *cmd,
                  int ok_status, struct api_write *j);
+
+/* Answers 307 to the leader's URL (what: "Membership changes", … run on the leader) when this
+ * node is not the leader, 503 when none is known; true when answered. */
+bool api_redirect_to_leader(struct node *n, struct http_request *req, const char *what);
 
 /* ---- answers from another node of the cluster (node/relay.c) ---- */
 

@@ -424,6 +424,67 @@ function serverCard(ctx, data) {
       h('tbody', null, rows))));
 }
 
+// Replace server certificate (the seeds): one certificate, naming every node, for the whole
+// cluster (POST /admin/certificates/replace-cluster-cert, on the leader). Each node switches
+// as soon as it has it; the banner follows GET /admin/certificates/replacement/status.
+async function replaceDialog(reload, progress) {
+  const file = h('input', { type: 'file', name: 'server-pfx', required: true, accept: '.pfx,.p12' });
+  const pass = h('input', { type: 'password', name: 'server-password', autocomplete: 'off' });
+  const done = await openDialog({
+    title: 'Replace server certificate',
+    submit: 'Replace',
+    content: [
+      h('p', null, 'Upload a new server certificate to replace the current one, updating the server\'s identity for secure connections. ' +
+        'Every node switches to it with no restart; the old certificates are revoked.'),
+      field('Server certificate (.pfx)', file, 'With its private key, the serverAuth and clientAuth usages, and a name for every node (URI:urn:corvid:node:TAG).'),
+      field('.pfx password', pass, 'Only for a password-protected .pfx.'),
+    ],
+    onSubmit: async () => {
+      const f = file.files[0];
+      if (!f) throw new Error('Choose the .pfx file of the new server certificate.');
+      const body = { Name: f.name, Certificate: b64(await f.arrayBuffer()) };
+      if (pass.value) body.Password = pass.value;
+      const res = await request('POST', '/admin/certificates/replace-cluster-cert', { json: body });
+      return res.json();
+    },
+  });
+  if (!done) return;
+  toast(done.Changed ? 'The new server certificate is committed: the nodes switch to it.' : 'The cluster already uses that certificate.');
+  progress();
+  reload();
+}
+
+// The replacement in progress, if any, and each node's state; polled until it ends.
+function replacementBanner(reload) {
+  const el = h('div', { id: 'replacement', 'aria-live': 'polite' });
+  let timer;
+  let seen = false;
+  const poll = async () => {
+    clearTimeout(timer);
+    if (!document.body.contains(el) && seen) return;
+    let st = null;
+    try {
+      st = await getJson('/admin/certificates/replacement/status');
+    } catch (e) {
+      if (e.status !== 404) { replace(el, h('p', { class: 'note error' }, e.message)); return; }
+    }
+    if (!st) {
+      if (seen) { toast('The server certificate was replaced on every node.'); reload(); }
+      seen = false;
+      replace(el);
+      return;
+    }
+    seen = true;
+    replace(el, h('div', { class: 'note warn', role: 'status' },
+      h('strong', null, `Replacing the server certificate with ${st.Thumbprint}: `),
+      `${st.Nodes.filter((n) => n.State === 'Replaced').length} of ${st.Nodes.length} nodes switched.`,
+      h('ul', { id: 'replacement-nodes' }, st.Nodes.map((n) => h('li', { 'data-node': n.Tag },
+        h('strong', null, `Node ${n.Tag}`), ': ', n.State === 'Replaced' ? 'switched' : `not switched yet — ${n.Note}`)))));
+    timer = setTimeout(poll, 2000);
+  };
+  return { el, poll };
+}
+
 // A ValidUser sees what it may do instead of the list it may not read.
 function renderUser(main, ctx) {
   const perms = Object.entries(ctx.me.Permissions || {}).sort();
@@ -466,6 +527,8 @@ export async function renderCertificates(main, ctx) {
   };
   filter.addEventListener('input', () => { filterText = filter.value; redraw(); });
   const replaceBtn = admin ? h('button', { type: 'button', disabled: true, 'aria-describedby': 'replace-why' }, 'Replace server certificate') : null;
+  const replaceWhy = h('div', { id: 'replace-why' });
+  const banner = admin ? replacementBanner(() => data.reload()) : null;
   replace(main,
     h('div', { class: 'pagehead' },
       h('div', null, h('h1', null, 'Certificates'), h('p', null, `Client and server certificates of the cluster, as node ${ctx.nodeTag} sees them.`)),
@@ -474,9 +537,7 @@ export async function renderCertificates(main, ctx) {
         h('button', { type: 'button', onclick: () => uploadDialog(ctx, data.reload) }, 'Upload client certificate'),
         h('button', { type: 'button', onclick: exportServer }, 'Export server certificates'),
         replaceBtn)),
-    admin ? h('p', { class: 'note small', id: 'replace-why' }, h('strong', null, 'Replace server certificate is not available yet: '),
-      'it needs POST /admin/certificates/replace-cluster-cert (a new server certificate sent to every node, confirmed by each), which this cluster does not serve yet. ' +
-      'Until then a node\'s certificate is changed with corvid pki init-node and a restart of that node.') : null,
+    replaceWhy, banner ? banner.el : null,
     h('section', { class: 'card', 'aria-labelledby': 'clients-title' },
       h('header', null, h('h2', { id: 'clients-title' }, 'Client certificates'),
         h('p', null, 'Registered with this cluster: each lets its clients in with its clearance and database permissions.')),
@@ -500,5 +561,16 @@ export async function renderCertificates(main, ctx) {
     }
   };
   redraw();
+  if (admin) {
+    replaceBtn.onclick = () => replaceDialog(() => data.reload(), banner.poll);
+    banner.poll();
+    getJson('/cluster/topology').then((topo) => {
+      const onLeader = topo.Leader === topo.NodeTag;
+      const url = topo.Leader ? topo.Topology.AllNodes[topo.Leader] : null;
+      replaceBtn.disabled = !onLeader;
+      replace(replaceWhy, onLeader ? null : h('p', { class: 'note small' }, 'The server certificate is replaced on the leader. ',
+        url ? h('a', { href: `${url}/studio/` }, `Open the Studio on node ${topo.Leader}`) : 'The cluster has no leader right now.'));
+    }).catch(() => {});
+  }
   await data.reload();
 }

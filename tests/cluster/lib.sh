@@ -226,6 +226,86 @@ impostor() {
     -cert "$pem" -key "$pem" -quiet <"$WORK/pre.bin" >/dev/null 2>&1 || true
 }
 
+# node_cert TAGS NAME START END [PASSWORD]: $WORK/NAME.pfx (and .crt, .key), a certificate for
+# the nodes TAGS ("B", or "A B C" for one the whole cluster shares; 127.0.0.1) from the
+# cluster's issuing CA, valid from START to END (`date -d` words), made with openssl ca as an
+# operator would.
+node_cert() {
+  local tag=${1// /} name=$2 t uris=""
+  for t in $1; do uris="$uris, URI:urn:corvid:node:$t"; done
+  mkdir -p "$WORK/ca"
+  [ -f "$WORK/ca/index.txt" ] || : >"$WORK/ca/index.txt"
+  cat >"$WORK/ca/$tag.cnf" <<EOF
+[ca]
+default_ca = c
+[c]
+database = $WORK/ca/index.txt
+new_certs_dir = $WORK/ca
+rand_serial = yes
+default_md = sha256
+policy = p
+unique_subject = no
+[p]
+commonName = supplied
+[ext]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth, clientAuth
+subjectAltName = IP:127.0.0.1$uris
+EOF
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/$name.key" \
+    -subj "/CN=Corvid Node $tag" -out "$WORK/$name.csr" 2>/dev/null || fail "openssl req $name"
+  openssl ca -batch -config "$WORK/ca/$tag.cnf" -extensions ext -notext -in "$WORK/$name.csr" \
+    -cert "$WORK/pki/issuing.crt" -keyfile "$WORK/pki/issuing.key" \
+    -startdate "$(date -u -d "$3" +%Y%m%d%H%M%SZ)" -enddate "$(date -u -d "$4" +%Y%m%d%H%M%SZ)" \
+    -out "$WORK/$name.crt" 2>/dev/null || fail "openssl ca $name"
+  openssl pkcs12 -export -passout "pass:${5:-}" -inkey "$WORK/$name.key" -in "$WORK/$name.crt" \
+    -certfile "$WORK/pki/issuing.crt" -out "$WORK/$name.pfx" || fail "openssl pkcs12 $name"
+}
+
+# clearance_of NODE THUMB: what node NODE has registered THUMB as (asked as admin): ClusterNode,
+# …, or none.
+clearance_of() {
+  call admin GET "$1" "/admin/certificates?thumbprint=$2"
+  case $CODE in
+    404) echo none ;;
+    200) python3 -c "import json; r=json.load(open('$WORK/last.body'))['Results']; print(r[0]['SecurityClearance'] if r else 'none')" ;;
+    *) echo "HTTP $CODE" ;;
+  esac
+}
+
+# load_start NAME TAGS...: a client per node, as NAME ($CERTS/NAME.pem), each request on a new
+# connection (a new TLS handshake), until load_stop WHAT, which fails unless every request was
+# answered 200.
+load_start() {
+  local who=$1 t
+  shift
+  rm -f "$WORK/load.stop" "$WORK/load.fail" "$WORK"/load.*.count
+  LOAD_PIDS=""
+  for t in "$@"; do
+    (
+      i=0
+      while [ ! -f "$WORK/load.stop" ]; do
+        code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$WORK/pki/ca-chain.crt" \
+          --cert "$CERTS/$who.pem" "$(url "$t" /certificates/whoami)" 2>>"$WORK/load.err" || true)
+        i=$((i + 1))
+        [ "$code" = 200 ] || echo "$t $code" >>"$WORK/load.fail"
+        echo "$i" >"$WORK/load.$t.count"
+      done
+    ) &
+    LOAD_PIDS="$LOAD_PIDS $!"
+  done
+  trap 'touch "$WORK/load.stop"; kill $LOAD_PIDS 2>/dev/null || true; cleanup' EXIT
+  for t in "$@"; do wait_until 30 "the client of $t running" test -s "$WORK/load.$t.count"; done
+}
+load_stop() {
+  touch "$WORK/load.stop"
+  wait $LOAD_PIDS
+  [ ! -s "$WORK/load.fail" ] ||
+    fail "failed requests during $1: $(sort "$WORK/load.fail" | uniq -c) $(sort "$WORK/load.err" | uniq -c | head)"
+  log "$(($(cat "$WORK"/load.*.count | paste -sd+))) requests during $1, none failed"
+}
+
 # start_cluster TAGS...: pki, configurations (with the JSON lines of $CLUSTER_EXTRA, if set),
 # the nodes, and a leader ready on all of them.
 start_cluster() {

@@ -66,6 +66,11 @@ openssl pkcs12 -export -in "$WORK/own/member-1.crt" -inkey "$WORK/own/member-1.k
   -certfile "$WORK/own/member-2.crt" -out "$WORK/own/collection.pfx" -passout pass:s3cret ||
   fail "collection.pfx"
 
+# a server certificate for the whole cluster, for Replace server certificate
+node_cert "A B C" cluster-cert '-1 hour' '+90 days' s3cret
+export STUDIO_CLUSTER_PFX=$WORK/cluster-cert.pfx
+STUDIO_CLUSTER_TP=$(openssl x509 -in "$WORK/cluster-cert.crt" -noout -fingerprint -sha1 | sed 's/.*=//; s/://g')
+export STUDIO_CLUSTER_TP
 export STUDIO_WORK=$WORK STUDIO_CA=$WORK/pki/ca-chain.crt STUDIO_ROOT=$WORK/pki/root.crt
 export STUDIO_NODES="A=$(url A "") B=$(url B "") C=$(url C "")" STUDIO_D=$(url D "")
 export STUDIO_PIDS="A=$(cat "$WORK/A.pid") B=$(cat "$WORK/B.pid") C=$(cat "$WORK/C.pid")"

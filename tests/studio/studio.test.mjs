@@ -128,9 +128,13 @@ try {
     await wk.locator('tr', { hasText: 'Well-known admin certificate' }).locator(`[data-thumbprint="${WK_ADMIN}"]`).waitFor();
     const issuer = fingerprint(readFileSync(join(WORK, 'own', 'partner-ca.crt'), 'utf8'));
     await wk.locator('tr', { hasText: 'Well-known issuer certificate' }).locator(`[data-thumbprint="${issuer}"]`).waitFor();
-    await admin.getByRole('button', { name: 'Replace server certificate' }).waitFor();
-    assert.ok(await admin.getByRole('button', { name: 'Replace server certificate' }).isDisabled(), 'Replace is not disabled');
-    await admin.getByText('Replace server certificate is not available yet').waitFor();
+    // Replace server certificate is offered on the leader, elsewhere a link to it
+    if (LEADER === 'A') {
+      await admin.locator('button:not([disabled])', { hasText: 'Replace server certificate' }).waitFor();
+    } else {
+      await admin.getByRole('link', { name: `Open the Studio on node ${LEADER}` }).waitFor();
+      assert.ok(await admin.getByRole('button', { name: 'Replace server certificate' }).isDisabled(), 'Replace is not disabled off the leader');
+    }
     // at 1280 x 800 every column of the list shows, its actions included
     const wrap = admin.locator('.tablewrap', { has: admin.locator('#client-certs') });
     assert.ok(await wrap.evaluate((el) => el.scrollWidth <= el.clientWidth), 'the list is wider than the window');
@@ -528,6 +532,29 @@ try {
     await admin.getByText('Node D removed.').waitFor();
     const topo = JSON.parse(curl(ADMIN, 'GET', LEADER, '/cluster/topology').body);
     assert.deepEqual(Object.keys(topo.Topology.AllNodes).sort(), ['A', 'B', 'C']);
+  });
+
+  await step('Replace server certificate: a .pfx for every node, uploaded on the leader; every node switches to it', async () => {
+    const TP = process.env.STUDIO_CLUSTER_TP;
+    await admin.goto(studio(LEADER));
+    await row(admin, 'admin').waitFor();
+    await admin.locator('button:not([disabled])', { hasText: 'Replace server certificate' }).click();
+    const dlg = admin.getByRole('dialog', { name: 'Replace server certificate' });
+    await dlg.getByLabel('Server certificate (.pfx)').setInputFiles(process.env.STUDIO_CLUSTER_PFX);
+    await dlg.getByLabel('.pfx password').fill('s3cret');
+    await shot(admin, 'replace-server-certificate', false);
+    await dlg.getByRole('button', { name: 'Replace' }).click();
+    await admin.getByText('The new server certificate is committed').waitFor();
+    const presented = (tag) => fingerprint(sh('openssl', ['s_client', '-connect', NODES[tag].replace('https://', '')], { input: '' }));
+    const end = Date.now() + TIMEOUT;
+    while (!['A', 'B', 'C'].every((t) => presented(t) === TP)) {
+      assert.ok(Date.now() < end, `not every node presents ${TP}`);
+      sh('sleep', ['0.2']);
+    }
+    assert.equal(curl(ADMIN, 'GET', 'A', '/admin/certificates/replacement/status').status, 404);
+    await admin.reload();
+    await admin.locator(`#server-certs [data-thumbprint="${TP}"]`).first().waitFor();
+    assert.equal(await admin.locator('#replacement .note').count(), 0, 'the banner stayed');
   });
 
   await step('a narrow window: the list becomes one card per certificate, nothing wider than the window', async () => {

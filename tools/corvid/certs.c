@@ -2076,6 +2076,186 @@ static int cmd_expiring(int argc, char **argv)
 
 /* ---------------------------------------------------------------- dispatch */
 
+/* ---------------------------------------------------------------- replace-server */
+
+static const char replace_help[] =
+    "usage: corvid certs replace-server FILE [--pfx-password-file F] [--replace-immediately]\n"
+    "                                  [--no-wait] [--wait SECONDS] [global options]\n"
+    "\n"
+    "Replaces the server certificate of every node with the one in FILE, a .pfx with its key\n"
+    "that names every node (URI:urn:corvid:node:TAG for each) with both the serverAuth and\n"
+    "clientAuth usages (POST /admin/certificates/replace-cluster-cert, followed to the\n"
+    "leader). The leader registers it as ClusterNode and commits it; every node switches to it\n"
+    "as soon as it has it, with no restart, and its old certificate is revoked. Then waits, with\n"
+    "each node's progress on a terminal, until every node has switched; a node that is down\n"
+    "switches when it comes back (GET /admin/certificates/replacement/status says which has\n"
+    "not, and why). Needs ClusterAdmin.\n"
+    "\n"
+    "Options:\n"
+    "  --pfx-password-file F     FILE's password, first line of F\n"
+    "  --replace-immediately     RavenDB's flag; Corvid's nodes never wait for each other\n"
+    "  --no-wait                 return once the replacement is committed\n"
+    "  --wait SECONDS            how long to wait for every node (default 120)\n"
+    "\n"
+    "Examples:\n"
+    "  corvid certs replace-server cluster.pfx --pfx-password-file cluster.pass\n";
+
+/* Whether every node of the topology says it has certificate tp (its /cluster/node-info). */
+static bool all_switched(struct cli *c, const char *tp)
+{
+    json_t *topo = NULL;
+    if (cli_get_json(c, "/cluster/topology", CLI_QUIET_404, &topo) != CLI_OK)
+        return false;
+    bool all = true;
+    const char *tag;
+    json_t *v;
+    json_object_foreach(json_object_get(json_object_get(topo, "Topology"), "AllNodes"), tag, v)
+    {
+        json_t *info = NULL;
+        char why[CMN_ERRMSG_SIZE];
+        const char *url = json_string_value(v);
+        const char *has = url && cli_get_json_at(c, url, "/cluster/node-info", &info, why) == 0
+                              ? json_string_value(json_object_get(info, "Thumbprint"))
+                              : NULL;
+        all = all && has && strcasecmp(has, tp) == 0;
+        json_decref(info);
+    }
+    json_decref(topo);
+    return all;
+}
+
+/* Prints each node's state as it changes; CLI_OK once every node presents tp. */
+static int wait_replaced(struct cli *c, int seconds, const char *tp)
+{
+    char seen[64][48];
+    size_t n_seen = 0;
+    time_t t0 = time(NULL);
+    for (;;) {
+        struct hc_response r;
+        int rv = cli_request(c, "GET", "/admin/certificates/replacement/status", NULL,
+                             CLI_QUIET_404, NULL, &r);
+        if (rv != CLI_OK && rv != CLI_FAILURE)
+            return rv;
+        /* 404 (CLI_FAILURE): none in progress where asked; over once every node says so */
+        if (rv == CLI_FAILURE && all_switched(c, tp))
+            return CLI_OK;
+        json_t *st =
+            rv == CLI_OK ? json_loadb((const char *)r.body.data, r.body.len, 0, NULL) : NULL;
+        if (rv == CLI_OK)
+            hc_response_fini(&r);
+        json_t *v;
+        size_t i;
+        bool late = time(NULL) - t0 >= seconds;
+        json_array_foreach(json_object_get(st, "Nodes"), i, v)
+        {
+            const char *tag = json_string_value(json_object_get(v, "Tag"));
+            const char *state = json_string_value(json_object_get(v, "State"));
+            const char *note = json_string_value(json_object_get(v, "Note"));
+            char line[48];
+            snprintf(line, sizeof line, "%s %s", tag ? tag : "?", state ? state : "?");
+            bool known = false;
+            for (size_t k = 0; k < n_seen; k++)
+                known |= strcmp(seen[k], line) == 0;
+            if ((!known || late) && !c->json) {
+                fprintf(stderr, "  node %s: %s%s%s\n", tag ? tag : "?",
+                        state && strcmp(state, "Replaced") == 0 ? "switched" : "not switched yet",
+                        note ? ": " : "", note ? note : "");
+                if (!known && n_seen < 64)
+                    snprintf(seen[n_seen++], sizeof seen[0], "%s", line);
+            }
+        }
+        json_decref(st);
+        if (late) {
+            fprintf(stderr,
+                    "corvid: not every node switched within %d s; they do when they come "
+                    "back (corvid certs replace-server --help)\n",
+                    seconds);
+            return CLI_FAILURE;
+        }
+        struct timespec ts = {0, 300 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static int cmd_replace_server(int argc, char **argv)
+{
+    enum { O_IMM = O_NO_TWO_FACTOR + 1, O_NO_WAIT, O_WAIT };
+    static const struct option opts[] = {
+        {"pfx-password-file", required_argument, NULL, O_PFX_PW},
+        {"replace-immediately", no_argument, NULL, O_IMM},
+        {"no-wait", no_argument, NULL, O_NO_WAIT},
+        {"wait", required_argument, NULL, O_WAIT},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    struct cli c;
+    cli_init(&c);
+    const char *pw_file = NULL;
+    bool imm = false, wait = true;
+    int seconds = 120, o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        CLI_PARSE_GLOBAL(c, o, usage_error("replace-server"));
+        if (o == O_PFX_PW)
+            pw_file = optarg;
+        else if (o == O_IMM)
+            imm = true;
+        else if (o == O_NO_WAIT)
+            wait = false;
+        else if (o == O_WAIT && (seconds = atoi(optarg)) > 0)
+            ;
+        else {
+            if (o == O_WAIT)
+                fprintf(stderr, "corvid: --wait needs a number of seconds\n");
+            cli_fini(&c);
+            return usage_error("replace-server");
+        }
+    }
+    if (!c.help && optind != argc - 1) {
+        fprintf(stderr, "corvid: certs replace-server needs one FILE\n");
+        cli_fini(&c);
+        return usage_error("replace-server");
+    }
+    CLI_START(c, replace_help);
+    json_t *body = NULL;
+    int rv = cli_pfx_body(argv[optind], pw_file, &body);
+    struct hc_response r;
+    char path[96];
+    snprintf(path, sizeof path, "/admin/certificates/replace-cluster-cert?replaceImmediately=%s",
+             imm ? "true" : "false");
+    if (rv == CLI_OK)
+        rv = cli_request(&c, "POST", path, body, CLI_NO_RESEND,
+                         "the leader is installing the new certificate", &r);
+    json_decref(body);
+    if (rv != CLI_OK) {
+        cli_fini(&c);
+        return rv;
+    }
+    json_t *res = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+    hc_response_fini(&r);
+    bool changed = json_is_true(json_object_get(res, "Changed"));
+    const char *tp = json_string_value(json_object_get(res, "Thumbprint"));
+    if (changed && !c.json)
+        fprintf(stderr, "The new server certificate %s is committed; the nodes switch to it:\n",
+                tp ? tp : "");
+    if (changed && wait)
+        rv = wait_replaced(&c, seconds, tp ? tp : "");
+    json_decref(res);
+    if (c.json) {
+        json_t *out = json_pack("{s:b, s:b}", "Changed", changed, "Done", rv == CLI_OK && wait);
+        cli_print_json(out);
+        json_decref(out);
+    } else if (!changed) {
+        printf("The cluster already uses that certificate: nothing to do.\n");
+    } else if (rv == CLI_OK) {
+        printf(wait ? "The server certificate was replaced on every node.\n"
+                    : "The replacement is committed; corvid certs replace-server waits for it "
+                      "without --no-wait.\n");
+    }
+    cli_fini(&c);
+    return rv;
+}
+
 static const struct cli_cmd certs_cmds[] = {
     {"list", cmd_list, "the registered certificates, as a table"},
     {"show", cmd_show, "one certificate in detail"},
@@ -2088,6 +2268,7 @@ static const struct cli_cmd certs_cmds[] = {
     {"export", cmd_export, "the node certificates as a .pfx collection"},
     {"whoami", cmd_whoami, "how the cluster sees your client certificate"},
     {"expiring", cmd_expiring, "the certificates that expire soon"},
+    {"replace-server", cmd_replace_server, "one new server certificate for every node"},
 };
 
 int certs_main(int argc, char **argv)

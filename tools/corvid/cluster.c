@@ -634,6 +634,100 @@ static int cmd_remove(int argc, char **argv)
     return rv;
 }
 
+/* ---------------------------------------------------------------- rotate-node-cert */
+
+static const char rotate_help[] =
+    "usage: corvid cluster rotate-node-cert TAG [--pfx FILE [--pfx-password-file F]]\n"
+    "                                       [global options]\n"
+    "\n"
+    "Rotates node TAG's certificate with no downtime (POST\n"
+    "/admin/certificates/replace-node-cert?nodeTag=TAG, followed to that node). Without\n"
+    "--pfx, node TAG makes a new key itself (it never leaves the node) and has it certified by\n"
+    "the cluster CA, for the same host and as long as the current certificate. The node\n"
+    "registers the new certificate beside the old one, writes it to its\n"
+    "Security.Certificate.Path, presents it on new connections (open ones finish on the old\n"
+    "one), then the old one is revoked everywhere. Needs ClusterAdmin.\n"
+    "\n"
+    "Options:\n"
+    "  --pfx FILE               the new certificate with its key (serverAuth and clientAuth\n"
+    "                           usages, naming the node: URI:urn:corvid:node:TAG)\n"
+    "  --pfx-password-file F    the .pfx's password, first line of F\n"
+    "\n"
+    "With --json: {\"Node\", \"OldThumbprint\", \"Thumbprint\", \"NotAfter\", \"Changed\"}.\n"
+    "\n"
+    "Examples:\n"
+    "  corvid cluster rotate-node-cert B\n"
+    "  corvid cluster rotate-node-cert B --pfx new-b.pfx --pfx-password-file b.pass\n";
+
+static int cmd_rotate(int argc, char **argv)
+{
+    enum { O_PFX = OPT_LOCAL_BASE, O_PFX_PW };
+    static const struct option opts[] = {
+        {"pfx", required_argument, NULL, O_PFX},
+        {"pfx-password-file", required_argument, NULL, O_PFX_PW},
+        CLI_GLOBAL_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    struct cli c;
+    cli_init(&c);
+    const char *pfx = NULL, *pw_file = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        CLI_PARSE_GLOBAL(c, o, usage_error("rotate-node-cert"));
+        if (o == O_PFX) {
+            pfx = optarg;
+            continue;
+        }
+        if (o == O_PFX_PW) {
+            pw_file = optarg;
+            continue;
+        }
+        cli_fini(&c);
+        return usage_error("rotate-node-cert");
+    }
+    if (!c.help && (optind != argc - 1 || !ca_node_tag_valid(argv[optind]))) {
+        fprintf(stderr, "corvid: cluster rotate-node-cert needs one node TAG (1 to 4 upper-case "
+                        "letters)\n");
+        cli_fini(&c);
+        return usage_error("rotate-node-cert");
+    }
+    CLI_START(c, rotate_help);
+    const char *tag = argv[optind];
+    json_t *body = NULL;
+    int rv = CLI_OK;
+    if (pfx != NULL)
+        rv = cli_pfx_body(pfx, pw_file, &body);
+    char path[96], label[96];
+    snprintf(path, sizeof path, "/admin/certificates/replace-node-cert?nodeTag=%s", tag);
+    snprintf(label, sizeof label, "node %s is putting its new certificate in place", tag);
+    struct hc_response r;
+    if (rv == CLI_OK)
+        rv = cli_request(&c, "POST", path, body, CLI_NO_RESEND, label, &r);
+    json_decref(body);
+    if (rv != CLI_OK) {
+        cli_fini(&c);
+        return rv;
+    }
+    json_t *res = json_loadb(r.body.data ? (const char *)r.body.data : "", r.body.len, 0, NULL);
+    hc_response_fini(&r);
+    const char *old = json_string_value(json_object_get(res, "OldThumbprint"));
+    const char *now = json_string_value(json_object_get(res, "Thumbprint"));
+    const char *until = json_string_value(json_object_get(res, "NotAfter"));
+    if (c.json) {
+        cli_print_json(res);
+    } else if (!json_is_true(json_object_get(res, "Changed"))) {
+        printf("Node %s already uses certificate %s: nothing to do.\n", tag, now ? now : "?");
+    } else {
+        printf("Node %s now presents certificate %s (valid until %s).\n"
+               "Its previous certificate %s is revoked on every node.\n",
+               tag, now ? now : "?", until ? until : "?", old ? old : "?");
+    }
+    json_decref(res);
+    cli_fini(&c);
+    return CLI_OK;
+}
+
 /* ---------------------------------------------------------------- dispatch */
 
 static const struct cli_cmd cluster_cmds[] = {
@@ -641,6 +735,7 @@ static const struct cli_cmd cluster_cmds[] = {
     {"topology", cmd_topology, "the topology as one node sees it"},
     {"add-node", cmd_add, "add a running passive node, wait until it is a member"},
     {"remove-node", cmd_remove, "remove a node from the cluster"},
+    {"rotate-node-cert", cmd_rotate, "give a node a new certificate, with no downtime"},
 };
 
 int cluster_main(int argc, char **argv)

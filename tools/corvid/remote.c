@@ -16,6 +16,7 @@
 #include <http_parser.h>
 #include <openssl/err.h>
 
+#include "ca/encode.h"
 #include "common/env.h"
 #include "tools/corvid/cli.h"
 #include "tools/corvid/remote.h"
@@ -547,6 +548,30 @@ int cli_read_file(const char *path, size_t max, struct cmn_buf *out)
     out->data[out->len] = '\0';
     close(fd);
     return 0;
+}
+
+int cli_pfx_body(const char *path, const char *pw_file, json_t **out)
+{
+    struct cmn_buf raw, b64, pw;
+    cmn_buf_init(&raw, true);
+    cmn_buf_init(&b64, true);
+    cmn_buf_init(&pw, true);
+    *out = NULL;
+    int rv = cli_read_file(path, CA_INPUT_MAX, &raw) != 0 ||
+                     (pw_file && cli_read_password_file(pw_file, &pw) != 0)
+                 ? CLI_USAGE
+                 : CLI_OK;
+    if (rv == CLI_OK && (ca_b64_encode(raw.data, raw.len, &b64) != 0 ||
+                         cmn_buf_append(&b64, "", 1) != 0 || cmn_buf_append(&pw, "", 1) != 0 ||
+                         (*out = json_pack("{s:s, s:s}", "Certificate", (char *)b64.data,
+                                           "Password", (char *)pw.data)) == NULL)) {
+        fprintf(stderr, "corvid: out of memory\n");
+        rv = CLI_FAILURE;
+    }
+    cmn_buf_fini(&raw);
+    cmn_buf_fini(&b64);
+    cmn_buf_fini(&pw);
+    return rv;
 }
 
 int cli_read_password_file(const char *path, struct cmn_buf *out)

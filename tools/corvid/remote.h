@@ -158,6 +158,10 @@ void cli_print_json(json_t *v);
 int cli_read_file(const char *path, size_t max, struct cmn_buf *out);
 /* The first line of a password file, into a secret buffer (initialised here). */
 int cli_read_password_file(const char *path, struct cmn_buf *out);
+/* {"Certificate": base64 of the file at path, "Password": the first line of pw_file (may be
+ * NULL: "")}, the body of the replacement endpoints, into *out: CLI_OK, or an exit code after
+ * saying why. */
+int cli_pfx_body(const char *path, const char *pw_file, json_t **out);
 /* Asks on the terminal with echo off, when stdin is a terminal. false when it is not one or the
  * answer is empty. out is initialised here as a secret buffer. */
 bool cli_prompt_password(const char *prompt, struct cmn_buf *out);
