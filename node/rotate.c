@@ -42,7 +42,6 @@ struct node_rotation {
     int64_t not_after;
     SSL_CTX *https, *raft, *fetch;
     struct cmn_buf pfx; /* what Security.Certificate.Path will hold */
-    bool recovery;      /* swap first, register after (self_register) */
     node_rotate_cb cb;
     void *ctx;
 };
@@ -352,7 +351,6 @@ int node_rotate(struct node *n, const struct node_rotate_req *req, node_rotate_c
     r->n = n;
     r->cb = cb;
     r->ctx = ctx;
-    r->recovery = req->recovery;
     ca_cert_list_init(&r->chain);
     cmn_buf_init(&r->pfx, true);
     memcpy(r->old, n->thumb, sizeof r->old);
@@ -382,22 +380,25 @@ int node_rotate(struct node *n, const struct node_rotate_req *req, node_rotate_c
     if (rv == 0)
         rv = prepare(r, errmsg);
     bool same = rv == 0 && strcmp(r->thumb, r->old) == 0; /* nothing to do */
-    if (rv == 0 && r->recovery && !same)
+    bool kept = false; /* r belongs to the steps in flight (freed by rot_finish) */
+    if (rv == 0 && !same && req->recovery) {
         rv = switch_identity(r, errmsg);
-    if (rv == 0 && !r->recovery && !same && req->registered) {
+    } else if (rv == 0 && !same) {
         n->rotation = r;
-        rv = switch_identity(r, errmsg);
-        if (rv == 0)
-            propose_replaced(r);
-        else
+        kept = true;
+        if (req->registered) {
+            rv = switch_identity(r, errmsg);
+            if (rv == 0)
+                propose_replaced(r); /* may finish (and free r) at once */
+        } else {
+            rv = propose_registration(r, errmsg);
+        }
+        if (rv != 0) {
             n->rotation = NULL;
-    } else if (rv == 0 && !r->recovery && !same) {
-        n->rotation = r;
-        rv = propose_registration(r, errmsg);
-        if (rv != 0)
-            n->rotation = NULL;
+            kept = false;
+        }
     }
-    if (rv != 0 || r->recovery || same) {
+    if (!kept) {
         if (rv == 0 && cb) {
             struct node_rotate_result res = {.not_after = r->not_after, .unchanged = same};
             memcpy(res.old_thumb, r->old, sizeof res.old_thumb);
