@@ -53,7 +53,7 @@ static void iso_time(int64_t t, char out[32])
 
 struct rotate_job {
     struct http_request *req;
-    char tag[CA_THUMBPRINT_SIZE]; /* the node rotating; for replace-cluster-cert, the thumbprint */
+    char tag[8]; /* the node rotating */
 };
 
 static void rotated(void *ctx, const struct node_rotate_result *res)
@@ -182,7 +182,7 @@ static void cluster_installed(void *ctx, int status, const char *msg)
         http_respond_error(j->req, code, code == 503 ? "NoLeader" : "InvalidOperation",
                            "Failed to replace the server certificate: %s", msg);
     } else {
-        api_respond_json(j->req, 201, json_pack("{s:b, s:s}", "Changed", 1, "Thumbprint", j->tag));
+        http_respond(j->req, 201, NULL, NULL, 0, NULL); /* RavenDB's: no body */
     }
     free(j);
 }
@@ -213,16 +213,13 @@ static void h_replace_cluster_cert(struct api *api, struct http_request *req, st
     rv = j ? ca_certfile_chain(&f, &chain) : cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
     if (rv == 0) {
         j->req = req;
-        char tp[CA_THUMBPRINT_SIZE];
-        if (ca_thumbprint(f.leaf, tp) == 0)
-            snprintf(j->tag, sizeof j->tag, "%s", tp);
         CMN_INFO("NODE-CERT", "%s asked to replace the server certificate of every node", a->label);
         rv = node_replace_cluster(n, &rr, immediately, cluster_installed, j, errmsg);
     }
     ca_cert_list_fini(&chain);
     ca_certfile_fini(&f);
     if (rv == CMN_EEXISTS) {
-        api_respond_json(req, 201, json_pack("{s:b}", "Changed", 0));
+        http_respond(req, 201, NULL, NULL, 0, NULL); /* the certificate in use: nothing to do */
     } else if (rv != 0) {
         int code = rv == CMN_EINVALID ? 400 : rv == CMN_EDENIED ? 409 : 503;
         http_respond_error(req, code, code == 400 ? "BadRequest" : "InvalidOperation", "%s",

@@ -444,12 +444,12 @@ async function replaceDialog(reload, progress) {
       if (!f) throw new Error('Choose the .pfx file of the new server certificate.');
       const body = { Name: f.name, Certificate: b64(await f.arrayBuffer()) };
       if (pass.value) body.Password = pass.value;
-      const res = await request('POST', '/admin/certificates/replace-cluster-cert', { json: body });
-      return res.json();
+      await request('POST', '/admin/certificates/replace-cluster-cert', { json: body });
+      return true; // 201, no body (RavenDB's answer)
     },
   });
   if (!done) return;
-  toast(done.Changed ? 'The new server certificate is committed: the nodes switch to it.' : 'The cluster already uses that certificate.');
+  toast('The new server certificate is committed: the nodes switch to it.');
   progress();
   reload();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # RavenDB's official Node.js client against three nodes: tests/compat/client.test.js runs the
-# client's own operations (topology, certificates, refusals, failover, two-factor sessions);
+# client's own operations (topology, certificates, refusals, failover, two-factor sessions, the
+# server certificate's replacement);
 # this script starts the cluster and stops or starts the node the client asks for. The client
 # is installed from tests/compat/package-lock.json (tests/compat/install.sh, a no-op when
 # current). COMPAT_SKIP_2FA=1 leaves out the two-factor section.
@@ -28,8 +29,11 @@ led_by_one_of() {
 
 # The client writes "corvid-compat: stop TAG" or "start TAG" and waits for "done": a stopped
 # node exits cleanly and the other two lead and serve; a started one serves with the others.
+# one certificate for the whole cluster, for the client's ReplaceClusterCertificateOperation
+node_cert "A B C" compat-cluster '-1 hour' '+90 days'
 coproc CLIENT {
-  COMPAT_NODES=$nodes COMPAT_ADMIN_PFX="$WORK/out/compat-admin.pfx" \
+  COMPAT_CLUSTER_PFX="$WORK/compat-cluster.pfx" COMPAT_CLUSTER_CRT="$WORK/compat-cluster.crt" \
+    COMPAT_NODES=$nodes COMPAT_ADMIN_PFX="$WORK/out/compat-admin.pfx" \
     COMPAT_CA="$WORK/pki/ca-chain.crt" COMPAT_WORK="$WORK/compat" \
     exec node "$COMPAT/client.test.js" 2>&1
 }

@@ -14,6 +14,7 @@ const crypto = require("node:crypto");
 const fs = require("node:fs");
 const path = require("node:path");
 const readline = require("node:readline");
+const tls = require("node:tls");
 const { execFileSync } = require("node:child_process");
 const raven = require("ravendb");
 
@@ -349,6 +350,34 @@ if (process.env.COMPAT_SKIP_2FA === "1") {
     await perNode((tag) => waitFor(`428 on ${tag} after the logout`, () => needs2fa(tag)));
   });
 }
+
+// The thumbprint a node presents on a new TLS connection, upper case.
+const presented = (url) =>
+  new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const s = tls.connect({ host: u.hostname, port: Number(u.port), ca: CA }, () => {
+      resolve(s.getPeerCertificate().fingerprint.replace(/:/g, ""));
+      s.end();
+    });
+    s.on("error", reject);
+  });
+
+step("replace the server certificate: ReplaceClusterCertificateOperation, every node switches to it", async () => {
+  const pfx = fs.readFileSync(process.env.COMPAT_CLUSTER_PFX);
+  const want = thumb(new crypto.X509Certificate(fs.readFileSync(process.env.COMPAT_CLUSTER_CRT)));
+  const leader = (await S.store.maintenance.server.forNode(await leaderTag()));
+  const r = await send(leader, new raven.ReplaceClusterCertificateOperation(pfx, false));
+  assert.equal(r.statusCode, 201, `replace-cluster-cert answered ${r.statusCode}`);
+  await perNode((tag) => waitFor(`${tag} presenting ${want}`, async () => (await presented(NODES.get(tag))) === want));
+  // the client goes on with the nodes' new certificate (it trusts the cluster's CA)
+  const all = await S.store.maintenance.server.send(new raven.GetCertificatesOperation(0, 1000));
+  assert.ok(all.some((c) => c.thumbprint === want && c.securityClearance === "ClusterNode"), "the new certificate is not ClusterNode");
+});
+const leaderTag = async () => {
+  const cmd = new raven.GetClusterTopologyCommand();
+  await S.executor.execute(cmd);
+  return cmd.result.leader;
+};
 
 (async () => {
   const watchdog = setTimeout(() => {

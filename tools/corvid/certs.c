@@ -2218,7 +2218,23 @@ static int cmd_replace_server(int argc, char **argv)
     }
     CLI_START(c, replace_help);
     json_t *body = NULL;
-    int rv = cli_pfx_body(argv[optind], pw_file, &body);
+    struct cmn_buf pw;
+    cmn_buf_init(&pw, true);
+    struct ca_certfile f;
+    char tp[CA_THUMBPRINT_SIZE] = "";
+    /* the thumbprint to wait for (the node answers 201 without a body, as RavenDB does) */
+    int rv = pw_file && cli_read_password_file(pw_file, &pw) != 0 ? CLI_USAGE : CLI_OK;
+    if (rv == CLI_OK)
+        rv = cli_certfile_load(&f, argv[optind], NULL, pw.len ? (const char *)pw.data : NULL, false,
+                               "replace-server", "give --pfx-password-file", CLI_USAGE);
+    cmn_buf_fini(&pw);
+    if (rv == CLI_OK) {
+        if (ca_thumbprint(f.leaf, tp) != 0)
+            rv = CLI_FAILURE;
+        ca_certfile_fini(&f);
+    }
+    if (rv == CLI_OK)
+        rv = cli_pfx_body(argv[optind], pw_file, &body);
     struct hc_response r;
     char path[96];
     snprintf(path, sizeof path, "/admin/certificates/replace-cluster-cert?replaceImmediately=%s",
@@ -2231,26 +2247,21 @@ static int cmd_replace_server(int argc, char **argv)
         cli_fini(&c);
         return rv;
     }
-    json_t *res = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
     hc_response_fini(&r);
-    bool changed = json_is_true(json_object_get(res, "Changed"));
-    const char *tp = json_string_value(json_object_get(res, "Thumbprint"));
-    if (changed && !c.json)
+    if (!c.json)
         fprintf(stderr, "The new server certificate %s is committed; the nodes switch to it:\n",
-                tp ? tp : "");
-    if (changed && wait)
-        rv = wait_replaced(&c, seconds, tp ? tp : "");
-    json_decref(res);
+                tp);
+    if (wait)
+        rv = wait_replaced(&c, seconds, tp);
     if (c.json) {
-        json_t *out = json_pack("{s:b, s:b}", "Changed", changed, "Done", rv == CLI_OK && wait);
+        json_t *out = json_pack("{s:s, s:b}", "Thumbprint", tp, "Done", rv == CLI_OK && wait);
         cli_print_json(out);
         json_decref(out);
-    } else if (!changed) {
-        printf("The cluster already uses that certificate: nothing to do.\n");
     } else if (rv == CLI_OK) {
-        printf(wait ? "The server certificate was replaced on every node.\n"
-                    : "The replacement is committed; corvid certs replace-server waits for it "
-                      "without --no-wait.\n");
+        printf(wait ? "The server certificate %s is in use on every node.\n"
+                    : "The replacement with %s is committed; corvid certs replace-server waits for "
+                      "it without --no-wait.\n",
+               tp);
     }
     cli_fini(&c);
     return rv;
