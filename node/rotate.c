@@ -253,6 +253,7 @@ static int switch_identity(struct node_rotation *r, char *errmsg)
     r->key = k;
     r->cert = c;
     r->chain = ch;
+    n->expiry_next_ms = 0; /* node-info and the banner report the new expiry at once */
     CMN_INFO("NODE-CERT", "node %s now presents certificate %s (was %s) on new connections",
              n->cfg.tag, r->thumb, r->old);
     return 0;

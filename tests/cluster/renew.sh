@@ -47,6 +47,8 @@ end=$(date -d "$(presented_end A)" +%s)
 wait_until 30 "A's old certificate retired" eval '[ "$(clearance_of C "$OLD_A")" = none ]'
 [ "$(clearance_of C "$NEW_A")" = ClusterNode ] || fail "A's new one: $(cat "$WORK/last.body")"
 grep -q "NODE-CERT  node A renewed its certificate from the cluster CA" "$WORK/A.log" || fail "A did not log it"
+wait_until 30 "A's node-info reporting the renewed certificate's expiry" eval \
+  'call admin GET A /cluster/node-info; [ "$CODE" = 200 ] && [ "$(json "d[\"CertificateExpiry\"][\"NodeCertificate\"][\"Level\"]")" = Ok ]'
 load_stop "A's renewal"
 [ "$(presented B)" = "$OLD_B" ] || fail "B renewed with RenewBeforeDays 0"
 
