@@ -182,39 +182,53 @@ void api_propose(struct node *n, struct http_request *req, struct node_auth *a, 
     }
 }
 
+int api_node_url(struct node *n, const char *tag, char *url, size_t cap, char *errmsg)
+{
+    struct kv_node *nodes = NULL;
+    size_t count = 0;
+    int rv = kv_node_list(node_kv(n), &nodes, &count, errmsg);
+    if (rv != 0) {
+        cmn_errctx(errmsg, "cannot read the node records");
+        return rv;
+    }
+    rv = CMN_ENOTFOUND;
+    for (size_t i = 0; i < count && rv != 0; i++)
+        if (strcmp(nodes[i].tag, tag) == 0)
+            rv = snprintf(url, cap, "%s", nodes[i].server_url) < (int)cap ? 0 : CMN_ETOOBIG;
+    kv_node_free_array(nodes, count);
+    return rv;
+}
+
+void api_redirect(struct http_request *req, const char *url, const char *msg)
+{
+    char extra[6000];
+    snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
+             req->query[0] ? "?" : "", req->query);
+    json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    http_respond(req, 307, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
+    free(text);
+    json_decref(o);
+}
+
 bool api_redirect_to_leader(struct node *n, struct http_request *req, const char *what)
 {
     struct rft_status st;
     rft_status(node_rft(n), &st);
     if (st.ready)
         return false;
-    const char *url = NULL;
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
-        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
-        return true;
-    }
-    for (size_t i = 0; st.leader[0] && i < count; i++)
-        if (strcmp(nodes[i].tag, st.leader) == 0)
-            url = nodes[i].server_url;
-    if (url == NULL) {
+    char url[1024], errmsg[CMN_ERRMSG_SIZE] = "";
+    int rv = st.leader[0] ? api_node_url(n, st.leader, url, sizeof url, errmsg) : CMN_ENOTFOUND;
+    if (rv == CMN_ENOTFOUND) {
         http_respond_error(req, 503, "NoLeader",
                            "The cluster has no leader right now: retry when a majority of nodes "
                            "is up");
+    } else if (rv != 0) {
+        http_respond_error(req, 500, "InternalError", "%s", errmsg);
     } else {
-        char extra[6000];
-        snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
-                 req->query[0] ? "?" : "", req->query);
         char msg[128];
         snprintf(msg, sizeof msg, "%s run on the leader, node %s", what, st.leader);
-        json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        http_respond(req, 307, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
-        free(text);
-        json_decref(o);
+        api_redirect(req, url, msg);
     }
-    kv_node_free_array(nodes, count);
     return true;
 }

@@ -50,24 +50,6 @@ static void relay_answered(void *ctx, int status, const char *msg, X509 *peer, i
     free(j);
 }
 
-/* Node tag's URL from the node records into url: 0, CMN_ENOTFOUND, or the read's error. */
-static int node_url(struct node *n, const char *tag, char *url, size_t cap, char *errmsg)
-{
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
-    int rv = kv_node_list(node_kv(n), &nodes, &count, errmsg);
-    if (rv != 0) {
-        cmn_errctx(errmsg, "cannot read the node records");
-        return rv;
-    }
-    rv = CMN_ENOTFOUND;
-    for (size_t i = 0; i < count && rv != 0; i++)
-        if (strcmp(nodes[i].tag, tag) == 0)
-            rv = snprintf(url, cap, "%s", nodes[i].server_url) < (int)cap ? 0 : CMN_ETOOBIG;
-    kv_node_free_array(nodes, count);
-    return rv;
-}
-
 bool api_relay(struct api *api, struct http_request *req, const struct node_auth *a)
 {
     struct node *n = api->n;
@@ -94,7 +76,7 @@ bool api_relay(struct api *api, struct http_request *req, const struct node_auth
     }
     struct relay_job *j = calloc(1, sizeof *j);
     char errmsg[CMN_ERRMSG_SIZE] = "";
-    int rv = j ? node_url(n, tag, j->url, sizeof j->url, errmsg) : CMN_ENOMEM;
+    int rv = j ? api_node_url(n, tag, j->url, sizeof j->url, errmsg) : CMN_ENOMEM;
     if (rv != 0) {
         if (rv == CMN_ENOTFOUND)
             http_respond_error(req, 404, "NotFound", "There is no node %s in this cluster", tag);

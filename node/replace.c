@@ -16,31 +16,15 @@
 /* Answers 307 to node tag's URL; 404 when there is no such node. */
 static void redirect_to_node(struct node *n, struct http_request *req, const char *tag)
 {
-    struct kv_node *nodes = NULL;
-    size_t count = 0;
-    char errmsg[CMN_ERRMSG_SIZE] = "";
-    if (kv_node_list(node_kv(n), &nodes, &count, errmsg) != 0) {
-        http_respond_error(req, 500, "InternalError", "cannot read the node records: %s", errmsg);
-        return;
-    }
-    const char *url = NULL;
-    for (size_t i = 0; i < count; i++)
-        if (strcmp(nodes[i].tag, tag) == 0)
-            url = nodes[i].server_url;
-    if (url == NULL) {
+    char url[1024], errmsg[CMN_ERRMSG_SIZE] = "", msg[128];
+    int rv = api_node_url(n, tag, url, sizeof url, errmsg);
+    snprintf(msg, sizeof msg, "Node %s rotates its own certificate", tag);
+    if (rv == CMN_ENOTFOUND)
         http_respond_error(req, 404, "NotFound", "There is no node %s in this cluster", tag);
-    } else {
-        char extra[6000], msg[128];
-        snprintf(extra, sizeof extra, "Location: %s%s%s%s\r\n", url, req->path,
-                 req->query[0] ? "?" : "", req->query);
-        snprintf(msg, sizeof msg, "Node %s rotates its own certificate", tag);
-        json_t *o = json_pack("{s:s, s:s}", "Type", "Redirect", "Message", msg);
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        http_respond(req, 307, API_JSON_TYPE, text ? text : "{}", text ? strlen(text) : 2, extra);
-        free(text);
-        json_decref(o);
-    }
-    kv_node_free_array(nodes, count);
+    else if (rv != 0)
+        http_respond_error(req, 500, "InternalError", "%s", errmsg);
+    else
+        api_redirect(req, url, msg);
 }
 
 static void iso_time(int64_t t, char out[32])

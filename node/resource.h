@@ -100,6 +100,10 @@ void api_write_free(struct api_write *j);
 void api_propose(struct node *n, struct http_request *req, struct node_auth *a, struct kv_cmd *cmd,
                  int ok_status, struct api_write *j);
 
+/* Node tag's URL from the node records into url: 0, CMN_ENOTFOUND, or the read's error. */
+int api_node_url(struct node *n, const char *tag, char *url, size_t cap, char *errmsg);
+/* Answers 307 to the same path and query at url (another node), msg saying why. */
+void api_redirect(struct http_request *req, const char *url, const char *msg);
 /* Answers 307 to the leader's URL (what: "Membership changes", … run on the leader) when this
  * node is not the leader, 503 when none is known; true when answered. */
 bool api_redirect_to_leader(struct node *n, struct http_request *req, const char *what);
