@@ -443,6 +443,25 @@ int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearanc
     return rv;
 }
 
+int node_cert_put_cmd(struct node *n, X509 *x, const char *name, struct kv_cmd *cmd, char *errmsg)
+{
+    struct kv_cert rec;
+    int rv = node_cert_record(n, x, name, KV_CL_CLUSTER_NODE, &rec, errmsg);
+    if (rv != 0)
+        return rv;
+    kv_cmd_init(cmd, KV_CMD_PUT_CERTS);
+    cmd->u.put.certs = malloc(sizeof rec);
+    if (cmd->u.put.certs == NULL) {
+        kv_cert_fini(&rec);
+        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
+    }
+    cmd->u.put.certs[0] = rec;
+    cmd->u.put.n = 1;
+    memcpy(cmd->actor, n->thumb, sizeof cmd->actor);
+    cmd->actor_clearance = KV_CL_CLUSTER_NODE;
+    return 0;
+}
+
 int node_cert_record_cas(const struct node_cluster_cas *cas, X509 *x, const char *name,
                          enum kv_clearance cl, struct kv_cert *out, char *errmsg)
 {
@@ -761,17 +780,8 @@ static void self_register(struct node *n)
     if (!have_cert) {
         char name[64];
         snprintf(name, sizeof name, "Server Certificate for Node %s", n->cfg.tag);
-        struct kv_cert rec;
-        if (node_cert_record(n, n->cert, name, KV_CL_CLUSTER_NODE, &rec, errmsg) != 0)
+        if (node_cert_put_cmd(n, n->cert, name, &cmd, errmsg) != 0)
             return;
-        kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
-        cmd.u.put.certs = malloc(sizeof rec);
-        if (cmd.u.put.certs == NULL) {
-            kv_cert_fini(&rec);
-            return;
-        }
-        cmd.u.put.certs[0] = rec;
-        cmd.u.put.n = 1;
     } else {
         struct kv_node *nodes;
         size_t count;

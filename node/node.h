@@ -158,6 +158,10 @@ X509 *node_issuing_cert(struct node *n);
  * public DER, and whether the cluster CA issued it. */
 int node_cert_record(struct node *n, X509 *x, const char *name, enum kv_clearance cl,
                      struct kv_cert *out, char *errmsg) CMN_MUST_CHECK;
+/* KV_CMD_PUT_CERTS (into cmd, initialised here) registering node certificate x as ClusterNode
+ * under name, proposed by this node itself. */
+int node_cert_put_cmd(struct node *n, X509 *x, const char *name, struct kv_cmd *cmd,
+                      char *errmsg) CMN_MUST_CHECK;
 /* The cluster CA certificates (Security.ClusterCA and the trust state's issuing CA), each
  * referenced, so that registrations can be built in the threadpool with node_cert_record_cas
  * while the loop changes the trust state. */

@@ -320,22 +320,9 @@ static int propose_registration(struct node_rotation *r, char *errmsg)
     struct node *n = r->n;
     char name[64];
     snprintf(name, sizeof name, "Server Certificate for Node %s", n->cfg.tag);
-    struct kv_cert rec;
-    int rv = node_cert_record(n, r->cert, name, KV_CL_CLUSTER_NODE, &rec, errmsg);
-    if (rv != 0)
-        return rv;
     struct kv_cmd cmd;
-    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
-    cmd.u.put.certs = malloc(sizeof rec);
-    if (cmd.u.put.certs == NULL) {
-        kv_cert_fini(&rec);
-        return cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    }
-    cmd.u.put.certs[0] = rec;
-    cmd.u.put.n = 1;
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
-    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
-    return node_propose(n, &cmd, registered, r, errmsg);
+    int rv = node_cert_put_cmd(n, r->cert, name, &cmd, errmsg);
+    return rv != 0 ? rv : node_propose(n, &cmd, registered, r, errmsg);
 }
 
 int node_rotate(struct node *n, const struct node_rotate_req *req, node_rotate_cb cb, void *ctx,
@@ -588,25 +575,14 @@ int node_replace_cluster(struct node *n, const struct node_rotate_req *req, bool
     r->replace_immediately = immediately;
     memcpy(j->install.actor, n->thumb, sizeof j->install.actor);
     j->install.actor_clearance = KV_CL_CLUSTER_NODE;
-    struct kv_cert rec;
-    if (rv == 0)
-        rv = node_cert_record(n, req->cert, "Server Certificate", KV_CL_CLUSTER_NODE, &rec, errmsg);
     struct kv_cmd cmd;
-    kv_cmd_init(&cmd, KV_CMD_PUT_CERTS);
-    if (rv == 0 && (cmd.u.put.certs = malloc(sizeof rec)) == NULL) {
-        kv_cert_fini(&rec);
-        rv = cmn_fail(errmsg, CMN_ENOMEM, "out of memory");
-    }
+    if (rv == 0)
+        rv = node_cert_put_cmd(n, req->cert, "Server Certificate", &cmd, errmsg);
     if (rv != 0) {
-        kv_cmd_fini(&cmd);
         kv_cmd_fini(&j->install);
         free(j);
         return rv;
     }
-    cmd.u.put.certs[0] = rec;
-    cmd.u.put.n = 1;
-    memcpy(cmd.actor, n->thumb, sizeof cmd.actor);
-    cmd.actor_clearance = KV_CL_CLUSTER_NODE;
     CMN_INFO("NODE-CERT", "replacing the server certificate of every node with %s", tp);
     rv = node_propose(n, &cmd, cluster_registered, j, errmsg);
     if (rv != 0) {
